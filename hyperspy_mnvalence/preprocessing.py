@@ -1,0 +1,603 @@
+"""Preprocessing of Mn L2,3 spectra: one implementation for training and inference.
+
+Every function here is pure numpy (scipy for filters) and works on a 2D array of
+spectra ``(n_spectra, n_channels)`` sharing one energy axis. Nothing depends on the
+absolute energy calibration: the Mn L3 white line is located in each spectrum, a
+power-law background is fitted on the pre-edge *relative to that position*, and a fixed
+window around it is cut out on the model's energy grid.
+
+The chain (:func:`preprocess`) is:
+
+1. :func:`to_uniform_grid` - resample any axis (uniform at any dispersion, or
+   non-uniform but monotonic) to the model's grid (0.1 eV per channel), with box
+   averaging when the input is finer than the grid, as one linear operator.
+2. :func:`locate_l3` - find the L3 white line with a difference-of-Gaussians filter,
+   which ignores the smooth background, then refine it on the smoothed spectrum.
+3. :func:`subtract_background` - closed-form log-log least-squares power-law fit on a
+   pre-edge window that ends before the onset; a constant where the pre-edge is short,
+   flat, or not positive (published, already background-subtracted spectra).
+4. :func:`edge_present` - flags spectra with no Mn L2,3 edge (vacuum, other elements,
+   zeros, NaN) so they are never given a confident guess.
+5. :func:`extract_window` - cut the model's window around the L3 peak (padding with
+   edge values where the data are shorter).
+6. :func:`normalise` - min-max to [0, 1], then subtract the mean (Chatzidakis & Botton).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "DEFAULT_PREPROCESSING",
+    "Preprocessed",
+    "edge_present",
+    "extract_window",
+    "locate_l3",
+    "normalise",
+    "preprocess",
+    "resampling_matrix",
+    "smoothed_noise",
+    "channel_noise",
+    "subtract_background",
+    "to_uniform_grid",
+]
+
+#: Preprocessing parameters of the shipped model; stored in the ONNX metadata, which
+#: takes precedence when a model is loaded.
+DEFAULT_PREPROCESSING: dict = {
+    "energy_step_eV": 0.1,
+    "window_eV": [-10.0, 20.0],  # relative to the L3 peak
+    "search_range_eV": [618.0, 672.0],  # nominal 640 eV +-15 eV, plus the Titan's +5 eV
+    "onset_before_peak_eV": 3.0,
+    "background_width_eV": 15.0,
+    "background_gap_eV": 1.0,
+    "normalisation": "minmax_meansub",
+    "alignment": "l3_peak",
+}
+
+# Reason codes for spectra that are not classified.
+REASONS = {
+    0: "ok",
+    1: "non-finite values (NaN or Inf)",
+    2: "all zero or constant",
+    3: "no Mn L2,3 edge found",
+}
+
+
+def _check_energy(energy: np.ndarray, n_channels: int) -> np.ndarray:
+    energy = np.asarray(energy, dtype=np.float64)
+    if energy.ndim != 1 or energy.size != n_channels:
+        raise ValueError(
+            f"The energy axis has {energy.size} values but the spectra have {n_channels} "
+            "channels; pass one energy value per channel."
+        )
+    if not np.all(np.isfinite(energy)):
+        raise ValueError("The energy axis contains NaN or Inf values; fix its calibration.")
+    d = np.diff(energy)
+    if not (np.all(d > 0) or np.all(d < 0)):
+        raise ValueError(
+            "The energy axis is not monotonic; a spectrum needs strictly increasing (or "
+            "decreasing) energies. Sort the channels or fix the axis before classifying."
+        )
+    return energy
+
+
+def resampling_matrix(energy: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Linear operator that resamples spectra from ``energy`` onto ``grid``.
+
+    Linear interpolation, preceded by a box average of width equal to the grid step
+    where the input is sampled more finely than the grid (anti-aliasing), so noise is
+    averaged rather than picked. Points outside the input range take the edge values.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        Increasing input energies, shape ``(n_in,)``; need not be uniform.
+    grid : numpy.ndarray
+        Uniform output energies, shape ``(n_out,)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Matrix ``M`` of shape ``(n_in, n_out)`` such that ``spectra @ M`` resamples.
+    """
+    energy = np.asarray(energy, dtype=np.float64)
+    grid = np.asarray(grid, dtype=np.float64)
+    n_in = energy.size
+    step = grid[1] - grid[0] if grid.size > 1 else 1.0
+    # interpolation weights
+    g = np.clip(grid, energy[0], energy[-1])
+    hi = np.clip(np.searchsorted(energy, g, side="right"), 1, n_in - 1)
+    lo = hi - 1
+    w_hi = (g - energy[lo]) / (energy[hi] - energy[lo])
+    w_hi = np.clip(w_hi, 0.0, 1.0)
+    m = np.zeros((n_in, grid.size))
+    cols = np.arange(grid.size)
+    np.add.at(m, (lo, cols), 1.0 - w_hi)
+    np.add.at(m, (hi, cols), w_hi)
+    # box average where input is finer than the output step
+    local = np.gradient(energy)
+    width = step / np.median(local)
+    if width > 1.5:
+        half = step / 2
+        left = np.searchsorted(energy, g - half, side="left")
+        right = np.searchsorted(energy, g + half, side="right")
+        for j in np.nonzero(right - left >= 2)[0]:
+            m[:, j] = 0.0
+            m[left[j] : right[j], j] = 1.0 / (right[j] - left[j])
+    return m
+
+
+def to_uniform_grid(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    step: float = 0.1,
+    energy_range: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample spectra to a uniform grid of ``step`` eV.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Shape ``(n, n_channels)``.
+    energy : numpy.ndarray
+        Monotonic energy axis, shape ``(n_channels,)``, uniform or not.
+    step : float
+        Output step in eV.
+    energy_range : tuple of float, optional
+        Limit the output grid to this range (intersected with the data's range).
+
+    Returns
+    -------
+    resampled : numpy.ndarray
+        Shape ``(n, n_out)``, float64.
+    grid : numpy.ndarray
+        The output energies, multiples of ``step``.
+    """
+    spectra = np.asarray(spectra)
+    energy = _check_energy(energy, spectra.shape[-1])
+    if energy[0] > energy[-1]:
+        energy = energy[::-1]
+        spectra = spectra[..., ::-1]
+    lo, hi = energy[0], energy[-1]
+    if energy_range is not None:
+        lo, hi = max(lo, energy_range[0]), min(hi, energy_range[1])
+    if hi - lo < 10 * step:
+        raise ValueError(
+            f"Only {hi - lo:.2f} eV of the spectrum lie in the range used to look for the "
+            "Mn L2,3 edge; the energy range does not contain it."
+        )
+    start = np.ceil(lo / step - 1e-6) * step
+    grid = start + step * np.arange(int(np.floor((hi - start) / step + 1e-6)) + 1)
+    m = resampling_matrix(energy, grid)
+    # crop input channels that no output uses (speed for long spectra)
+    used = np.nonzero(np.any(m != 0, axis=1))[0]
+    a, b = used[0], used[-1] + 1
+    out = np.asarray(spectra[..., a:b], dtype=np.float64) @ m[a:b]
+    return out, grid
+
+
+def _smooth(y: np.ndarray, sigma_ch: float) -> np.ndarray:
+    return ndimage.gaussian_filter1d(y, sigma_ch, axis=-1, mode="nearest")
+
+
+def locate_l3(
+    y: np.ndarray,
+    grid: np.ndarray,
+    search_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Locate the Mn L3 white-line maximum in each spectrum.
+
+    A difference-of-Gaussians filter (0.6 and 3 eV) responds to white lines and not to
+    the smooth background; its maximum inside ``search_range`` gives the coarse position,
+    which is refined as the maximum of the lightly smoothed spectrum within +-1.5 eV
+    after removing a local linear trend.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Spectra on a uniform grid, shape ``(n, m)``.
+    grid : numpy.ndarray
+        The uniform energy grid, shape ``(m,)``.
+    search_range : tuple of float, optional
+        Energies between which to look (default ``DEFAULT_PREPROCESSING``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer channel index of the L3 peak for each spectrum, shape ``(n,)``.
+    """
+    step = grid[1] - grid[0]
+    lo, hi = search_range or DEFAULT_PREPROCESSING["search_range_eV"]
+    i0 = int(np.searchsorted(grid, lo))
+    i1 = int(np.searchsorted(grid, hi, side="right"))
+    if i1 - i0 < 5:
+        raise ValueError(
+            f"The spectrum ({grid[0]:.1f}-{grid[-1]:.1f} eV) does not cover the range "
+            f"{lo:.0f}-{hi:.0f} eV where the Mn L3 edge is searched for; the energy range "
+            "does not contain the Mn L2,3 edge (or pass energy_window=(lo, hi) around it)."
+        )
+    dog = _smooth(y, 0.6 / step) - _smooth(y, 3.0 / step)
+    coarse = i0 + np.argmax(dog[:, i0:i1], axis=1)
+    # refine on the lightly smoothed spectrum, within +-1.5 eV
+    ys = _smooth(y, 0.3 / step)
+    r = int(round(1.5 / step))
+    offs = np.arange(-r, r + 1)
+    idx = np.clip(coarse[:, None] + offs[None, :], 0, y.shape[1] - 1)
+    seg = np.take_along_axis(ys, idx, axis=1)
+    # remove the linear trend between the segment ends (background slope)
+    t = (offs + r) / (2 * r)
+    seg = seg - (seg[:, :1] * (1 - t) + seg[:, -1:] * t)
+    return idx[np.arange(len(idx)), np.argmax(seg, axis=1)]
+
+
+def _window_mask(n_ch: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    ch = np.arange(n_ch)[None, :]
+    return (ch >= start[:, None]) & (ch < stop[:, None])
+
+
+def subtract_background(
+    y: np.ndarray,
+    grid: np.ndarray,
+    peak: np.ndarray,
+    method: str = "auto",
+    width_eV: float | None = None,
+    onset_before_peak_eV: float | None = None,
+    gap_eV: float | None = None,
+    window: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Subtract a power-law background fitted on the pre-edge of each spectrum.
+
+    The fit window ends ``gap_eV`` before the onset (``onset_before_peak_eV`` before the
+    L3 peak) and spans ``width_eV``, clipped to the data. The power law
+    ``A * E**-r`` is fitted by closed-form least squares in log-log space, for all
+    spectra at once. Where the window holds fewer than 5 channels, or non-positive
+    values (already background-subtracted data), or the fitted law would rise with
+    energy, a constant (the window's mean) is subtracted instead.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Spectra on a uniform grid, shape ``(n, m)``.
+    grid : numpy.ndarray
+        Energies, shape ``(m,)``.
+    peak : numpy.ndarray
+        L3 peak channel per spectrum, shape ``(n,)``.
+    method : {"auto", "power_law", "constant", "none"}
+        ``"auto"`` and ``"power_law"`` fit a power law with the constant fallback;
+        ``"constant"`` subtracts the pre-edge mean; ``"none"`` returns ``y`` unchanged.
+    width_eV, onset_before_peak_eV, gap_eV : float, optional
+        Window geometry (defaults in ``DEFAULT_PREPROCESSING``).
+    window : tuple of float, optional
+        A fixed absolute fit window ``(start, stop)`` in eV for all spectra, instead of
+        the one placed relative to each peak.
+
+    Returns
+    -------
+    numpy.ndarray
+        Background-subtracted spectra, shape ``(n, m)``.
+    """
+    if method in ("none", None, False):
+        return y.copy()
+    if method not in ("auto", "power_law", "constant", True):
+        raise ValueError(
+            f"Unknown background method {method!r}; use 'auto', 'power_law', 'constant' or 'none'."
+        )
+    p = DEFAULT_PREPROCESSING
+    step = grid[1] - grid[0]
+    n, m = y.shape
+    if window is not None:
+        a = np.full(n, np.searchsorted(grid, window[0]))
+        b = np.full(n, np.searchsorted(grid, window[1]))
+        if int(b[0] - a[0]) < 3:
+            raise ValueError(
+                f"The background window {window} holds fewer than 3 channels of the "
+                f"spectrum ({grid[0]:.1f}-{grid[-1]:.1f} eV); choose a pre-edge window "
+                "inside the data."
+            )
+    else:
+        width = p["background_width_eV"] if width_eV is None else width_eV
+        before = p["onset_before_peak_eV"] if onset_before_peak_eV is None else onset_before_peak_eV
+        gap = p["background_gap_eV"] if gap_eV is None else gap_eV
+        b = np.clip(peak - int(round((before + gap) / step)), 0, m)
+        a = np.clip(b - int(round(width / step)), 0, m)
+    mask = _window_mask(m, a, b)
+    count = mask.sum(1)
+    safe_count = np.maximum(count, 1)
+    const = np.where(mask, y, 0.0).sum(1) / safe_count
+    # where there is no pre-edge at all, use the minimum before the peak
+    none = count == 0
+    if np.any(none):
+        before_peak = _window_mask(m, np.zeros(n, int), np.maximum(peak, 1))
+        const[none] = np.where(before_peak, y, np.inf)[none].min(1)
+    bg = np.broadcast_to(const[:, None], y.shape).copy()
+    if method in ("auto", "power_law", True):
+        positive = np.all(np.where(mask, y, 1.0) > 0, axis=1) & (count >= 5)
+        if np.any(positive):
+            yy = y[positive]
+            mk = mask[positive]
+            cnt = count[positive]
+            lx = np.log(grid)[None, :]
+            ly = np.log(np.where(mk, yy, 1.0))
+            sx = np.where(mk, lx, 0).sum(1)
+            sy = np.where(mk, ly, 0).sum(1)
+            sxx = np.where(mk, lx * lx, 0).sum(1)
+            sxy = np.where(mk, lx * ly, 0).sum(1)
+            den = cnt * sxx - sx * sx
+            slope = (cnt * sxy - sx * sy) / np.where(den == 0, 1, den)
+            icpt = (sy - slope * sx) / cnt
+            ok = (den > 0) & (slope <= 0) & np.isfinite(slope)
+            fit = np.exp(icpt[:, None] + slope[:, None] * lx)
+            rows = np.nonzero(positive)[0][ok]
+            bg[rows] = fit[ok]
+    return y - bg
+
+
+def extract_window(
+    y: np.ndarray,
+    start: np.ndarray,
+    n_channels: int,
+) -> np.ndarray:
+    """Cut ``n_channels`` channels from each spectrum from channel ``start`` on.
+
+    Channels outside the data take the nearest edge value.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Shape ``(n, m)``.
+    start : numpy.ndarray
+        First channel per spectrum (may be negative), shape ``(n,)``.
+    n_channels : int
+        Window length.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, n_channels)``.
+    """
+    idx = np.clip(np.asarray(start)[:, None] + np.arange(n_channels)[None, :], 0, y.shape[1] - 1)
+    return np.take_along_axis(y, idx, axis=1)
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Min-max scale each spectrum to [0, 1], then subtract its mean.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(n, m)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(n, m)``; constant rows give zeros.
+    """
+    mn = x.min(axis=1, keepdims=True)
+    rng = x.max(axis=1, keepdims=True) - mn
+    z = (x - mn) / np.where(rng > 0, rng, 1.0)
+    z -= z.mean(axis=1, keepdims=True)
+    return z.astype(np.float32)
+
+
+def channel_noise(spectra: np.ndarray) -> np.ndarray:
+    """Noise per channel of each spectrum, from channel-to-channel differences.
+
+    Median absolute deviation of the first differences, divided by sqrt(2): robust to
+    edges and smooth backgrounds. Use it on the raw (not interpolated) channels.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Shape ``(n, m)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``.
+    """
+    d = np.diff(spectra, axis=1)
+    mad = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
+    return 1.4826 * mad / np.sqrt(2)
+
+
+def smoothed_noise(spectra: np.ndarray, energy: np.ndarray, sigma_eV: float = 0.3) -> np.ndarray:
+    """Noise of each spectrum after Gaussian smoothing by ``sigma_eV``.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Raw spectra, shape ``(n, m)``.
+    energy : numpy.ndarray
+        Their energy axis, shape ``(m,)``.
+    sigma_eV : float
+        Smoothing width.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``.
+    """
+    disp = float(np.median(np.abs(np.diff(energy))))
+    s_ch = max(sigma_eV / disp, 0.5)
+    return channel_noise(spectra) / np.sqrt(max(2 * np.sqrt(np.pi) * s_ch, 1.0))
+
+
+def edge_present(
+    y: np.ndarray,
+    grid: np.ndarray,
+    peak: np.ndarray,
+    min_snr: float = 8.0,
+    noise: np.ndarray | None = None,
+) -> np.ndarray:
+    """Whether each background-subtracted spectrum shows a Mn L2,3 edge.
+
+    Tests, on the spectrum smoothed by 0.3 eV: an L3 peak well above the noise
+    (``min_snr`` times the channel noise, estimated from channel-to-channel differences
+    by the median absolute deviation), clearly above the trough between L3 and L2
+    (white line), an L2 maximum 8-14 eV above L3 that rises above that trough, and a
+    positive edge jump (post-edge above pre-edge).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Background-subtracted spectra on a uniform grid, shape ``(n, m)``.
+    grid : numpy.ndarray
+        Energies, shape ``(m,)``.
+    peak : numpy.ndarray
+        L3 peak channel per spectrum.
+    min_snr : float
+        Minimum L3 height over the noise of the smoothed spectrum.
+    noise : numpy.ndarray, optional
+        Noise of the 0.3 eV-smoothed spectrum per spectrum (see :func:`smoothed_noise`);
+        estimated from ``y`` if omitted (only right where ``y`` is not interpolated).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, shape ``(n,)``.
+    """
+    step = grid[1] - grid[0]
+    n, m = y.shape
+    ys = _smooth(y, 0.3 / step)
+    rows = np.arange(n)
+
+    def mean_at(lo_eV, hi_eV, fn=np.mean):
+        a = np.clip(peak + int(round(lo_eV / step)), 0, m - 1)
+        b = np.clip(peak + int(round(hi_eV / step)), 1, m)
+        mk = _window_mask(m, a, np.maximum(b, a + 1))
+        if fn is np.max:
+            return np.where(mk, ys, -np.inf).max(1)
+        return np.where(mk, ys, 0).sum(1) / np.maximum(mk.sum(1), 1)
+
+    h3 = ys[rows, peak]
+    pre = mean_at(-8.0, -4.0)
+    trough = mean_at(4.5, 7.0)
+    l2 = mean_at(8.0, 14.0, np.max)
+    post = mean_at(17.0, 22.0)
+    if noise is None:
+        noise = channel_noise(y) / np.sqrt(2 * np.sqrt(np.pi) * 0.3 / step)
+    # digitized/noise-free data: noise ~ 0; use a small fraction of the height
+    noise = np.maximum(noise, 1e-3 * np.abs(h3))
+    height = h3 - pre
+    return (
+        (height > min_snr * noise)
+        & (h3 - trough > 0.3 * height)
+        & (l2 - trough > np.maximum(0.1 * height, 2 * noise))
+        & (trough - pre > 0.0)
+        & (post - pre > -0.2 * height)
+    )
+
+
+@dataclass
+class Preprocessed:
+    """Output of :func:`preprocess`.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        Model input, float32, shape ``(n, n_window)``.
+    valid : numpy.ndarray
+        Boolean, shape ``(n,)``: the spectrum has a Mn L2,3 edge and finite values.
+    reason : numpy.ndarray
+        Integer code per spectrum (see ``REASONS``).
+    peak_eV : numpy.ndarray
+        L3 peak energy per spectrum in the input calibration (NaN where invalid).
+    """
+
+    x: np.ndarray
+    valid: np.ndarray
+    reason: np.ndarray
+    peak_eV: np.ndarray
+    params: dict = field(default_factory=dict)
+
+
+def preprocess(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    *,
+    params: dict | None = None,
+    background: str | bool = "auto",
+    background_window: tuple[float, float] | None = None,
+    energy_window: tuple[float, float] | None = None,
+    center_offset_eV: np.ndarray | float | None = None,
+    min_snr: float = 8.0,
+    check_edge: bool = True,
+) -> Preprocessed:
+    """Turn raw spectra into the model's input, whatever their calibration.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Shape ``(n, n_channels)`` (a single spectrum of shape ``(n_channels,)`` is
+        accepted too).
+    energy : numpy.ndarray
+        Energy axis in eV, shape ``(n_channels,)``: uniform at any dispersion, or
+        non-uniform but monotonic.
+    params : dict, optional
+        Preprocessing parameters (a model's metadata); defaults to
+        ``DEFAULT_PREPROCESSING``.
+    background : {"auto", "power_law", "constant", "none"} or bool
+        Background subtraction (``False``/``"none"`` for background-subtracted data).
+    background_window : tuple of float, optional
+        Fixed absolute pre-edge fit window in eV; by default it is placed before each
+        spectrum's own onset.
+    energy_window : tuple of float, optional
+        Absolute energies between which to look for the L3 edge (default: the model's
+        search range, nominal 640 eV +-15 eV and more).
+    center_offset_eV : float or numpy.ndarray, optional
+        Shift of the cut window relative to the L3 peak (training augmentation;
+        inference leaves it at 0).
+    min_snr : float
+        Threshold of :func:`edge_present`.
+    check_edge : bool
+        If False, every finite non-constant spectrum counts as valid (training data).
+
+    Returns
+    -------
+    Preprocessed
+    """
+    p = dict(DEFAULT_PREPROCESSING)
+    if params:
+        p.update({k: v for k, v in params.items() if k in p})
+    step = float(p["energy_step_eV"])
+    w0, w1 = p["window_eV"]
+    n_win = int(round((w1 - w0) / step))
+    spectra = np.asarray(spectra)
+    if spectra.ndim == 1:
+        spectra = spectra[None, :]
+    if spectra.ndim != 2:
+        raise ValueError("spectra must have shape (n_spectra, n_channels)")
+    n = spectra.shape[0]
+    search = tuple(energy_window) if energy_window is not None else tuple(p["search_range_eV"])
+    # keep what the edge, its pre-edge and the window can use
+    margin_lo = p["background_width_eV"] + p["onset_before_peak_eV"] + p["background_gap_eV"]
+    lo = search[0] - max(margin_lo, -w0)
+    hi = search[1] + w1 + 2
+    if background_window is not None:
+        lo = min(lo, background_window[0])
+    finite = np.all(np.isfinite(spectra), axis=1)
+    data = np.where(finite[:, None], spectra, 0.0)
+    y, grid = to_uniform_grid(data, energy, step, (lo, hi))
+    peak = locate_l3(y, grid, search)
+    y = subtract_background(y, grid, peak, background, window=background_window)
+    constant = np.ptp(data, axis=1) == 0
+    reason = np.zeros(n, dtype=np.int8)
+    reason[~finite] = 1
+    reason[finite & constant] = 2
+    if check_edge:
+        e = np.asarray(energy, dtype=np.float64)
+        inside = (e >= grid[0]) & (e <= grid[-1])
+        noise = smoothed_noise(data[:, inside], e[inside])
+        has_edge = edge_present(y, grid, peak, min_snr=min_snr, noise=noise)
+        reason[(reason == 0) & ~has_edge] = 3
+    valid = reason == 0
+    off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
+    start = peak + np.round((w0 + off) / step).astype(int)
+    x = normalise(extract_window(y, start, n_win))
+    x[~valid] = 0.0
+    peak_eV = np.where(valid, grid[peak], np.nan)
+    return Preprocessed(x=x, valid=valid, reason=reason, peak_eV=peak_eV, params=p)
