@@ -1,3 +1,52 @@
-"""hyperspy_mnvalence: calibration-independent Mn oxidation-state maps from EELS."""
+"""hyperspy_mnvalence: calibration-independent Mn oxidation-state maps from EELS.
+
+A HyperSpy extension: ``s.set_signal_type("EELS_MnValence")`` then
+``s.classify_mn_valence()``, or call the functions of this namespace directly.
+"""
 
 __version__ = "0.1.0"
+
+from .classification import (
+    classify_mn_valence,
+    confidence,
+    mean_valence,
+    most_likely_valence,
+    no_edge_mask,
+    uncertainty,
+    valence_maps,
+)
+from .model import MnValenceModel, ModelError, load_model, model_card
+
+__all__ = [
+    "__version__",
+    "MnValenceModel",
+    "ModelError",
+    "classify_mn_valence",
+    "confidence",
+    "load_model",
+    "make_demo_spectrum_image",
+    "mean_valence",
+    "model_card",
+    "most_likely_valence",
+    "no_edge_mask",
+    "plot_valence_maps",
+    "uncertainty",
+    "valence_maps",
+]
+
+
+def __getattr__(name):
+    # heavier or optional pieces load on first use
+    if name == "make_demo_spectrum_image":
+        from .synthetic import make_demo_spectrum_image
+
+        return make_demo_spectrum_image
+    if name == "plot_valence_maps":
+        from .plotting import plot_valence_maps
+
+        return plot_valence_maps
+    if name == "decompose_mn_valence":
+        from .mixed import decompose_mn_valence
+
+        return decompose_mn_valence
+    raise AttributeError(f"module 'hyperspy_mnvalence' has no attribute {name!r}")

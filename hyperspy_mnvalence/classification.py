@@ -1,0 +1,492 @@
+"""Classification of Mn L2,3 spectra: numpy and dask kernels, and HyperSpy wrappers.
+
+The kernel :func:`classify_spectra` maps an array of spectra ``(..., n_channels)`` to
+``(..., N_OUT)`` values per spectrum (three probabilities, their ensemble spread, the L3
+peak energy and a reason code). It is pure numpy and is mapped over dask blocks that
+hold whole spectra (navigation chunks only), so lazy and distributed signals go through
+the same code. :func:`classify_mn_valence` wraps it for HyperSpy signals and builds
+the result signal; the helpers below derive maps from that result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import DEFAULT_MODEL, MnValenceModel, load_model
+from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess
+
+__all__ = [
+    "N_OUT",
+    "classify_mn_valence",
+    "classify_spectra",
+    "confidence",
+    "mean_valence",
+    "most_likely_valence",
+    "no_edge_mask",
+    "uncertainty",
+    "valence_maps",
+]
+
+#: Values per spectrum returned by :func:`classify_spectra`:
+#: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code.
+N_OUT = 8
+VALENCE_AXIS = {"name": "Mn valence", "units": "", "scale": 1.0, "offset": 2.0, "size": 3}
+_EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
+
+
+def classify_spectra(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    *,
+    model: str | MnValenceModel | None = None,
+    model_name: str = DEFAULT_MODEL,
+    background: str | bool = "auto",
+    background_window: tuple[float, float] | None = None,
+    energy_window: tuple[float, float] | None = None,
+    batch_size: int = 2048,
+    min_snr: float = 8.0,
+    show_progressbar: bool = False,
+) -> np.ndarray:
+    """Classify an array of spectra that share one energy axis.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Shape ``(..., n_channels)``.
+    energy : numpy.ndarray
+        Energies in eV, shape ``(n_channels,)`` (uniform or not).
+    model : str, MnValenceModel or None
+        Model path or object; ``None`` for the shipped model ``model_name``.
+    model_name : str
+        Shipped model used when ``model`` is None.
+    background, background_window, energy_window, min_snr
+        See :func:`hyperspy_mnvalence.preprocessing.preprocess`.
+    batch_size : int
+        Spectra preprocessed and fed to onnxruntime at a time.
+    show_progressbar : bool
+        Show a tqdm progress bar over the batches.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(..., N_OUT)``: probabilities of Mn2+, Mn3+, Mn4+, their
+        ensemble standard deviations, the L3 peak energy and the reason code (0: valid;
+        see ``preprocessing.REASONS``). Probabilities, spread and peak are NaN where
+        the spectrum is not valid.
+    """
+    m = load_model(model, name=model_name)
+    spectra = np.asarray(spectra)
+    lead = spectra.shape[:-1]
+    flat = spectra.reshape(-1, spectra.shape[-1])
+    n = flat.shape[0]
+    out = np.full((n, N_OUT), np.nan, np.float32)
+    batch_size = max(int(batch_size), 1)
+    starts = range(0, n, batch_size)
+    if show_progressbar and n > batch_size:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, total=-(-n // batch_size), desc="Mn valence", unit="batch")
+    for i in starts:
+        pre = preprocess(
+            flat[i : i + batch_size],
+            energy,
+            params=m.preprocessing,
+            background=background,
+            background_window=background_window,
+            energy_window=energy_window,
+            min_snr=min_snr,
+        )
+        block = out[i : i + batch_size]
+        block[:, 7] = pre.reason
+        ok = pre.valid
+        if np.any(ok):
+            probs, spread = m.predict(pre.x[ok], batch_size=batch_size)
+            block[ok, 0:3] = probs
+            block[ok, 3:6] = spread
+            block[ok, 6] = pre.peak_eV[ok]
+    return out.reshape(lead + (N_OUT,))
+
+
+def _block_kernel(block: np.ndarray, energy: np.ndarray, model_ref, kwargs: dict) -> np.ndarray:
+    # model_ref is a path or None: each worker process loads (and caches) its own session
+    return classify_spectra(block, energy, model=model_ref, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# HyperSpy layer
+# ---------------------------------------------------------------------------------------
+
+
+def _energy_axis(s) -> np.ndarray:
+    ax = s.axes_manager.signal_axes[0]
+    energy = np.asarray(ax.axis, dtype=np.float64)
+    units = str(getattr(ax, "units", "") or "").strip()
+    if units.lower() == "kev":
+        energy = energy * 1000.0
+    elif units.lower() == "mev":
+        energy = energy / 1000.0
+    return energy
+
+
+def _check_signal(s) -> None:
+    from hyperspy.signal import BaseSignal
+
+    if not isinstance(s, BaseSignal):
+        raise TypeError(
+            f"classify_mn_valence needs a HyperSpy EELS signal, not {type(s).__name__}. "
+            "Wrap arrays with exspy.signals.EELSSpectrum(data) and set the energy axis."
+        )
+    if s.axes_manager.signal_dimension != 1:
+        raise ValueError(
+            f"classify_mn_valence needs spectra (signal dimension 1), but this signal has "
+            f"signal dimension {s.axes_manager.signal_dimension} ({s}). If the energy "
+            "axis is a navigation axis, use s.as_signal1D(energy_axis_index)."
+        )
+    st = s.metadata.get_item("Signal.signal_type", "")
+    if st not in _EELS_TYPES:
+        raise TypeError(
+            f"classify_mn_valence needs an EELS signal, but this signal's signal_type is "
+            f"{st!r}. If it holds EELS spectra, call s.set_signal_type('EELS') first."
+        )
+
+
+def _check_range(energy: np.ndarray, energy_window, params: dict) -> None:
+    lo, hi = energy_window if energy_window is not None else params["search_range_eV"]
+    e0, e1 = float(np.min(energy)), float(np.max(energy))
+    if e1 < lo + 5.0 or e0 > hi - 5.0:
+        raise ValueError(
+            f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
+            f"which is looked for between {lo:.0f} and {hi:.0f} eV (nominal L3 at 640 eV "
+            "+-15 eV for any calibration). Load a core-loss spectrum image covering about "
+            "620-670 eV, or pass energy_window=(lo, hi) if your calibration is off by more."
+        )
+
+
+def _output_signal(data, s, title: str, quantity: str, lazy: bool):
+    """A signal holding ``data`` of shape ``extra + navigation_shape`` of ``s``."""
+    import hyperspy.api as hs
+
+    nav_axes = s.axes_manager.navigation_axes
+    nav_dim = len(nav_axes)
+    extra = data.ndim - nav_dim
+    if nav_dim == 0 and extra == 0:
+        out = hs.signals.BaseSignal(data)
+    elif nav_dim == 0:
+        out = hs.signals.Signal1D(data)
+    elif nav_dim == 1:
+        out = hs.signals.Signal1D(data)
+    elif nav_dim == 2:
+        out = hs.signals.Signal2D(data)
+    else:
+        out = hs.signals.BaseSignal(data).transpose(signal_axes=nav_dim)
+    if lazy and not out._lazy:
+        out = out.as_lazy()
+    # signal axes: the input's navigation axes, calibration included
+    for src, dst in zip(nav_axes, out.axes_manager.signal_axes if nav_dim else [], strict=False):
+        dst.name, dst.units = src.name, src.units
+        if src.is_uniform:
+            dst.scale, dst.offset = src.scale, src.offset
+    if extra == 1:
+        ax = out.axes_manager.navigation_axes[0] if nav_dim else out.axes_manager.signal_axes[0]
+        ax.name, ax.units = VALENCE_AXIS["name"], VALENCE_AXIS["units"]
+        ax.scale, ax.offset = VALENCE_AXIS["scale"], VALENCE_AXIS["offset"]
+    out.metadata.General.title = title
+    out.metadata.Signal.quantity = quantity
+    return out
+
+
+def classify_mn_valence(
+    s,
+    *,
+    energy_window: tuple[float, float] | None = None,
+    background: str | bool = "auto",
+    background_window: tuple[float, float] | None = None,
+    model: str | MnValenceModel | None = None,
+    batch_size: int = 2048,
+    min_snr: float = 8.0,
+    show_progressbar: bool | None = None,
+    lazy_output: bool | None = None,
+    _model_name: str = DEFAULT_MODEL,
+    _title: str = "Mn valence probability",
+):
+    """Probability that the Mn in each pixel is Mn2+, Mn3+ or Mn4+.
+
+    Works for any energy calibration, dispersion (resampled to the model's 0.1 eV
+    grid) and uniform or non-uniform energy axis: the Mn L3 white line is located in
+    every spectrum and the background is fitted on its own pre-edge.
+
+    Parameters
+    ----------
+    s : exspy.signals.EELSSpectrum
+        Any EELS signal (single spectrum, line scan, map or stack; eager or lazy). It
+        is never modified.
+    energy_window : tuple of float, optional
+        Energies ``(lo, hi)`` in eV between which to look for the L3 edge; default is
+        the model's search range (nominal 640 eV +-15 eV, and more).
+    background : {"auto", "power_law", "constant", "none"} or bool
+        Pre-edge background subtraction; ``"none"`` (or False) for spectra that are
+        already background-subtracted. ``"auto"`` fits a power law where the pre-edge
+        is positive and long enough, else subtracts a constant.
+    background_window : tuple of float, optional
+        Fixed absolute pre-edge fit window ``(start, stop)`` in eV; by default it is
+        placed before each spectrum's own L3 onset.
+    model : str, path-like or MnValenceModel, optional
+        A retrained ``.onnx`` model; default the shipped classifier.
+    batch_size : int
+        Spectra per preprocessing/inference batch.
+    min_snr : float
+        Minimum L3 height over the noise for a pixel to count as having a Mn edge.
+    show_progressbar : bool, optional
+        Default: HyperSpy's ``preferences.General.show_progressbar``.
+    lazy_output : bool, optional
+        Default: lazy if ``s`` is lazy.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        Data of shape ``(3,) + s.data.shape[:-1]``: a stack of probability maps over a
+        navigation axis "Mn valence" (2, 3, 4); its signal axes are ``s``'s navigation
+        axes. NaN where a pixel has no Mn L2,3 edge. ``metadata.MnValence`` holds the
+        ensemble spread (``probability_std``), the L3 peak map (``l3_peak_eV``), the
+        reason codes (``reason``, legend in ``reason_codes``) and the parameters.
+
+    Examples
+    --------
+    >>> import hyperspy_mnvalence as mnv
+    >>> s = mnv.make_demo_spectrum_image()
+    >>> p = mnv.classify_mn_valence(s)
+    >>> p.data.shape
+    (3, 48, 64)
+    """
+    import dask.array as da
+    from hyperspy.defaults_parser import preferences
+
+    _check_signal(s)
+    m = load_model(model, name=_model_name)
+    energy = _energy_axis(s)
+    _check_range(energy, energy_window, {**DEFAULT_PREPROCESSING, **m.preprocessing})
+    if show_progressbar is None:
+        show_progressbar = bool(preferences.General.show_progressbar)
+    lazy_in = bool(s._lazy)
+    lazy = lazy_in if lazy_output is None else bool(lazy_output)
+    kwargs = dict(
+        model_name=_model_name,
+        background=background,
+        background_window=background_window,
+        energy_window=energy_window,
+        batch_size=batch_size,
+        min_snr=min_snr,
+    )
+    model_ref = None if model is None else str(m.path)
+    if lazy_in or lazy:
+        data = s.data if lazy_in else da.from_array(s.data, chunks="auto")
+        if data.ndim == 1:
+            data = data[None]
+        data = data.rechunk({data.ndim - 1: -1})
+        res = da.map_blocks(
+            _block_kernel,
+            data,
+            energy,
+            model_ref,
+            kwargs,
+            chunks=data.chunks[:-1] + ((N_OUT,),),
+            dtype=np.float32,
+            meta=np.empty((0,) * data.ndim, np.float32),
+        )
+        if s.data.ndim == 1:
+            res = res[0]
+        if not lazy:
+            if show_progressbar:
+                from dask.diagnostics import ProgressBar
+
+                with ProgressBar():
+                    res = res.compute()
+            else:
+                res = res.compute()
+        stack = da.moveaxis(res, -1, 0) if lazy else np.moveaxis(res, -1, 0)
+    else:
+        res = classify_spectra(
+            np.asarray(s.data), energy, model=m, show_progressbar=show_progressbar, **kwargs
+        )
+        stack = np.moveaxis(res, -1, 0)
+    p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
+    spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
+    peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
+    reason = _output_signal(stack[7], s, "Reason code", "Code", lazy)
+    p.metadata.set_item("MnValence.probability_std", spread)
+    p.metadata.set_item("MnValence.l3_peak_eV", peak)
+    p.metadata.set_item("MnValence.reason", reason)
+    p.metadata.set_item("MnValence.reason_codes", {str(k): v for k, v in REASONS.items()})
+    p.metadata.set_item("MnValence.classes", m.classes)
+    p.metadata.set_item("MnValence.task", m.task)
+    p.metadata.set_item("MnValence.model", m.path.name)
+    p.metadata.set_item(
+        "MnValence.parameters",
+        {
+            "background": str(background),
+            "background_window": list(background_window) if background_window else None,
+            "energy_window": list(energy_window) if energy_window else None,
+            "min_snr": float(min_snr),
+        },
+    )
+    p.metadata.set_item("General.original_title", s.metadata.get_item("General.title", ""))
+    return p
+
+
+# ---------------------------------------------------------------------------------------
+# Maps derived from a result
+# ---------------------------------------------------------------------------------------
+
+
+def _xp(data):
+    if isinstance(data, np.ndarray):
+        return np
+    import dask.array as da
+
+    return da
+
+
+def _map_like(p, arr, title: str, quantity: str):
+    """A map with the signal axes of result ``p``."""
+    if p.axes_manager.navigation_dimension == 0:
+        import hyperspy.api as hs
+
+        out = hs.signals.BaseSignal(np.asarray(arr) if np.ndim(arr) == 0 else arr)
+        if p._lazy:
+            out = out.as_lazy()
+    else:
+        out = p.inav[0]._deepcopy_with_new_data(arr)
+        if out.metadata.has_item("MnValence"):
+            del out.metadata.MnValence
+    out.metadata.General.title = title
+    out.metadata.Signal.quantity = quantity
+    return out
+
+
+def _valences(p) -> np.ndarray:
+    return np.asarray(p.metadata.get_item("MnValence.classes", [2, 3, 4]), dtype=np.float32)
+
+
+def _probs(p):
+    # valence axis first in the data for every layout
+    return p.data
+
+
+def most_likely_valence(p):
+    """Map of the most likely valence (2, 3 or 4; NaN where no Mn edge).
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+        Result of :func:`classify_mn_valence`.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _probs(p)
+    xp = _xp(d)
+    v = _valences(p)
+    valid = xp.isfinite(d[0])
+    idx = xp.argmax(xp.where(xp.isfinite(d), d, -1.0), axis=0)
+    val = xp.where(valid, xp.asarray(v)[idx], np.nan).astype(np.float32)
+    return _map_like(p, val, "Most likely Mn valence", "Valence")
+
+
+def mean_valence(p):
+    """Probability-weighted mean valence, sum_k p_k v_k (NaN where no Mn edge).
+
+    For a classifier this is an expectation over classes, not a mixed-valence
+    fraction; see :func:`hyperspy_mnvalence.decompose_mn_valence` for fractions.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+        Result of :func:`classify_mn_valence` (or ``decompose_mn_valence``).
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _probs(p)
+    v = _valences(p).reshape((3,) + (1,) * (d.ndim - 1))
+    val = (d * v).sum(axis=0).astype(np.float32)
+    return _map_like(p, val, "Mean Mn valence", "Valence")
+
+
+def confidence(p):
+    """Highest class probability per pixel (NaN where no Mn edge).
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    return _map_like(p, p.data.max(axis=0), "Confidence", "Probability")
+
+
+def uncertainty(p):
+    """Normalised entropy of the class probabilities, in [0, 1] (NaN where no edge).
+
+    0 means a certain answer, 1 means all three valences equally likely. The ensemble
+    spread of each probability is in ``p.metadata.MnValence.probability_std``.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _probs(p)
+    xp = _xp(d)
+    q = xp.clip(d, 1e-12, 1.0)
+    h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
+    h = xp.where(xp.isfinite(d[0]), h, np.nan).astype(np.float32)
+    return _map_like(p, h, "Uncertainty (normalised entropy)", "Entropy")
+
+
+def no_edge_mask(p):
+    """Boolean map, True where the pixel has no Mn L2,3 edge (or bad values).
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _probs(p)
+    xp = _xp(d)
+    return _map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
+
+
+def valence_maps(p) -> dict:
+    """All derived maps of a result at once.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    dict
+        ``most_likely``, ``mean_valence``, ``confidence``, ``uncertainty``,
+        ``no_edge``, and ``spread`` / ``l3_peak_eV`` from the metadata when present.
+    """
+    out = {
+        "most_likely": most_likely_valence(p),
+        "mean_valence": mean_valence(p),
+        "confidence": confidence(p),
+        "uncertainty": uncertainty(p),
+        "no_edge": no_edge_mask(p),
+    }
+    for k, key in (("spread", "probability_std"), ("l3_peak_eV", "l3_peak_eV")):
+        if p.metadata.has_item(f"MnValence.{key}"):
+            out[k] = p.metadata.get_item(f"MnValence.{key}")
+    return out

@@ -1,0 +1,275 @@
+"""Loading and running the ONNX models that ship with the package.
+
+A model file carries everything needed to use it: its metadata (JSON under the
+``hyperspy_mnvalence`` key of the ONNX ``metadata_props``) holds the classes, the energy
+step, the preprocessing parameters, the training data (names and sha256) and the
+metrics. Inference runs through onnxruntime, on CUDA when ``onnxruntime-gpu`` is
+installed and a GPU is visible, on the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "FRACTIONS_MODEL",
+    "METADATA_KEY",
+    "ModelError",
+    "MnValenceModel",
+    "default_model_path",
+    "load_model",
+    "model_card",
+]
+
+METADATA_KEY = "hyperspy_mnvalence"
+DEFAULT_MODEL = "mn_valence_fcn.onnx"
+FRACTIONS_MODEL = "mn_valence_fractions.onnx"
+_REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")
+
+
+class ModelError(ValueError):
+    """A model file is missing, unreadable or not a hyperspy_mnvalence model."""
+
+
+def default_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Path of a model shipped in the package.
+
+    Parameters
+    ----------
+    name : str
+        File name inside ``hyperspy_mnvalence/models``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return Path(str(resources.files("hyperspy_mnvalence").joinpath("models", name)))
+
+
+def _providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    chosen = [p for p in wanted if p in available]
+    return chosen or available
+
+
+class MnValenceModel:
+    """An ONNX Mn-valence model with its metadata.
+
+    Picklable: the onnxruntime session is not pickled but recreated on first use in
+    the receiving process, so the model travels to dask workers.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.onnx`` file.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    metadata : dict
+        The model card stored in the file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(
+                f"Model file {self.path} does not exist. Pass model=None for the shipped "
+                "model, or the path of a model exported by hyperspy_mnvalence.training."
+            )
+        try:
+            import onnx
+
+            proto = onnx.load(str(self.path), load_external_data=False)
+            props = {p.key: p.value for p in proto.metadata_props}
+        except ImportError:
+            props = None
+        except Exception as exc:  # onnx raises DecodeError and others
+            raise ModelError(
+                f"{self.path} could not be read as an ONNX model ({exc}). The file is "
+                "broken or not ONNX; re-export it or reinstall hyperspy_mnvalence."
+            ) from exc
+        self._session = None
+        self._lock = threading.Lock()
+        if props is None:  # onnx not installed: read metadata through onnxruntime
+            props = self._get_session().get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in props:
+            raise ModelError(
+                f"{self.path} is an ONNX model but not a hyperspy_mnvalence model: it has "
+                f"no '{METADATA_KEY}' metadata. Export models with "
+                "hyperspy_mnvalence.training."
+            )
+        try:
+            self.metadata = json.loads(props[METADATA_KEY])
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"The metadata of {self.path} is not valid JSON: {exc}") from exc
+        missing = [k for k in _REQUIRED if k not in self.metadata]
+        if missing:
+            raise ModelError(
+                f"{self.path} is incompatible with this version of hyperspy_mnvalence: its "
+                f"metadata lacks {missing}. Re-export it with hyperspy_mnvalence.training."
+            )
+        if len(self.metadata["classes"]) != 3:
+            raise ModelError(
+                f"{self.path} predicts {len(self.metadata['classes'])} classes; "
+                "hyperspy_mnvalence needs the three Mn valences 2, 3, 4."
+            )
+
+    # -- pickling: drop the session --------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_session"] = None
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        task = self.metadata.get("task", "classification")
+        return f"<MnValenceModel {self.path.name}: {task}, {self.n_members} member(s)>"
+
+    # -- properties -----------------------------------------------------------------
+    @property
+    def classes(self) -> list[int]:
+        """Valences of the output columns."""
+        return [int(c) for c in self.metadata["classes"]]
+
+    @property
+    def preprocessing(self) -> dict:
+        """Preprocessing parameters the model was trained with."""
+        p = dict(self.metadata["preprocessing"])
+        p.setdefault("energy_step_eV", self.metadata["energy_step_eV"])
+        return p
+
+    @property
+    def n_members(self) -> int:
+        """Number of ensemble members in the graph."""
+        return int(self.metadata.get("n_members", 1))
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"fractions"``."""
+        return str(self.metadata.get("task", "classification"))
+
+    # -- inference ------------------------------------------------------------------
+    def _get_session(self):
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    import onnxruntime as ort
+
+                    opts = ort.SessionOptions()
+                    opts.log_severity_level = 3
+                    try:
+                        self._session = ort.InferenceSession(
+                            str(self.path), sess_options=opts, providers=_providers()
+                        )
+                    except Exception as exc:
+                        raise ModelError(f"onnxruntime could not load {self.path}: {exc}") from exc
+        return self._session
+
+    @property
+    def providers(self) -> list[str]:
+        """onnxruntime execution providers in use (CUDA first when available)."""
+        return list(self._get_session().get_providers())
+
+    def predict(self, x: np.ndarray, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on preprocessed spectra.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Preprocessed input, shape ``(n, n_channels)``.
+        batch_size : int
+            Spectra per onnxruntime call.
+
+        Returns
+        -------
+        probabilities : numpy.ndarray
+            Shape ``(n, 3)``: class probabilities (or fractions).
+        spread : numpy.ndarray
+            Shape ``(n, 3)``: standard deviation over ensemble members (zeros for a
+            single network).
+        """
+        sess = self._get_session()
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        out_names = list(self.metadata["outputs"])
+        probs = np.empty((n, 3), np.float32)
+        spread = np.zeros((n, 3), np.float32)
+        in_name = self.metadata["input_name"]
+        for i in range(0, n, max(int(batch_size), 1)):
+            res = sess.run(out_names, {in_name: x[i : i + batch_size]})
+            probs[i : i + batch_size] = res[0]
+            if len(res) > 1:
+                spread[i : i + batch_size] = res[1]
+        return probs, spread
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float) -> MnValenceModel:
+    return MnValenceModel(path)
+
+
+def load_model(
+    model: str | os.PathLike | MnValenceModel | None = None, *, name: str = DEFAULT_MODEL
+) -> MnValenceModel:
+    """Load a model once per process (cached by path and modification time).
+
+    Parameters
+    ----------
+    model : str, path-like, MnValenceModel or None
+        ``None`` for the shipped model, a path to a retrained ``.onnx`` file, or an
+        already-loaded model (returned as is).
+    name : str
+        Which shipped model when ``model`` is None.
+
+    Returns
+    -------
+    MnValenceModel
+    """
+    if isinstance(model, MnValenceModel):
+        return model
+    path = Path(model) if model is not None else default_model_path(name)
+    if not path.is_file():
+        hint = (
+            " The shipped model is missing from the installation; reinstall hyperspy_mnvalence."
+            if model is None
+            else ""
+        )
+        raise ModelError(f"Model file {path} does not exist.{hint}")
+    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+
+
+def model_card(model: str | os.PathLike | MnValenceModel | None = None) -> dict:
+    """The model card stored inside a model file.
+
+    Parameters
+    ----------
+    model : str, path-like, MnValenceModel or None
+        ``None`` for the shipped classifier.
+
+    Returns
+    -------
+    dict
+        Holds ``classes``, ``energy_step_eV``, ``training_data`` (file names and
+        sha256), ``metrics`` (``cv_accuracy``, ``digitized_accuracy``,
+        ``shift_accuracy``, ``noise_accuracy``), the preprocessing parameters and more.
+    """
+    m = load_model(model)
+    card = json.loads(json.dumps(m.metadata))
+    card["path"] = str(m.path)
+    return card
