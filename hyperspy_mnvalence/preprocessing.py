@@ -88,9 +88,11 @@ def _check_energy(energy: np.ndarray, n_channels: int) -> np.ndarray:
 def resampling_matrix(energy: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Linear operator that resamples spectra from ``energy`` onto ``grid``.
 
-    Linear interpolation, preceded by a box average of width equal to the grid step
-    where the input is sampled more finely than the grid (anti-aliasing), so noise is
-    averaged rather than picked. Points outside the input range take the edge values.
+    Linear interpolation; where the input is sampled more finely than the grid, each
+    output is the mean of the interpolant at several points spread over one grid step
+    (a box average, for anti-aliasing), so noise is averaged rather than picked.
+    Both are exact for linear functions. Points outside the input range take the
+    edge values.
 
     Parameters
     ----------
@@ -108,26 +110,17 @@ def resampling_matrix(energy: np.ndarray, grid: np.ndarray) -> np.ndarray:
     grid = np.asarray(grid, dtype=np.float64)
     n_in = energy.size
     step = grid[1] - grid[0] if grid.size > 1 else 1.0
-    # interpolation weights
-    g = np.clip(grid, energy[0], energy[-1])
-    hi = np.clip(np.searchsorted(energy, g, side="right"), 1, n_in - 1)
+    ratio = step / float(np.median(np.diff(energy)))
+    k = 1 if ratio <= 1.5 else 2 * int(np.ceil(ratio)) + 1
+    offs = np.linspace(-step / 2, step / 2, k) if k > 1 else np.zeros(1)
+    pts = np.clip((grid[:, None] + offs[None, :]).ravel(), energy[0], energy[-1])
+    hi = np.clip(np.searchsorted(energy, pts, side="right"), 1, n_in - 1)
     lo = hi - 1
-    w_hi = (g - energy[lo]) / (energy[hi] - energy[lo])
-    w_hi = np.clip(w_hi, 0.0, 1.0)
+    w_hi = np.clip((pts - energy[lo]) / (energy[hi] - energy[lo]), 0.0, 1.0)
+    cols = np.repeat(np.arange(grid.size), k)
     m = np.zeros((n_in, grid.size))
-    cols = np.arange(grid.size)
-    np.add.at(m, (lo, cols), 1.0 - w_hi)
-    np.add.at(m, (hi, cols), w_hi)
-    # box average where input is finer than the output step
-    local = np.gradient(energy)
-    width = step / np.median(local)
-    if width > 1.5:
-        half = step / 2
-        left = np.searchsorted(energy, g - half, side="left")
-        right = np.searchsorted(energy, g + half, side="right")
-        for j in np.nonzero(right - left >= 2)[0]:
-            m[:, j] = 0.0
-            m[left[j] : right[j], j] = 1.0 / (right[j] - left[j])
+    np.add.at(m, (lo, cols), (1.0 - w_hi) / k)
+    np.add.at(m, (hi, cols), w_hi / k)
     return m
 
 

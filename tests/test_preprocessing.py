@@ -1,0 +1,123 @@
+"""Unit tests of the preprocessing chain on small synthetic spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import toy_edge
+
+from hyperspy_mnvalence import preprocessing as P
+
+
+def test_resampling_matrix_reproduces_linear_functions_and_averages_fine_data():
+    e = np.arange(600.0, 700.0, 0.05)
+    grid = np.arange(610.0, 690.0, 0.1)
+    m = P.resampling_matrix(e, grid)
+    # a linear function is reproduced exactly
+    np.testing.assert_allclose((2 * e + 3) @ m, 2 * grid + 3, rtol=0, atol=1e-9)
+    # each output is a convex combination of inputs
+    np.testing.assert_allclose(m.sum(0), 1.0, atol=1e-12)
+    # finer input than the grid: more than two inputs contribute (box average)
+    assert np.all((m > 0).sum(0) >= 2)
+
+
+def test_to_uniform_grid_accepts_non_uniform_and_decreasing_axes():
+    rng = np.random.default_rng(1)
+    e = np.sort(600 + 80 * rng.random(500))
+    y = np.sin(e / 5.0)
+    out, grid = P.to_uniform_grid(y[None], e, 0.1)
+    np.testing.assert_allclose(np.diff(grid), 0.1, atol=1e-9)
+    np.testing.assert_allclose(out[0], np.sin(grid / 5.0), atol=5e-3)
+    out2, grid2 = P.to_uniform_grid(y[None, ::-1], e[::-1], 0.1)
+    np.testing.assert_allclose(out2, out)
+
+
+def test_non_monotonic_axis_is_a_clear_error():
+    e = np.array([600.0, 601.0, 600.5, 602.0])
+    with pytest.raises(ValueError, match="not monotonic"):
+        P.preprocess(np.ones(4), e)
+
+
+@pytest.mark.parametrize("l3", [626.0, 640.0, 655.0, 660.0])
+@pytest.mark.parametrize("dispersion", [0.05, 0.1, 0.25, 0.5])
+def test_l3_found_anywhere_under_power_law_background(l3, dispersion):
+    e = np.arange(560.0, 720.0, dispersion)
+    bg = 50.0 * (e / 560.0) ** -3.5
+    y = toy_edge(e, l3) + bg
+    out = P.preprocess(y, e)
+    assert out.valid[0]
+    assert abs(out.peak_eV[0] - l3) <= max(0.15, dispersion)
+
+
+def test_power_law_background_is_removed():
+    e = np.arange(580.0, 700.0, 0.1)
+    bg = 40.0 * (e / 580.0) ** -4.0
+    y = (toy_edge(e, 640.0) + bg)[None]
+    y_u, grid = P.to_uniform_grid(y, e)
+    peak = P.locate_l3(y_u, grid)
+    sub = P.subtract_background(y_u, grid, peak)
+    pre = (grid > 620) & (grid < 636)
+    # the pre-edge is flat at zero after subtraction (to 1 % of the edge height)
+    assert np.abs(sub[0, pre]).max() < 0.01 * toy_edge(e, 640).max()
+
+
+def test_background_subtracted_input_falls_back_to_constant():
+    rng = np.random.default_rng(0)
+    e = np.arange(632.0, 662.0, 0.2)
+    y = toy_edge(e, 640.5) + rng.normal(0, 0.003, e.size)  # pre-edge around zero
+    out = P.preprocess(y, e)
+    assert out.valid[0]
+    assert abs(out.peak_eV[0] - 640.5) < 0.25
+
+
+def test_window_is_aligned_and_normalised_whatever_the_offset():
+    e = np.arange(580.0, 720.0, 0.1)
+    xs = [P.preprocess(toy_edge(e, 632.0 + d) + 5 * (e / 580) ** -3, e).x[0] for d in (0, 7.3, 21)]
+    for x in xs:
+        assert x.shape == (300,)
+        assert x.dtype == np.float32
+        assert abs(float(x.mean())) < 1e-6
+        assert np.isclose(float(x.max() - x.min()), 1.0, atol=1e-6)
+        assert int(np.argmax(x)) == 100  # L3 peak at -10 eV from the window start
+    np.testing.assert_allclose(xs[0], xs[1], atol=0.03)
+    np.testing.assert_allclose(xs[0], xs[2], atol=0.03)
+
+
+def test_bad_pixels_are_flagged_not_crashed_on():
+    e = np.arange(600.0, 700.0, 0.2)
+    good = toy_edge(e, 641.0) * 1000 + 2000 * (e / 600) ** -3
+    rng = np.random.default_rng(3)
+    noise_only = rng.poisson(2000 * (e / 600) ** -3).astype(float)
+    nan = good.copy()
+    nan[10] = np.nan
+    inf = good.copy()
+    inf[50] = np.inf
+    data = np.stack([good, nan, inf, np.zeros_like(e), -good, noise_only])
+    out = P.preprocess(data, e)
+    assert out.valid.tolist() == [True, False, False, False, False, False]
+    assert out.reason.tolist()[:4] == [0, 1, 1, 2]
+    assert np.all(out.reason[4:] == 3)
+    assert np.all(np.isnan(out.peak_eV[1:]))
+    assert np.all(out.x[1:] == 0)
+
+
+def test_noise_only_spectra_are_not_taken_for_edges():
+    rng = np.random.default_rng(7)
+    e = np.arange(550.0, 750.0, 0.25)
+    for counts in (20.0, 1e3, 1e5):
+        x = rng.poisson(np.tile(counts * (e / 550) ** -3, (300, 1))).astype(float)
+        assert P.preprocess(x, e).valid.sum() == 0
+
+
+def test_energy_range_without_mn_edge_is_a_clear_error():
+    e = np.arange(100.0, 400.0, 0.5)
+    with pytest.raises(ValueError, match="does not contain"):
+        P.preprocess(np.ones((2, e.size)) + e, e)
+
+
+def test_center_offset_shifts_the_window():
+    e = np.arange(600.0, 700.0, 0.1)
+    y = toy_edge(e, 640.0)
+    a = P.preprocess(y, e).x[0]
+    b = P.preprocess(y, e, center_offset_eV=2.0).x[0]
+    assert int(np.argmax(a)) - int(np.argmax(b)) == 20
