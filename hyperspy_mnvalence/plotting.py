@@ -1,0 +1,335 @@
+"""Matplotlib figures of Mn valence classification results.
+
+The result ``p`` of a classification holds the probabilities of Mn2+, Mn3+ and Mn4+
+with shape ``(3,) + navigation shape of the input`` (numpy order): one axis named
+"Mn valence" (size 3) and the input's navigation axes, with their calibration. NaN
+marks pixels without a Mn L2,3 edge. Plain numpy arrays of that layout are accepted
+too (uncalibrated, in pixels).
+
+Colours: the probability maps use ``cividis``; valences use Paul Tol's colour-blind
+safe high-contrast triad (Mn2+ blue ``#004488``, Mn3+ yellow ``#DDAA33``, Mn4+ red
+``#BB5566``). Nothing here calls ``plt.show``; the functions return figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib import colors as mcolors
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+__all__ = [
+    "NAN_COLOR",
+    "VALENCE_COLORS",
+    "VALENCE_LABELS",
+    "composite_rgb",
+    "plot_pixel_spectra",
+    "plot_valence_maps",
+]
+
+VALENCE_LABELS: tuple[str, str, str] = ("Mn2+", "Mn3+", "Mn4+")
+#: Paul Tol's high-contrast scheme, one colour per valence (Mn2+, Mn3+, Mn4+).
+VALENCE_COLORS: tuple[str, str, str] = ("#004488", "#DDAA33", "#BB5566")
+#: RGB of pixels without a Mn edge (NaN probabilities) in composites and label maps.
+NAN_COLOR: tuple[float, float, float] = (0.6, 0.6, 0.6)
+
+_VALENCES = np.array([2.0, 3.0, 4.0])
+_PROB_CMAP = "cividis"
+_VALENCE_CMAP = "viridis"
+
+
+def composite_rgb(
+    probabilities: np.ndarray,
+    nan_color: Sequence[float] = NAN_COLOR,
+) -> np.ndarray:
+    """RGB composite of the three probabilities in the valence colours.
+
+    ``rgb = sum_k p_k * colour_k``, clipped to [0, 1]; a pure valence gets exactly its
+    colour, mixtures blend. Pixels where any probability is NaN get ``nan_color``.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        Shape ``(3, ...)``: Mn2+, Mn3+, Mn4+ probabilities.
+    nan_color : sequence of 3 float
+        RGB (0-1) of pixels without a result.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(..., 3)``.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim < 1 or p.shape[0] != 3:
+        raise ValueError(
+            f"probabilities must have shape (3, ...) (Mn2+, Mn3+, Mn4+ first), got {p.shape}."
+        )
+    cols = np.array([mcolors.to_rgb(c) for c in VALENCE_COLORS])  # (3, 3)
+    pm = np.moveaxis(p, 0, -1)  # (..., 3)
+    bad = ~np.all(np.isfinite(pm), axis=-1)
+    rgb = np.clip(np.where(bad[..., None], 0.0, pm) @ cols, 0.0, 1.0)
+    rgb[bad] = np.asarray(nan_color, dtype=np.float64)
+    return rgb
+
+
+def _result_arrays(p) -> tuple[np.ndarray, list[dict]]:
+    """Probabilities as ``(3, *spatial)`` numpy array, and the spatial axes (numpy order).
+
+    Each axis is a dict with ``name``, ``units`` and ``coords`` (the pixel centres).
+    """
+    if isinstance(p, np.ndarray):
+        data = np.asarray(p, dtype=np.float64)
+        axes = [
+            {"name": f"axis {i}", "units": "px", "coords": np.arange(n, dtype=float)}
+            for i, n in enumerate(data.shape[1:])
+        ]
+        if data.shape[0] != 3:
+            raise ValueError(f"Expected probabilities of shape (3, ...), got {data.shape}.")
+        return data, axes
+    data = p.data
+    if getattr(p, "_lazy", False):
+        data = data.compute()
+    data = np.asarray(data, dtype=np.float64)
+    am = p.axes_manager
+    all_axes = list(am.navigation_axes) + list(am.signal_axes)
+    val_ax = next((a for a in all_axes if a.name == "Mn valence"), None)
+    if val_ax is None:
+        val_ax = next(a for a in all_axes if a.index_in_array == 0)
+    if val_ax.size != 3:
+        raise ValueError(f"The 'Mn valence' axis of {p} has {val_ax.size} values, not 3.")
+    data = np.moveaxis(data, val_ax.index_in_array, 0)
+    others = sorted((a for a in all_axes if a is not val_ax), key=lambda a: a.index_in_array)
+    axes = []
+    for a in others:
+        name = a.name if isinstance(a.name, str) else "position"
+        units = a.units if isinstance(a.units, str) else ""
+        axes.append({"name": name, "units": units, "coords": np.asarray(a.axis, dtype=float)})
+    return data, axes
+
+
+def _label(ax: dict) -> str:
+    return f"{ax['name']} ({ax['units']})" if ax["units"] else ax["name"]
+
+
+def _extent(ax_x: dict, ax_y: dict) -> list[float]:
+    def edges(c):
+        if c.size == 1:
+            return c[0] - 0.5, c[0] + 0.5
+        h0, h1 = (c[1] - c[0]) / 2, (c[-1] - c[-2]) / 2
+        return c[0] - h0, c[-1] + h1
+
+    x0, x1 = edges(ax_x["coords"])
+    y0, y1 = edges(ax_y["coords"])
+    return [x0, x1, y1, y0]  # origin upper: first row at the top
+
+
+def _new_figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
+    if fig is None:
+        return Figure(figsize=size, layout="constrained")
+    fig.clear()
+    return fig
+
+
+def _mean_and_label(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    valid = np.all(np.isfinite(prob), axis=0)
+    safe = np.where(valid, prob, 0.0)
+    tot = safe.sum(0)
+    mean = np.where(
+        valid & (tot > 0), np.tensordot(_VALENCES, safe, axes=1) / np.where(tot > 0, tot, 1), np.nan
+    )
+    label = np.where(valid, np.argmax(safe, axis=0).astype(float), np.nan)
+    return mean, label
+
+
+def _valence_handles() -> list[Patch]:
+    return [
+        Patch(color=c, label=lab) for c, lab in zip(VALENCE_COLORS, VALENCE_LABELS, strict=True)
+    ]
+
+
+def plot_valence_maps(p, *, fig: Figure | None = None, title: str | None = None) -> Figure:
+    """Figure of a Mn valence classification result.
+
+    * 2D navigation (a map): six panels - the three probability maps (cividis, 0-1,
+      each with a colourbar), the RGB composite in the valence colours (grey: no Mn
+      edge; legend of the three colours), the most likely valence (same colours), and
+      the mean valence ``sum_k p_k v_k`` (colourbar 2-4). Extents and axis labels come
+      from the spatial calibration. 10 axes in all (6 panels, 4 colourbars).
+    * 1D navigation (a line scan): two panels - the probability profiles against
+      position, and the mean valence profile.
+    * no navigation (one spectrum): a bar chart of the three probabilities.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal or numpy.ndarray
+        The probabilities, shape ``(3,) + navigation shape`` (see the module notes).
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into (cleared first); a new one by default.
+    title : str, optional
+        Figure title; default the signal's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    prob, axes = _result_arrays(p)
+    if title is None and not isinstance(p, np.ndarray):
+        title = p.metadata.get_item("General.title", None)
+    ndim = len(axes)
+    if ndim == 0:
+        fig = _bar_chart(prob, fig)
+    elif ndim == 1:
+        fig = _profiles(prob, axes[0], fig)
+    elif ndim == 2:
+        fig = _maps(prob, axes, fig)
+    else:
+        raise ValueError(
+            f"Cannot plot a result with {ndim} spatial dimensions; slice it to a map, a "
+            "line or a single pixel first (e.g. p.isig[:, :, k])."
+        )
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _bar_chart(prob: np.ndarray, fig: Figure | None) -> Figure:
+    fig = _new_figure(fig, (4.0, 3.2))
+    ax = fig.add_subplot()
+    vals = np.asarray(prob, dtype=float).reshape(3)
+    if np.all(np.isfinite(vals)):
+        ax.bar(VALENCE_LABELS, vals, color=VALENCE_COLORS, edgecolor="black")
+        mean = float(np.dot(_VALENCES, vals) / max(vals.sum(), 1e-12))
+        ax.set_title(f"mean valence {mean:.2f}")
+    else:
+        ax.bar(VALENCE_LABELS, [0, 0, 0], color=VALENCE_COLORS)
+        ax.set_title("no Mn L2,3 edge")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("Probability")
+    return fig
+
+
+def _profiles(prob: np.ndarray, axis: dict, fig: Figure | None) -> Figure:
+    fig = _new_figure(fig, (6.0, 5.0))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    x = axis["coords"]
+    for k in range(3):
+        ax1.plot(x, prob[k], color=VALENCE_COLORS[k], label=VALENCE_LABELS[k], lw=1.5)
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_ylabel("Probability")
+    ax1.legend(loc="best", fontsize="small")
+    mean, _ = _mean_and_label(prob)
+    ax2.plot(x, mean, color="black", lw=1.5)
+    ax2.set_ylim(1.9, 4.1)
+    ax2.set_yticks([2, 3, 4])
+    ax2.set_ylabel("Mean valence")
+    ax2.set_xlabel(_label(axis))
+    return fig
+
+
+def _maps(prob: np.ndarray, axes: list[dict], fig: Figure | None) -> Figure:
+    fig = _new_figure(fig, (12.0, 7.0))
+    grid = fig.subplots(2, 3)
+    ay, ax_ = axes  # numpy order: rows, columns
+    ext = _extent(ax_, ay)
+    kw = {"extent": ext, "interpolation": "nearest", "aspect": "equal"}
+    pcmap = colormaps[_PROB_CMAP].with_extremes(bad=NAN_COLOR)
+    for k in range(3):
+        a = grid[0, k]
+        im = a.imshow(np.ma.masked_invalid(prob[k]), cmap=pcmap, vmin=0.0, vmax=1.0, **kw)
+        a.set_title(f"P({VALENCE_LABELS[k]})")
+        fig.colorbar(im, ax=a, shrink=0.8, label="Probability")
+    mean, label = _mean_and_label(prob)
+    a = grid[1, 0]
+    a.imshow(composite_rgb(prob), **kw)
+    a.set_title("RGB composite")
+    a.legend(handles=_valence_handles(), loc="upper right", fontsize="x-small", framealpha=0.8)
+    a = grid[1, 1]
+    cmap = mcolors.ListedColormap(list(VALENCE_COLORS)).with_extremes(bad=NAN_COLOR)
+    a.imshow(np.ma.masked_invalid(label), cmap=cmap, vmin=-0.5, vmax=2.5, **kw)
+    a.set_title("Most likely valence")
+    a.legend(handles=_valence_handles(), loc="upper right", fontsize="x-small", framealpha=0.8)
+    a = grid[1, 2]
+    vcmap = colormaps[_VALENCE_CMAP].with_extremes(bad=NAN_COLOR)
+    im = a.imshow(np.ma.masked_invalid(mean), cmap=vcmap, vmin=2.0, vmax=4.0, **kw)
+    a.set_title("Mean valence")
+    fig.colorbar(im, ax=a, shrink=0.8, label="Valence", ticks=[2, 2.5, 3, 3.5, 4])
+    for a in grid.ravel():
+        a.set_xlabel(_label(ax_))
+        a.set_ylabel(_label(ay))
+    return fig
+
+
+def plot_pixel_spectra(
+    s,
+    p,
+    pixels: Sequence[int | Sequence[int]],
+    *,
+    fig: Figure | None = None,
+    normalize: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Spectra of chosen pixels, with their valence probabilities in the legend.
+
+    Parameters
+    ----------
+    s : hyperspy.signal.BaseSignal
+        The EELS spectrum image (signal dimension 1, the energy axis).
+    p : hyperspy.signal.BaseSignal or numpy.ndarray
+        Its classification result (see the module notes).
+    pixels : sequence
+        Navigation indices in HyperSpy order (``(x, y)`` for a map, an int for a line
+        scan), as used by ``s.inav``.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into (cleared first).
+    normalize : bool
+        Scale each spectrum to its maximum (to compare shapes).
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    prob, _ = _result_arrays(p)
+    nav_dim = s.axes_manager.navigation_dimension
+    if prob.ndim - 1 != nav_dim:
+        raise ValueError(
+            f"The result has {prob.ndim - 1} spatial dimensions but the signal has "
+            f"{nav_dim} navigation dimensions; pass the result of this signal."
+        )
+    e_ax = s.axes_manager.signal_axes[0]
+    energy = np.asarray(e_ax.axis, dtype=float)
+    fig = _new_figure(fig, (7.0, 4.5))
+    ax = fig.add_subplot()
+    pixels = list(pixels) if nav_dim else [()]
+    style_colors = ["black", "#0077BB", "#EE7733", "#009988", "#CC3311", "#33BBEE", "#EE3377"]
+    for i, pix in enumerate(pixels):
+        idx = (pix,) if np.ndim(pix) == 0 and nav_dim else tuple(pix)
+        if len(idx) != nav_dim:
+            raise ValueError(f"Pixel {pix!r} needs {nav_dim} indices (HyperSpy order).")
+        sub = s.inav[idx] if nav_dim else s
+        y = sub.data
+        if getattr(sub, "_lazy", False):
+            y = y.compute()
+        y = np.asarray(y, dtype=float)
+        pk = prob[(slice(None),) + tuple(idx[::-1])]
+        if normalize and np.nanmax(np.abs(y)) > 0:
+            y = y / np.nanmax(np.abs(y))
+        if np.all(np.isfinite(pk)):
+            probs = ", ".join(f"{lab} {v:.2f}" for lab, v in zip(VALENCE_LABELS, pk, strict=True))
+        else:
+            probs = "no Mn edge"
+        where = f"{tuple(int(j) for j in idx)}" if nav_dim else "spectrum"
+        ax.plot(
+            energy, y, lw=1.0, color=style_colors[i % len(style_colors)], label=f"{where}: {probs}"
+        )
+    xl = e_ax.name if isinstance(e_ax.name, str) else "Energy loss"
+    ax.set_xlabel(f"{xl} ({e_ax.units})" if isinstance(e_ax.units, str) and e_ax.units else xl)
+    ax.set_ylabel("Intensity (normalised)" if normalize else "Intensity")
+    ax.legend(fontsize="small", loc="best")
+    if title:
+        ax.set_title(title)
+    return fig
