@@ -1,0 +1,130 @@
+"""The ONNX model file: loading, metadata, errors, pickling, custom models."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+from hyperspy_mnvalence import model_card  # noqa: E402
+from hyperspy_mnvalence.datasets import file_sha256  # noqa: E402
+from hyperspy_mnvalence.model import METADATA_KEY, MnValenceModel, ModelError, load_model  # noqa: E402
+from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING  # noqa: E402
+
+
+def _tiny_model(path, logits=(0.0, 2.0, 0.0), metadata: dict | None = None, classes=(2, 3, 4)):
+    """A valid ONNX graph: probabilities = softmax(mean(x) * 0 + logits)."""
+    k = len(classes)
+    x = helper.make_tensor_value_info("spectra", TensorProto.FLOAT, ["N", "L"])
+    p = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k])
+    s = helper.make_tensor_value_info("probability_std", TensorProto.FLOAT, ["N", k])
+    nodes = [
+        helper.make_node("ReduceMean", ["spectra"], ["m"], keepdims=1, axes=[1]),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Add", ["z", "logits"], ["l"]),
+        helper.make_node("Softmax", ["l"], ["probabilities"], axis=1),
+        helper.make_node("Mul", ["probabilities", "zero"], ["probability_std"]),
+    ]
+    inits = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [1, 1], [0.0]),
+        helper.make_tensor("logits", TensorProto.FLOAT, [1, k], list(logits)),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [x], [p, s], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    if metadata is not False:
+        meta = {
+            "format_version": 1,
+            "task": "classification",
+            "classes": list(classes),
+            "energy_step_eV": 0.1,
+            "preprocessing": DEFAULT_PREPROCESSING,
+            "input_name": "spectra",
+            "outputs": ["probabilities", "probability_std"],
+            "n_members": 1,
+        }
+        meta.update(metadata or {})
+        e = m.metadata_props.add()
+        e.key, e.value = METADATA_KEY, json.dumps(meta)
+    onnx.save(m, str(path))
+    return path
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nope.onnx")
+
+
+def test_broken_model_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(ModelError, match="could not be read as an ONNX model"):
+        MnValenceModel(bad)
+
+
+def test_foreign_onnx_model_is_rejected(tmp_path):
+    path = _tiny_model(tmp_path / "foreign.onnx", metadata=False)
+    with pytest.raises(ModelError, match="not a hyperspy_mnvalence model"):
+        MnValenceModel(path)
+
+
+def test_incompatible_metadata_is_rejected(tmp_path):
+    path = _tiny_model(tmp_path / "four.onnx", classes=(1, 2, 3, 4), logits=(0, 0, 0, 0))
+    with pytest.raises(ModelError, match="three Mn valences"):
+        MnValenceModel(path)
+    m = onnx.load(str(path))
+    m.metadata_props[0].value = json.dumps({"classes": [2, 3, 4]})
+    onnx.save(m, str(tmp_path / "old.onnx"))
+    with pytest.raises(ModelError, match="incompatible"):
+        MnValenceModel(tmp_path / "old.onnx")
+
+
+def test_custom_model_runs_and_pickles(tmp_path):
+    m = load_model(_tiny_model(tmp_path / "tiny.onnx"))
+    x = np.zeros((5, 300), np.float32)
+    p, s = m.predict(x, batch_size=2)
+    expected = np.exp([0, 2, 0]) / np.exp([0, 2, 0]).sum()
+    np.testing.assert_allclose(p, np.tile(expected, (5, 1)), rtol=1e-6)
+    assert np.all(s == 0)
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_allclose(m2.predict(x)[0], p)
+    assert "CPUExecutionProvider" in m2.providers
+
+
+def test_load_model_is_cached(tmp_path):
+    path = _tiny_model(tmp_path / "tiny.onnx")
+    assert load_model(path) is load_model(str(path))
+
+
+def test_shipped_model_card(shipped_model, real_data):
+    card = model_card()
+    assert card["classes"] == [2, 3, 4]
+    assert card["energy_step_eV"] == pytest.approx(0.1)
+    metrics = card["metrics"]
+    for key in ("cv_accuracy", "digitized_accuracy", "shift_accuracy", "noise_accuracy"):
+        assert key in metrics
+    assert 0.5 < metrics["cv_accuracy"] <= 1.0
+    shifts = {float(k) for k in metrics["shift_accuracy"]}
+    assert {-5.0, 0.0, 5.0} <= shifts
+    noise = {float(k) for k in metrics["noise_accuracy"]}
+    assert {0.0, 5.0} <= noise
+    # the recorded training data are the files we have, byte for byte
+    files = {d["file"]: d["sha256"] for d in card["training_data"]}
+    assert files, "the model card lists no training data"
+    for name, sha in files.items():
+        assert not name.startswith("test/"), "the test set must never be training data"
+        assert file_sha256(real_data / name) == sha
+
+
+def test_shipped_model_predicts_probabilities(shipped_model):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 300)).astype(np.float32)
+    p, s = shipped_model.predict(x)
+    assert p.shape == (7, 3) and s.shape == (7, 3)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    assert np.all(s >= 0)
