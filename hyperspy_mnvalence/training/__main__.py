@@ -1,0 +1,207 @@
+"""Command line: ``python -m hyperspy_mnvalence.training``.
+
+Retrains the Mn valence classifier with stratified k-fold cross-validation, evaluates
+it (shift, noise, digitized references, wide-window Mn2+ set) and exports the fold
+models as one ONNX ensemble with the metadata the plugin reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "mn_valence_fcn.onnx"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m hyperspy_mnvalence.training",
+        description="Retrain the Mn L2,3 valence classifier and export it to ONNX.",
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .onnx file")
+    p.add_argument("--arch", default="fcn_wide", help="fcn, fcn_wide, dense or conv_dense")
+    p.add_argument("--folds", type=int, default=10, help="CV folds (1: one model, no CV)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--aug-factor", type=int, default=1, help="augmented copies per epoch")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3, help="initial Adam learning rate")
+    p.add_argument("--label-smoothing", type=float, default=0.05)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="early-stopping split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="your own .npz (spectra, labels 2/3/4, energy_eV) instead of the Titan set",
+    )
+    p.add_argument(
+        "--no-aug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch an augmentation off (repeatable; 'all' for none)",
+    )
+    p.add_argument(
+        "--single",
+        action="store_true",
+        help="ship the best-by-CV single fold model instead of the ensemble",
+    )
+    p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny fast run (2 folds, 2 epochs, 120 spectra) to check the pipeline",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the training command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    from .augment import augmentation_config
+    from .cv import (
+        TrainConfig,
+        cross_validate,
+        evaluate_digitized,
+        evaluate_mn2_wide,
+        evaluate_noise,
+        evaluate_shift,
+        load_training_data,
+        train_model,
+    )
+    from .export import build_metadata, export_onnx
+
+    t0 = time.time()
+    data = load_training_data(args.data)
+    if args.smoke:
+        rng = np.random.default_rng(args.seed)
+        keep = np.sort(
+            np.concatenate(
+                [rng.choice(np.nonzero(data["y"] == c)[0], 40, replace=False) for c in range(3)]
+            )
+        )
+        data["spectra"], data["y"] = data["spectra"][keep], data["y"][keep]
+        args.folds, args.epochs = min(args.folds, 2), min(args.epochs, 2)
+    aug = augmentation_config(disable=args.no_aug)
+    if data["noise_values"] is None and aug["pca_noise"]["enabled"]:
+        print("PCA noise file not found: pca_noise augmentation switched off", file=sys.stderr)
+        aug["pca_noise"]["enabled"] = False
+    cfg = TrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        aug_factor=args.aug_factor,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        label_smoothing=args.label_smoothing,
+        val_fraction=args.val_fraction,
+        augmentation=aug,
+        seed=args.seed,
+    )
+    s, y, e, nv = data["spectra"], data["y"], data["energy"], data["noise_values"]
+    have_refs = True
+    try:
+        from .cv import digitized_inputs
+
+        dig_in = digitized_inputs()
+    except FileNotFoundError:
+        have_refs, dig_in = False, None
+    metrics: dict = {}
+    if args.folds >= 2:
+        res = cross_validate(cfg, data, folds=args.folds, digitized=have_refs)
+        models = res["models"]
+        metrics.update(
+            cv_accuracy=res["cv_accuracy"],
+            cv_accuracy_std=res["cv_accuracy_std"],
+            cv_folds=args.folds,
+            cv_fold_accuracy=res["fold_accuracy"],
+            cv_oof_accuracy=res["oof_accuracy"],
+            shift_accuracy=res.get("shift_accuracy"),
+            noise_accuracy=res.get("noise_accuracy"),
+            shift_noise_protocol="mean over the validation folds of the fold models",
+        )
+        if have_refs:
+            metrics["fold_digitized_correct"] = res["fold_digitized_correct"]
+        if args.single:
+            models = [models[int(np.argmax(res["fold_accuracy"]))]]
+        fold_info = res["fold_info"]
+    else:
+        model, info = train_model(cfg, s, y, e, nv, label="[single]")
+        models = [model]
+        fold_info = [info]
+        metrics.update(
+            cv_accuracy=info.get("val_accuracy"),
+            cv_accuracy_std=None,
+            cv_folds=1,
+            cv_note=(
+                "no cross-validation: cv_accuracy is the accuracy on the "
+                f"{args.val_fraction:.0%} early-stopping split (optimistic)"
+            ),
+            shift_accuracy=evaluate_shift(model, s, y, e),
+            noise_accuracy=evaluate_noise(model, s, y, e, nv) if nv is not None else None,
+            shift_noise_protocol="on the training data itself (optimistic)",
+        )
+    if have_refs:
+        dg = evaluate_digitized(models, dig_in)
+        metrics.update(
+            digitized_accuracy=dg["accuracy"],
+            digitized_correct=dg["correct"],
+            digitized_total=dg["total"],
+            digitized_predicted=dg["predicted"],
+        )
+    try:
+        metrics["mn2_wide"] = evaluate_mn2_wide(models)
+    except FileNotFoundError:
+        pass
+    wall = time.time() - t0
+    meta = build_metadata(
+        architecture=args.arch,
+        n_members=len(models),
+        augmentation=aug,
+        training_data=data["training_data"],
+        seed=args.seed,
+        metrics=metrics,
+        extra={
+            "training": {
+                "epochs": args.epochs,
+                "aug_factor": args.aug_factor,
+                "batch_size": args.batch_size,
+                "learning_rate": args.lr,
+                "lr_schedule": "cosine decay to 1%",
+                "label_smoothing": args.label_smoothing,
+                "early_stopping": f"best epoch by loss on a {args.val_fraction:.0%} split "
+                "of the training folds",
+                "best_epochs": [i.get("best_epoch") for i in fold_info],
+                "wall_time_s": round(wall, 1),
+                "cpu_count": os.cpu_count(),
+                "smoke": bool(args.smoke),
+            }
+        },
+    )
+    path = export_onnx(models, args.out, meta)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "digitized_predicted"}, indent=1))
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB) in {wall:.0f} s")
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(meta, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

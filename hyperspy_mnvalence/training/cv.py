@@ -1,0 +1,491 @@
+"""Data loading, training and stratified k-fold cross-validation.
+
+TensorFlow/Keras are imported lazily inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess
+
+from .augment import add_pca_noise, augment_and_preprocess
+
+__all__ = [
+    "CLASSES",
+    "TrainConfig",
+    "cross_validate",
+    "evaluate_digitized",
+    "evaluate_mn2_wide",
+    "evaluate_noise",
+    "evaluate_shift",
+    "load_training_data",
+    "predict",
+    "set_seeds",
+    "train_model",
+]
+
+CLASSES = (2, 3, 4)
+SHIFTS_EV = tuple(float(s) for s in np.arange(-5.0, 5.01, 1.0))
+NOISE_MULTIPLES = (0, 1, 2, 3, 4, 5)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run.
+
+    Attributes
+    ----------
+    arch : str
+        Architecture name (see :mod:`.architectures`).
+    epochs : int
+        Passes over the (augmented) training set.
+    aug_factor : int
+        Fresh augmented copies of the training set per epoch.
+    batch_size : int
+    learning_rate : float
+        Initial Adam learning rate (cosine decay to 1 % over the run).
+    label_smoothing : float
+    val_fraction : float
+        Fraction of the training folds held out for early stopping (best epoch by
+        validation loss); 0 trains for the full ``epochs``.
+    augmentation : dict
+        Augmentation configuration (see :data:`.augment.DEFAULT_AUGMENTATION`).
+    seed : int
+    """
+
+    arch: str = "fcn_wide"
+    epochs: int = 40
+    aug_factor: int = 1
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    label_smoothing: float = 0.05
+    val_fraction: float = 0.1
+    augmentation: dict = field(default_factory=dict)
+    seed: int = 0
+
+
+def set_seeds(seed: int) -> None:
+    """Fix Python, numpy and TensorFlow seeds and request deterministic TF ops.
+
+    Parameters
+    ----------
+    seed : int
+    """
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    try:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # pragma: no cover - older TF
+        pass
+
+
+def load_training_data(data: str | os.PathLike | None = None) -> dict:
+    """Labelled raw spectra for training.
+
+    Parameters
+    ----------
+    data : path-like, optional
+        A user's ``.npz`` with ``spectra`` (n, C), ``labels`` (valence 2/3/4) and
+        ``energy_eV`` (C,). Default: ``train/titan_mn_valence.npz`` from the data folder.
+
+    Returns
+    -------
+    dict
+        ``spectra``, ``y`` (class index 0..2), ``energy``, ``training_data`` (list of
+        file records with name, sha256 and count), ``noise_values`` (Titan PCA noise,
+        or ``None`` if unavailable).
+    """
+    from hyperspy_mnvalence import datasets
+
+    noise_values = None
+    noise_record = None
+    try:
+        nz = datasets.load_pca_noise()
+        noise_values = nz["low_variance_pc_values"]
+        noise_record = {
+            "file": "train/titan_pca_noise.npz",
+            "sha256": nz["sha256"],
+            "n_spectra": 0,
+            "use": "noise model for augmentation and the noise test",
+        }
+    except datasets.DataNotFoundError:
+        pass
+    if data is None:
+        d = datasets.load_titan_valence()
+        spectra, labels, energy = d["spectra"], d["valence"], d["energy"]
+        records = [
+            {
+                "file": "train/titan_mn_valence.npz",
+                "sha256": d["sha256"],
+                "n_spectra": int(len(labels)),
+            }
+        ]
+    else:
+        p = Path(data)
+        with np.load(p) as z:
+            missing = {"spectra", "labels", "energy_eV"} - set(z.files)
+            if missing:
+                raise ValueError(f"{p} lacks the arrays {sorted(missing)}")
+            spectra = z["spectra"].astype(np.float32)
+            labels = z["labels"].astype(int)
+            energy = z["energy_eV"].astype(np.float64)
+        records = [{"file": p.name, "sha256": datasets.file_sha256(p), "n_spectra": len(labels)}]
+    bad = ~np.isin(labels, CLASSES)
+    if np.any(bad):
+        raise ValueError(f"labels must be valences 2, 3 or 4; found {np.unique(labels[bad])}")
+    if spectra.ndim != 2 or spectra.shape[1] != energy.size:
+        raise ValueError("spectra must be (n, C) with energy_eV of length C")
+    if noise_record is not None:
+        records.append(noise_record)
+    return {
+        "spectra": spectra,
+        "y": np.searchsorted(CLASSES, labels),
+        "energy": energy,
+        "training_data": records,
+        "noise_values": noise_values,
+    }
+
+
+def predict(models, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Mean softmax of one model or a list of models on preprocessed input.
+
+    Parameters
+    ----------
+    models : keras.Model or list of keras.Model
+    x : numpy.ndarray
+        ``(n, L)`` float32.
+    batch_size : int
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3)`` probabilities.
+    """
+    if not isinstance(models, list | tuple):
+        models = [models]
+    xs = np.asarray(x, np.float32)[..., None]
+    out = [np.asarray(m.predict(xs, batch_size=batch_size, verbose=0)) for m in models]
+    return np.mean(out, axis=0)
+
+
+def train_model(
+    cfg: TrainConfig,
+    spectra: np.ndarray,
+    y: np.ndarray,
+    energy: np.ndarray,
+    noise_values: np.ndarray | None = None,
+    verbose: bool = True,
+    label: str = "",
+):
+    """Train one model with a fresh augmented copy of the data every epoch.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    spectra : numpy.ndarray
+        Raw training spectra ``(n, C)``.
+    y : numpy.ndarray
+        Class indices 0..2.
+    energy : numpy.ndarray
+        ``(C,)``.
+    noise_values : numpy.ndarray, optional
+        PCA noise samples for the ``pca_noise`` augmentation.
+    verbose : bool
+    label : str
+        Prefix of progress lines.
+
+    Returns
+    -------
+    model : keras.Model
+    info : dict
+        ``best_epoch``, ``val_accuracy``, ``seconds``.
+    """
+    import keras
+    from sklearn.model_selection import train_test_split
+
+    from .architectures import build_model
+
+    set_seeds(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.time()
+    idx = np.arange(len(y))
+    if cfg.val_fraction > 0:
+        tr, va = train_test_split(
+            idx, test_size=cfg.val_fraction, stratify=y, random_state=cfg.seed
+        )
+    else:
+        tr, va = idx, idx[:0]
+    peak = preprocess(spectra, energy, check_edge=False).peak_eV
+    x_val = preprocess(spectra[va], energy, check_edge=False).x if va.size else None
+    model = build_model(cfg.arch)
+    steps = cfg.epochs * int(np.ceil(cfg.aug_factor * tr.size / cfg.batch_size))
+    sched = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.Adam(sched),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+    y_tr = np.tile(np.eye(3, dtype=np.float32)[y[tr]], (cfg.aug_factor, 1))
+    best = (np.inf, -1)
+    best_w = None
+    acc = float("nan")
+    for ep in range(cfg.epochs):
+        xa = np.concatenate(
+            [
+                augment_and_preprocess(
+                    spectra[tr], energy, cfg.augmentation, rng, noise_values, peak[tr]
+                )
+                for _ in range(cfg.aug_factor)
+            ]
+        )
+        h = model.fit(
+            xa[..., None], y_tr, batch_size=cfg.batch_size, epochs=1, shuffle=True, verbose=0
+        )
+        if x_val is not None:
+            p = predict(model, x_val)
+            loss = float(-np.mean(np.log(p[np.arange(va.size), y[va]] + 1e-7)))
+            acc = float(np.mean(p.argmax(1) == y[va]))
+            if loss < best[0]:
+                best = (loss, ep)
+                best_w = model.get_weights()
+        if verbose and (ep % 10 == 9 or ep == cfg.epochs - 1):
+            print(
+                f"{label} epoch {ep + 1}/{cfg.epochs} loss {h.history['loss'][-1]:.4f} "
+                f"val_acc {acc:.4f} ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+    if best_w is not None:
+        model.set_weights(best_w)
+    info = {"best_epoch": int(best[1] + 1), "seconds": time.time() - t0}
+    if x_val is not None:
+        info["val_accuracy"] = float(np.mean(predict(model, x_val).argmax(1) == y[va]))
+    return model, info
+
+
+def evaluate_shift(
+    models, spectra: np.ndarray, y: np.ndarray, energy: np.ndarray, shifts=SHIFTS_EV
+) -> dict:
+    """Accuracy when the window is cut ``shift`` eV off the detected L3 peak.
+
+    Parameters
+    ----------
+    models : keras.Model or list
+    spectra, y, energy : numpy.ndarray
+        Raw validation spectra, class indices, energy axis.
+    shifts : sequence of float
+
+    Returns
+    -------
+    dict
+        ``{"-5.0": acc, ...}``.
+    """
+    out = {}
+    for s in shifts:
+        x = preprocess(spectra, energy, check_edge=False, center_offset_eV=float(s)).x
+        out[f"{float(s):.1f}"] = float(np.mean(predict(models, x).argmax(1) == y))
+    return out
+
+
+def evaluate_noise(
+    models,
+    spectra: np.ndarray,
+    y: np.ndarray,
+    energy: np.ndarray,
+    noise_values: np.ndarray,
+    multiples=NOISE_MULTIPLES,
+    seed: int = 1234,
+) -> dict:
+    """Accuracy with the Titan PCA noise, times ``multiple``, added to [0, 1] spectra.
+
+    Parameters
+    ----------
+    models : keras.Model or list
+    spectra, y, energy : numpy.ndarray
+    noise_values : numpy.ndarray
+    multiples : sequence of float
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``{"0": acc, ...}``.
+    """
+    out = {}
+    s = np.asarray(spectra, np.float64)
+    mn = s.min(1, keepdims=True)
+    s01 = (s - mn) / np.maximum(s.max(1, keepdims=True) - mn, 1e-12)
+    for m in multiples:
+        rng = np.random.default_rng(seed)
+        noisy = add_pca_noise(s01, noise_values, float(m), rng)
+        x = preprocess(noisy, energy, check_edge=False).x
+        out[f"{m:g}"] = float(np.mean(predict(models, x).argmax(1) == y))
+    return out
+
+
+def digitized_inputs() -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The digitized references through the package preprocessing (evaluation only).
+
+    Returns
+    -------
+    x : numpy.ndarray
+        ``(31, 300)`` model input.
+    y : numpy.ndarray
+        Class indices.
+    refs : list of dict
+    """
+    from hyperspy_mnvalence.datasets import load_digitized_references
+
+    refs = load_digitized_references()
+    x = np.concatenate([preprocess(d["intensity"], d["energy"]).x for d in refs])
+    y = np.searchsorted(CLASSES, [d["valence"] for d in refs])
+    return x, y, refs
+
+
+def evaluate_digitized(models, inputs=None) -> dict:
+    """Score on the 31 digitized literature references (evaluation only).
+
+    Parameters
+    ----------
+    models : keras.Model or list
+    inputs : tuple, optional
+        Output of :func:`digitized_inputs` (computed if omitted).
+
+    Returns
+    -------
+    dict
+        ``correct``, ``total``, ``accuracy``, ``predicted`` (valence per spectrum),
+        ``wrong_ids``.
+    """
+    x, y, refs = inputs if inputs is not None else digitized_inputs()
+    pred = predict(models, x).argmax(1)
+    ok = pred == y
+    return {
+        "correct": int(ok.sum()),
+        "total": int(y.size),
+        "accuracy": float(ok.mean()),
+        "predicted": [int(CLASSES[i]) for i in pred],
+        "wrong_ids": [int(refs[i]["id"]) for i in np.nonzero(~ok)[0]],
+    }
+
+
+def evaluate_mn2_wide(models) -> dict:
+    """Fraction of the 659 wide-window Titan Mn2+ spectra classified Mn2+.
+
+    They are preprocessed on their own 615-685 eV axis (calibration-independent
+    alignment), then classified.
+
+    Parameters
+    ----------
+    models : keras.Model or list
+
+    Returns
+    -------
+    dict
+        ``fraction_mn2``, ``n``, ``fraction_mn2_thinnest``.
+    """
+    from hyperspy_mnvalence.datasets import load_titan_mn2_wide
+
+    d = load_titan_mn2_wide()
+    x = preprocess(d["spectra"], d["energy"], check_edge=False).x
+    pred = predict(models, x).argmax(1)
+    return {
+        "fraction_mn2": float(np.mean(pred == 0)),
+        "n": int(pred.size),
+        "fraction_mn2_thinnest": float(np.mean(pred[d["thinnest"]] == 0)),
+    }
+
+
+def cross_validate(
+    cfg: TrainConfig,
+    data: dict,
+    folds: int = 10,
+    verbose: bool = True,
+    digitized: bool = True,
+    keep_models: bool = True,
+    extra_eval: bool = True,
+) -> dict:
+    """Stratified k-fold cross-validation.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    data : dict
+        From :func:`load_training_data`.
+    folds : int
+    verbose : bool
+    digitized : bool
+        Score every fold model on the digitized references (evaluation only; never
+        used for any choice).
+    keep_models : bool
+        Return the fold models (the ensemble members).
+    extra_eval : bool
+        Shift and noise tests on each validation fold.
+
+    Returns
+    -------
+    dict
+        ``fold_accuracy``, ``cv_accuracy``, ``cv_accuracy_std``, out-of-fold
+        ``oof_proba``, per-fold shift/noise accuracies and digitized scores, ``models``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    s, y, e = data["spectra"], data["y"], data["energy"]
+    nv = data.get("noise_values")
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
+    dig_in = digitized_inputs() if digitized else None
+    res: dict = {
+        "fold_accuracy": [],
+        "fold_digitized_correct": [],
+        "fold_shift": [],
+        "fold_noise": [],
+        "fold_info": [],
+        "oof_proba": np.zeros((len(y), 3)),
+        "models": [],
+    }
+    t0 = time.time()
+    for k, (tr, te) in enumerate(skf.split(s, y)):
+        fcfg = TrainConfig(**{**cfg.__dict__, "seed": cfg.seed + 1000 * (k + 1)})
+        model, info = train_model(fcfg, s[tr], y[tr], e, nv, verbose, label=f"[fold {k + 1}]")
+        x_te = preprocess(s[te], e, check_edge=False).x
+        p = predict(model, x_te)
+        res["oof_proba"][te] = p
+        acc = float(np.mean(p.argmax(1) == y[te]))
+        res["fold_accuracy"].append(acc)
+        res["fold_info"].append(info)
+        msg = f"fold {k + 1}/{folds}: accuracy {acc:.4f}"
+        if extra_eval:
+            res["fold_shift"].append(evaluate_shift(model, s[te], y[te], e))
+            if nv is not None:
+                res["fold_noise"].append(evaluate_noise(model, s[te], y[te], e, nv))
+        if dig_in is not None:
+            dg = evaluate_digitized(model, dig_in)
+            res["fold_digitized_correct"].append(dg["correct"])
+            msg += f", digitized {dg['correct']}/{dg['total']}"
+        if verbose:
+            print(f"{msg} ({time.time() - t0:.0f} s elapsed)", flush=True)
+        if keep_models:
+            res["models"].append(model)
+    res["cv_accuracy"] = float(np.mean(res["fold_accuracy"]))
+    res["cv_accuracy_std"] = float(np.std(res["fold_accuracy"]))
+    res["oof_accuracy"] = float(np.mean(res["oof_proba"].argmax(1) == y))
+    res["seconds"] = time.time() - t0
+    if res["fold_shift"]:
+        res["shift_accuracy"] = {
+            k: float(np.mean([f[k] for f in res["fold_shift"]])) for k in res["fold_shift"][0]
+        }
+    if res["fold_noise"]:
+        res["noise_accuracy"] = {
+            k: float(np.mean([f[k] for f in res["fold_noise"]])) for k in res["fold_noise"][0]
+        }
+    res["preprocessing"] = dict(DEFAULT_PREPROCESSING)
+    return res

@@ -1,0 +1,228 @@
+"""Tests of the training pipeline (smoke mode: tiny data, few epochs)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.training
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+pytest.importorskip("sklearn")
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from hyperspy_mnvalence import datasets  # noqa: E402
+from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess  # noqa: E402
+from hyperspy_mnvalence.training.augment import (  # noqa: E402
+    DEFAULT_AUGMENTATION,
+    NO_AUGMENTATION,
+    augment_and_preprocess,
+    augmentation_config,
+)
+
+REQUIRED_META = {
+    "format_version",
+    "task",
+    "classes",
+    "class_names",
+    "energy_step_eV",
+    "preprocessing",
+    "input_name",
+    "outputs",
+    "architecture",
+    "n_members",
+    "augmentation",
+    "training_data",
+    "seed",
+    "metrics",
+    "package_version",
+    "tensorflow_version",
+    "created",
+}
+
+
+def _have_real_data() -> bool:
+    d = datasets.data_dir()
+    return all(
+        (d / p).is_file()
+        for p in (
+            "train/titan_mn_valence.npz",
+            "train/titan_pca_noise.npz",
+            "test/digitized_references.csv",
+        )
+    )
+
+
+needs_data = pytest.mark.skipif(
+    not _have_real_data(),
+    reason=f"labelled data not found in {datasets.data_dir()} (set MNVALENCE_DATA)",
+)
+
+
+def _synthetic(n_per_class: int = 20, seed: int = 0):
+    """Three synthetic edge shapes (L3/L2 ratio and L3 position differ per class)."""
+    rng = np.random.default_rng(seed)
+    e = np.arange(620.0, 680.0, 0.2)
+    spectra, labels = [], []
+    for v, (pos, ratio) in zip((2, 3, 4), ((640.0, 3.0), (642.0, 2.0), (643.5, 1.3)), strict=True):
+        for _ in range(n_per_class):
+            p = pos + rng.normal(0, 0.2)
+            y = (
+                1e3 * (e / 620.0) ** -3
+                + ratio * 100 * np.exp(-0.5 * ((e - p) / 0.8) ** 2)
+                + 100 * np.exp(-0.5 * ((e - p - 11) / 1.0) ** 2)
+                + 30 / (1 + np.exp(-(e - p + 1)))
+            )
+            spectra.append(y + rng.normal(0, 1.0, e.size))
+            labels.append(v)
+    return np.array(spectra, np.float32), np.array(labels), e
+
+
+def test_augmentation_shapes_and_switches():
+    s, _, e = _synthetic(5)
+    rng = np.random.default_rng(0)
+    cfg = augmentation_config(disable=["pca_noise"])
+    x = augment_and_preprocess(s, e, cfg, rng)
+    assert x.shape == (15, 300) and x.dtype == np.float32
+    assert np.all(np.isfinite(x))
+    # everything off: identical to plain preprocessing
+    x0 = augment_and_preprocess(s, e, NO_AUGMENTATION, rng)
+    np.testing.assert_allclose(x0, preprocess(s, e, check_edge=False).x, atol=1e-6)
+    # augmentation changes the input
+    assert np.abs(x - x0).max() > 1e-2
+    with pytest.raises(ValueError, match="Unknown augmentation"):
+        augmentation_config(disable=["nonsense"])
+    with pytest.raises(ValueError, match="noise_values"):
+        augment_and_preprocess(s, e, DEFAULT_AUGMENTATION, rng)
+
+
+def test_translation_moves_window():
+    s, _, e = _synthetic(2)
+    cfg = augmentation_config(disable=["all"])
+    cfg["translation"].update(enabled=True, p=1.0, max_shift_eV=5.0)
+    x = augment_and_preprocess(s, e, cfg, np.random.default_rng(1))
+    x0 = preprocess(s, e, check_edge=False).x
+    # the L3 maximum moves within the window by up to 50 channels
+    shift = np.abs(x.argmax(1) - x0.argmax(1))
+    assert shift.max() > 5 and shift.max() <= 51
+
+
+@pytest.mark.parametrize("arch", ["fcn", "fcn_wide", "dense", "conv_dense"])
+def test_architectures_build(arch):
+    from hyperspy_mnvalence.training.architectures import build_model
+
+    m = build_model(arch)
+    out = m(np.zeros((2, 300, 1), np.float32), training=False)
+    assert tuple(out.shape) == (2, 3)
+    if arch == "fcn":
+        assert 500 < m.count_params() < 800
+        # length-agnostic
+        assert tuple(m(np.zeros((1, 400, 1), np.float32)).shape) == (1, 3)
+
+
+def test_export_matches_keras(tmp_path):
+    from hyperspy_mnvalence.training.architectures import build_model
+    from hyperspy_mnvalence.training.cv import set_seeds
+    from hyperspy_mnvalence.training.export import build_metadata, export_onnx, read_metadata
+
+    set_seeds(0)
+    members = [build_model("fcn"), build_model("fcn_wide")]
+    s, y, e = _synthetic(4)
+    x = preprocess(s, e, check_edge=False).x
+    # a short fit so batch-norm statistics are not trivial
+    for m in members:
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        m.fit(x[..., None], np.searchsorted([2, 3, 4], y), epochs=1, verbose=0)
+    meta = build_metadata(
+        architecture="test",
+        n_members=2,
+        augmentation=DEFAULT_AUGMENTATION,
+        training_data=[{"file": "synthetic", "sha256": "0" * 64, "n_spectra": len(y)}],
+        seed=0,
+        metrics={"cv_accuracy": 0.5},
+    )
+    path = export_onnx(members, tmp_path / "m.onnx", meta)
+    sess = ort.InferenceSession(str(path))
+    assert [i.name for i in sess.get_inputs()] == ["spectra"]
+    assert [o.name for o in sess.get_outputs()] == ["probabilities", "probability_std"]
+    p, sd = sess.run(None, {"spectra": x})
+    keras_p = np.stack([np.asarray(m(x[..., None], training=False)) for m in members])
+    np.testing.assert_allclose(p, keras_p.mean(0), atol=1e-5)
+    np.testing.assert_allclose(sd, keras_p.std(0), atol=1e-5)
+    # dynamic batch and length
+    p2, _ = sess.run(None, {"spectra": np.zeros((3, 350), np.float32)})
+    assert p2.shape == (3, 3)
+    got = read_metadata(path)
+    assert REQUIRED_META <= set(got)
+    assert got["preprocessing"] == json.loads(json.dumps(DEFAULT_PREPROCESSING))
+    assert got["n_members"] == 2
+
+
+@needs_data
+def test_smoke_cli_real_data(tmp_path):
+    """The whole command line on 120 real spectra, 2 folds, 2 epochs."""
+    from hyperspy_mnvalence.training.__main__ import main
+    from hyperspy_mnvalence.training.export import read_metadata
+
+    out = tmp_path / "smoke.onnx"
+    assert main(["--smoke", "--out", str(out), "--arch", "fcn"]) == 0
+    meta = read_metadata(out)
+    assert REQUIRED_META <= set(meta)
+    mt = meta["metrics"]
+    for k in ("cv_accuracy", "digitized_accuracy", "shift_accuracy", "noise_accuracy"):
+        assert k in mt
+    assert mt["digitized_total"] == 31
+    assert set(mt["shift_accuracy"]) == {f"{s:.1f}" for s in np.arange(-5.0, 5.01, 1.0)}
+    assert set(mt["noise_accuracy"]) == {"0", "1", "2", "3", "4", "5"}
+    files = {r["file"]: r for r in meta["training_data"]}
+    sha = datasets.file_sha256(datasets.data_dir() / "train" / "titan_mn_valence.npz")
+    assert files["train/titan_mn_valence.npz"]["sha256"] == sha
+    assert meta["n_members"] == 2
+    sess = ort.InferenceSession(str(out))
+    p, _ = sess.run(None, {"spectra": np.zeros((2, 300), np.float32)})
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_own_data_npz(tmp_path):
+    from hyperspy_mnvalence.training.cv import load_training_data
+
+    s, y, e = _synthetic(3)
+    f = tmp_path / "mine.npz"
+    np.savez(f, spectra=s, labels=y, energy_eV=e)
+    d = load_training_data(f)
+    assert d["spectra"].shape == s.shape
+    np.testing.assert_array_equal(d["y"], np.searchsorted([2, 3, 4], y))
+    assert d["training_data"][0]["file"] == "mine.npz"
+    assert len(d["training_data"][0]["sha256"]) == 64
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, spectra=s, labels=y + 3, energy_eV=e)
+    with pytest.raises(ValueError, match="valences"):
+        load_training_data(bad)
+
+
+@needs_data
+def test_shipped_model_metadata():
+    """The shipped model carries the contract and honest metrics."""
+    from pathlib import Path
+
+    from hyperspy_mnvalence.training.export import read_metadata
+
+    path = Path(__file__).resolve().parents[1] / "hyperspy_mnvalence/models/mn_valence_fcn.onnx"
+    if not path.is_file():
+        pytest.skip("no shipped model yet")
+    meta = read_metadata(path)
+    assert REQUIRED_META <= set(meta)
+    assert meta["classes"] == [2, 3, 4] and meta["energy_step_eV"] == 0.1
+    sha = datasets.file_sha256(datasets.data_dir() / "train" / "titan_mn_valence.npz")
+    assert any(r["sha256"] == sha for r in meta["training_data"])
+    # the shipped model scores the digitized references as its metadata says
+    sess = ort.InferenceSession(str(path))
+    refs = datasets.load_digitized_references()
+    x = np.concatenate([preprocess(d["intensity"], d["energy"]).x for d in refs])
+    p, _ = sess.run(None, {"spectra": x})
+    correct = int(np.sum(np.array([2, 3, 4])[p.argmax(1)] == [d["valence"] for d in refs]))
+    assert correct == meta["metrics"]["digitized_correct"]
