@@ -374,7 +374,7 @@ def demo_ground_truth(shape: tuple[int, int] = (48, 64), seed: int = 0) -> dict:
     """Ground truth of :func:`make_demo_spectrum_image` for the same shape and seed.
 
     The map (numpy order ``(rows, columns)``) holds, from left to right: vacuum, three
-    grains (Mn2+, Mn3+, Mn4+) as vertical bands with wavy boundaries and a narrow
+    grains (Mn2+, Mn3+, Mn4+) as vertical bands with wavy boundaries and a two-pixel
     mixed interface, and a Mn-free substrate. Vertical bands span all rows, so every
     grain sees the whole calibration drift (which follows the raster, i.e. time).
 
@@ -408,10 +408,10 @@ def demo_ground_truth(shape: tuple[int, int] = (48, 64), seed: int = 0) -> dict:
         2 * np.pi * 1.5 * v[None] + phase[:, None, None]
     )
     band = np.sum(u[None] > b, axis=0)  # 0 vacuum, 1..3 grains, 4 substrate
-    # mixed interfaces between grains: logistic over ~1 pixel
-    width = 0.7 / nx
-    s1 = 1.0 / (1.0 + np.exp(-(u - b[1]) / width))
-    s2 = 1.0 / (1.0 + np.exp(-(u - b[2]) / width))
+    # mixed interfaces between grains: a linear ramp over 2 pixels
+    width = 2.0 / nx
+    s1 = np.clip((u - b[1]) / width + 0.5, 0.0, 1.0)
+    s2 = np.clip((u - b[2]) / width + 0.5, 0.0, 1.0)
     frac = np.stack([1 - s1, s1 * (1 - s2), s2])
     mn = (band >= 1) & (band <= 3)
     frac = np.where(mn[None], frac, 0.0)

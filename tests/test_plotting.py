@@ -1,0 +1,139 @@
+"""Tests of the result figures (headless)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import hyperspy.api as hs  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from hyperspy_mnvalence import plotting as pl  # noqa: E402
+from hyperspy_mnvalence.synthetic import make_demo_spectrum_image  # noqa: E402
+
+
+def _result(prob: np.ndarray, nav_axes: list) -> hs.signals.BaseSignal:
+    """A result signal in the documented layout: 'Mn valence' + calibrated axes."""
+    nav_dim = prob.ndim - 1
+    if nav_dim == 2:
+        p = hs.signals.Signal2D(prob)
+    else:
+        p = hs.signals.Signal1D(prob)
+    sig_axes = p.axes_manager.signal_axes if nav_dim else []
+    for dst, (name, units, scale, offset) in zip(sig_axes, nav_axes, strict=True):
+        dst.name, dst.units, dst.scale, dst.offset = name, units, scale, offset
+    v = p.axes_manager.navigation_axes[0] if nav_dim else p.axes_manager.signal_axes[0]
+    v.name, v.scale, v.offset = "Mn valence", 1.0, 2.0
+    p.metadata.General.title = "Mn valence probability"
+    return p
+
+
+@pytest.fixture(scope="module")
+def map_result():
+    rng = np.random.default_rng(0)
+    prob = rng.dirichlet((1, 1, 1), size=(12, 16)).transpose(2, 0, 1)
+    prob[:, :2, :3] = np.nan
+    return _result(prob, [("x", "nm", 0.5, 1.0), ("y", "nm", 0.5, -2.0)])
+
+
+def test_composite_pure_valences_give_exact_colours():
+    eye = np.eye(3)
+    rgb = pl.composite_rgb(eye)  # column k: pure valence k
+    for k, c in enumerate(pl.VALENCE_COLORS):
+        np.testing.assert_array_equal(rgb[k], np.array(mcolors.to_rgb(c)))
+    assert mcolors.to_hex(pl.composite_rgb(np.array([1.0, 0, 0]))) == "#004488"
+
+
+def test_composite_mixture_nan_and_shape():
+    p = np.zeros((3, 4, 5))
+    p[0], p[1] = 0.5, 0.5
+    p[:, 0, 0] = np.nan
+    rgb = pl.composite_rgb(p)
+    assert rgb.shape == (4, 5, 3)
+    half = 0.5 * (np.array(mcolors.to_rgb("#004488")) + np.array(mcolors.to_rgb("#DDAA33")))
+    np.testing.assert_allclose(rgb[1, 1], half)
+    np.testing.assert_array_equal(rgb[0, 0], pl.NAN_COLOR)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    with pytest.raises(ValueError, match=r"\(3, \.\.\.\)"):
+        pl.composite_rgb(np.zeros((2, 4)))
+
+
+def test_valence_maps_2d(map_result):
+    fig = pl.plot_valence_maps(map_result)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 10  # 6 panels + 4 colourbars
+    panel = fig.axes[0]
+    # extent from the calibration: x from 1.0 - 0.25 to 1.0 + 16*0.5 - 0.25
+    x0, x1 = panel.get_xlim()
+    assert x0 == pytest.approx(0.75) and x1 == pytest.approx(8.75)
+    assert "nm" in panel.get_xlabel() and panel.get_xlabel().startswith("x")
+    assert panel.get_ylabel().startswith("y")
+    # the composite panel shows the composite of the data
+    comp = [a for a in fig.axes if a.get_title() == "RGB composite"][0]
+    shown = comp.get_images()[0].get_array()
+    np.testing.assert_allclose(shown, pl.composite_rgb(map_result.data))
+    # mean valence colour scale 2-4
+    mean_ax = [a for a in fig.axes if a.get_title() == "Mean valence"][0]
+    assert mean_ax.get_images()[0].get_clim() == (2.0, 4.0)
+    fig.canvas.draw()  # renders without error
+
+
+def test_valence_maps_reuses_figure_and_title(map_result):
+    fig = Figure()
+    out = pl.plot_valence_maps(map_result, fig=fig, title="my map")
+    assert out is fig
+    assert fig._suptitle.get_text() == "my map"
+
+
+def test_valence_maps_line_scan():
+    prob = np.stack([np.linspace(1, 0, 20), np.zeros(20), np.linspace(0, 1, 20)])
+    prob[:, 5] = np.nan
+    p = _result(prob, [("x", "nm", 0.2, 0.0)])
+    fig = pl.plot_valence_maps(p)
+    assert len(fig.axes) == 2
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 3
+    np.testing.assert_allclose(lines[0].get_xdata(), 0.2 * np.arange(20))
+    mean = fig.axes[1].get_lines()[0].get_ydata()
+    assert mean[0] == pytest.approx(2.0) and mean[-1] == pytest.approx(4.0)
+    assert np.isnan(mean[5])
+    assert "nm" in fig.axes[1].get_xlabel()
+
+
+def test_valence_maps_single_spectrum():
+    p = _result(np.array([0.1, 0.7, 0.2]), [])
+    fig = pl.plot_valence_maps(p)
+    assert len(fig.axes) == 1
+    heights = [b.get_height() for b in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [0.1, 0.7, 0.2])
+    assert "3.10" in fig.axes[0].get_title()
+
+
+def test_valence_maps_numpy_input_and_errors():
+    fig = pl.plot_valence_maps(np.full((3, 4, 5), 1 / 3))
+    assert len(fig.axes) == 10
+    with pytest.raises(ValueError, match="spatial dimensions"):
+        pl.plot_valence_maps(np.full((3, 2, 2, 2), 1 / 3))
+
+
+def test_pixel_spectra():
+    s = make_demo_spectrum_image((12, 16), seed=1)
+    truth = s.metadata.Sample
+    prob = truth.mn_fractions_truth.copy()
+    prob[:, np.isnan(truth.mn_valence_truth)] = np.nan
+    p = _result(prob, [("x", "nm", 0.5, 0.0), ("y", "nm", 0.5, 0.0)])
+    pixels = [(0, 3), (4, 6), (8, 6), (12, 6)]
+    fig = pl.plot_pixel_spectra(s, p, pixels)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 4
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), s.data[6, 4])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "no Mn edge" in labels[0]  # vacuum column
+    assert "Mn2+" in labels[1] and "(4, 6)" in labels[1]
+    assert "eV" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="indices"):
+        pl.plot_pixel_spectra(s, p, [(1,)])
