@@ -1,0 +1,279 @@
+"""The HyperSpy plugin: registration, result layout, invariances, bad input."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import exspy
+import hyperspy.api as hs
+import numpy as np
+import pytest
+
+import hyperspy_mnvalence as mnv
+from hyperspy_mnvalence.model import ModelError
+from hyperspy_mnvalence.signals import LazyMnValenceEELSSpectrum, MnValenceEELSSpectrum
+from hyperspy_mnvalence.synthetic import synthetic_spectra
+
+pytestmark = pytest.mark.usefixtures("shipped_model")
+
+
+def eels(data, energy, nav_scale=1.0, nav_units="nm"):
+    """Wrap spectra as an exspy EELS signal with a uniform energy axis."""
+    s = exspy.signals.EELSSpectrum(np.asarray(data, dtype=np.float32))
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units, ax.name = (
+        float(energy[0]),
+        float(energy[1] - energy[0]),
+        "eV",
+        "Energy loss",
+    )
+    for i, nav in enumerate(s.axes_manager.navigation_axes):
+        nav.scale, nav.units, nav.offset, nav.name = (
+            nav_scale * (i + 1),
+            nav_units,
+            10.0 * i,
+            "xyz"[i],
+        )
+    return s
+
+
+@pytest.fixture(scope="module")
+def spectra3():
+    """Noise-free synthetic Mn2+, Mn3+, Mn4+ spectra on a 0.1 eV axis."""
+    e = np.arange(590.0, 700.0, 0.1)
+    return e, np.stack([synthetic_spectra(e, v, counts=500, noise=False) for v in (2, 3, 4)])
+
+
+# -- registration ------------------------------------------------------------------------
+
+
+def test_extension_is_registered():
+    eps = importlib.metadata.entry_points(group="hyperspy.extensions")
+    assert "hyperspy_mnvalence" in {ep.name for ep in eps}
+    assert (Path(mnv.__file__).parent / "hyperspy_extension.yaml").is_file()
+    assert isinstance(mnv.__version__, str)
+
+
+def test_set_signal_type_eager_lazy_and_reload(tmp_path, spectra3):
+    e, y = spectra3
+    s = eels(y, e)
+    s.set_signal_type("EELS_MnValence")
+    assert type(s) is MnValenceEELSSpectrum
+    assert isinstance(s, exspy.signals.EELSSpectrum)
+    assert type(s.as_lazy()) is LazyMnValenceEELSSpectrum
+    s.save(tmp_path / "s.hspy")
+    assert type(hs.load(tmp_path / "s.hspy")) is MnValenceEELSSpectrum
+    assert type(hs.load(tmp_path / "s.hspy", lazy=True)) is LazyMnValenceEELSSpectrum
+    # a plain EELS file loaded with our signal type
+    eels(y, e).save(tmp_path / "plain.hspy")
+    t = hs.load(tmp_path / "plain.hspy", signal_type="EELS_MnValence")
+    assert type(t) is MnValenceEELSSpectrum
+    np.testing.assert_array_equal(t.classify_mn_valence().data, mnv.classify_mn_valence(s).data)
+
+
+# -- layout ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nav_shape", [(), (3,), (2, 3), (2, 1, 3)])
+def test_output_shape_and_axes(nav_shape, spectra3):
+    e, y = spectra3
+    data = np.broadcast_to(y[1], nav_shape + (e.size,)).copy()
+    s = eels(data, e, nav_scale=0.5)
+    p = mnv.classify_mn_valence(s)
+    assert p.data.shape == (3,) + s.data.shape[:-1]
+    valence_axis = p.axes_manager[-1] if not nav_shape else p.axes_manager.navigation_axes[0]
+    assert valence_axis.name == "Mn valence"
+    assert (valence_axis.size, valence_axis.offset, valence_axis.scale) == (3, 2.0, 1.0)
+    if nav_shape:
+        assert p.axes_manager.navigation_dimension == 1
+        for src, dst in zip(
+            s.axes_manager.navigation_axes, p.axes_manager.signal_axes, strict=True
+        ):
+            assert (dst.name, dst.units, dst.scale, dst.offset) == (
+                src.name,
+                src.units,
+                src.scale,
+                src.offset,
+            )
+    np.testing.assert_allclose(np.nansum(p.data, axis=0), 1.0, atol=1e-5)
+    assert p.metadata.MnValence.classes == [2, 3, 4]
+    assert p.metadata.MnValence.probability_std.data.shape == p.data.shape
+
+
+def test_method_and_function_agree_and_input_is_untouched(spectra3):
+    e, y = spectra3
+    s = eels(y, e)
+    s.set_signal_type("EELS_MnValence")
+    before = s.deepcopy()
+    a = s.classify_mn_valence()
+    b = mnv.classify_mn_valence(s)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(s.data, before.data)
+    assert s.metadata.as_dictionary() == before.metadata.as_dictionary()
+    assert s.axes_manager.signal_axes[0].offset == before.axes_manager.signal_axes[0].offset
+
+
+def test_lazy_in_lazy_out_equals_eager(spectra3):
+    e, y = spectra3
+    s = eels(np.tile(y, (4, 1, 1)), e)
+    eager = mnv.classify_mn_valence(s)
+    lazy = mnv.classify_mn_valence(s.as_lazy())
+    assert lazy._lazy
+    lazy.compute()
+    np.testing.assert_allclose(lazy.data, eager.data, atol=1e-6)
+    forced = mnv.classify_mn_valence(s, lazy_output=True)
+    assert forced._lazy
+    back = mnv.classify_mn_valence(s.as_lazy(), lazy_output=False)
+    assert not back._lazy
+    np.testing.assert_allclose(back.data, eager.data, atol=1e-6)
+
+
+def test_synthetic_valences_are_classified(spectra3):
+    e, y = spectra3
+    p = mnv.classify_mn_valence(eels(y, e))
+    assert mnv.most_likely_valence(p).data.tolist() == [2.0, 3.0, 4.0]
+
+
+def test_derived_maps(spectra3):
+    e, y = spectra3
+    data = np.concatenate([y, np.zeros((1, e.size))])  # last pixel: no edge
+    p = mnv.classify_mn_valence(eels(data, e))
+    maps = mnv.valence_maps(p)
+    conf = maps["confidence"].data
+    assert np.all(conf[:3] > 0.5) and np.isnan(conf[3])
+    assert maps["no_edge"].data.tolist() == [False, False, False, True]
+    mv = maps["mean_valence"].data
+    np.testing.assert_allclose(mv[:3], (p.data[:, :3] * [[2], [3], [4]]).sum(0), rtol=1e-6)
+    u = maps["uncertainty"].data
+    assert np.all((u[:3] >= 0) & (u[:3] <= 1))
+    peak = maps["l3_peak_eV"].data
+    assert peak[0] < peak[2]  # Mn4+ L3 sits above Mn2+ on the same calibration
+
+
+# -- invariances -------------------------------------------------------------------------
+
+
+def _probs(energy, data, **kw):
+    return mnv.classify_mn_valence(eels(data, energy), **kw).data
+
+
+@pytest.mark.parametrize("shift", [-10.0, -3.3, 4.1, 10.0])
+def test_invariant_to_energy_offset(shift, spectra3):
+    e, y = spectra3
+    np.testing.assert_allclose(_probs(e + shift, y), _probs(e, y), atol=0.02)
+
+
+@pytest.mark.parametrize("dispersion", [0.05, 0.25, 0.5])
+def test_invariant_to_dispersion(dispersion):
+    e0 = np.arange(590.0, 700.0, 0.1)
+    e1 = np.arange(590.0, 700.0, dispersion)
+    ref = np.stack([synthetic_spectra(e0, v, counts=500, noise=False) for v in (2, 3, 4)])
+    new = np.stack([synthetic_spectra(e1, v, counts=500, noise=False) for v in (2, 3, 4)])
+    a, b = _probs(e0, ref), _probs(e1, new)
+    assert np.array_equal(a.argmax(0), b.argmax(0))
+    np.testing.assert_allclose(a, b, atol=0.1 if dispersion >= 0.5 else 0.05)
+
+
+def test_invariant_to_count_scale_and_background(spectra3):
+    e, y = spectra3
+    base = _probs(e, y)
+    np.testing.assert_allclose(_probs(e, 1000.0 * y), base, atol=1e-4)
+    bg = 3000.0 * (e / e[0]) ** -3.2
+    np.testing.assert_allclose(_probs(e, y + bg), base, atol=0.03)
+
+
+def test_noisy_spectra_keep_their_class():
+    e = np.arange(590.0, 700.0, 0.2)
+    rng = np.random.default_rng(5)
+    for v in (2, 3, 4):
+        y = synthetic_spectra(
+            e, v, counts=np.full(40, 400.0), rng=rng, offset_eV=rng.uniform(-8, 8, 40)
+        )
+        p = mnv.classify_mn_valence(eels(y, e))
+        ml = mnv.most_likely_valence(p).data
+        assert np.mean(ml == v) >= 0.9, (v, np.unique(ml, return_counts=True))
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_non_eels_signal_is_rejected(spectra3):
+    e, y = spectra3
+    plain = hs.signals.Signal1D(y)
+    with pytest.raises(TypeError, match="set_signal_type\\('EELS'\\)"):
+        mnv.classify_mn_valence(plain)
+    with pytest.raises(TypeError, match="HyperSpy EELS signal"):
+        mnv.classify_mn_valence(y)
+    img = hs.signals.Signal2D(np.ones((3, 10, 10)))
+    with pytest.raises(ValueError, match="signal dimension 2"):
+        mnv.classify_mn_valence(img)
+
+
+def test_energy_range_without_mn(spectra3):
+    s = eels(np.ones((2, 500)), np.arange(100.0, 150.0, 0.1))
+    with pytest.raises(ValueError, match="does not contain the Mn L2,3 edge"):
+        mnv.classify_mn_valence(s)
+
+
+def test_missing_or_broken_model(tmp_path, spectra3):
+    e, y = spectra3
+    s = eels(y, e)
+    with pytest.raises(ModelError, match="does not exist"):
+        mnv.classify_mn_valence(s, model=tmp_path / "nope.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    with pytest.raises(ModelError):
+        mnv.classify_mn_valence(s, model=tmp_path / "bad.onnx")
+
+
+def test_bad_pixels_give_nan_not_errors(spectra3):
+    e, y = spectra3
+    data = np.stack([y[0], y[0], y[0], y[0], y[0], -y[0]])
+    data[1, 40] = np.nan
+    data[2, 41] = np.inf
+    data[3] = 0.0
+    data[4] = 7.0
+    s = eels(data, e)
+    copy = s.data.copy()
+    p = mnv.classify_mn_valence(s)
+    valid = np.isfinite(p.data).all(0)
+    assert valid.tolist() == [True, False, False, False, False, False]
+    assert p.metadata.MnValence.reason.data.tolist() == [0, 1, 1, 2, 2, 3]
+    np.testing.assert_array_equal(s.data, copy)
+
+
+def test_energy_in_kev_is_understood(spectra3):
+    e, y = spectra3
+    s = eels(y, e)
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = ax.offset / 1000, ax.scale / 1000, "keV"
+    np.testing.assert_allclose(mnv.classify_mn_valence(s).data, _probs(e, y), atol=1e-5)
+
+
+def test_non_uniform_energy_axis(spectra3):
+    e, y = spectra3
+    rng = np.random.default_rng(2)
+    en = np.sort(rng.uniform(e[0], e[-1], e.size))
+    yn = np.stack([np.interp(en, e, row) for row in y])
+    s = exspy.signals.EELSSpectrum(
+        yn, axes=[{"size": 3, "navigate": True}, {"axis": en, "units": "eV", "navigate": False}]
+    )
+    assert not s.axes_manager.signal_axes[0].is_uniform
+    p = mnv.classify_mn_valence(s)
+    assert mnv.most_likely_valence(p).data.tolist() == [2.0, 3.0, 4.0]
+
+
+# -- demo --------------------------------------------------------------------------------
+
+
+def test_demo_spectrum_image_is_mapped_correctly():
+    s = mnv.make_demo_spectrum_image(shape=(24, 32), seed=1)
+    assert s.metadata.Signal.signal_type == "EELS_MnValence"
+    p = s.classify_mn_valence()
+    region = s.metadata.Sample.region_truth
+    ml = mnv.most_likely_valence(p).data
+    assert np.all(np.isnan(ml[region <= 1])), "vacuum and substrate must be NaN"
+    for v in (2, 3, 4):
+        grain = (region == v) & np.isfinite(ml)
+        assert np.isfinite(ml[region == v]).mean() > 0.9
+        assert np.mean(ml[grain] == v) > 0.85, v
