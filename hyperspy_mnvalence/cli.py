@@ -1,0 +1,546 @@
+"""Command-line interface: ``mnvalence classify | demo | info``.
+
+``mnvalence`` (or ``python -m hyperspy_mnvalence``) maps Mn oxidation states without
+opening Python:
+
+* ``mnvalence classify INPUT... -o OUTPUT`` classifies spectrum images in any format
+  RosettaSciIO reads and writes the probability stacks as ``.hspy`` files (and PNG maps
+  with ``--png``);
+* ``mnvalence demo`` builds the synthetic demo spectrum image, classifies it, writes a
+  PNG of the maps and prints a summary with the accuracy against the demo's truth;
+* ``mnvalence info`` prints the model card of the shipped (or a given) model.
+
+Errors the user can fix (missing or unreadable file, no Mn edge in the energy range,
+bad model file) are reported as one ``mnvalence: error: ...`` line on stderr with a
+non-zero exit status, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLIError", "build_parser", "main"]
+
+PROG = "mnvalence"
+_EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
+
+
+class CLIError(Exception):
+    """An error reported to the user as a single line, without a traceback."""
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException | str) -> str:
+    """Collapse an error message to one line."""
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Silence library warnings and log records (kept for the duration of a command).
+
+    HyperSpy logs its own ERROR lines when a file cannot be read and warns about
+    deprecated imports and a missing numba; on the command line these would bury the
+    one line that matters.
+    """
+    previous = logging.root.manager.disable
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.ERROR)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """``None`` (HyperSpy's preference) unless ``--no-progress`` was given."""
+    return False if getattr(args, "no_progress", False) else None
+
+
+def _is_eels_spectrum(s) -> bool:
+    if s.axes_manager.signal_dimension != 1:
+        return False
+    return s.metadata.get_item("Signal.signal_type", "") in _EELS_TYPES
+
+
+def _load_spectra(path: Path, lazy: bool) -> list:
+    """Load a file and return its EELS spectrum (image) signals."""
+    import hyperspy.api as hs
+
+    if not path.exists():
+        raise CLIError(f"{path}: no such file")
+    if path.is_dir():
+        raise CLIError(f"{path} is a folder; give the spectrum image files themselves")
+    try:
+        loaded = hs.load(str(path), signal_type="EELS_MnValence", lazy=lazy)
+    except Exception as exc:  # rosettasciio raises many types for unreadable files
+        raise CLIError(
+            f"{path} could not be read ({_one_line(exc)}); give a file RosettaSciIO "
+            "reads (.hspy, .dm3/.dm4, .emd, ...)"
+        ) from exc
+    signals = loaded if isinstance(loaded, list) else [loaded]
+    spectra = [s for s in signals if _is_eels_spectrum(s)]
+    if not spectra:
+        kinds = ", ".join(
+            f"{s.axes_manager.signal_dimension}D signal {s.metadata.General.title!r}"
+            for s in signals
+        )
+        raise CLIError(
+            f"{path} holds no EELS spectrum (found: {kinds or 'nothing'}); the classifier "
+            "needs spectra with an energy-loss signal axis"
+        )
+    return spectra
+
+
+def _output_paths(inputs: list[Path], output: Path) -> list[Path]:
+    """One ``.hspy`` path per input: OUTPUT itself for one input, else OUTPUT/<stem>."""
+    if len(inputs) == 1 and not output.is_dir():
+        return [output if output.suffix else output.with_suffix(".hspy")]
+    if output.exists() and not output.is_dir():
+        raise CLIError(f"{output} exists and is not a folder; with several inputs -o is a folder")
+    output.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for inp in inputs:
+        candidate = output / f"{inp.stem}_mn_valence.hspy"
+        k = 1
+        while candidate in paths:
+            candidate = output / f"{inp.stem}_{k}_mn_valence.hspy"
+            k += 1
+        paths.append(candidate)
+    return paths
+
+
+def _save_png(p, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_valence_maps
+
+    fig = plot_valence_maps(p)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _save_hspy(p, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    p.save(str(path), overwrite=True)
+
+
+def _compute(p, progress: bool | None) -> None:
+    """Compute a lazy result in place, with the maps in its metadata, in one pass.
+
+    The probabilities, their spread, the L3 peak and the reason codes are slices of one
+    dask graph: persisting them together classifies every spectrum once.
+    """
+    if not p._lazy:
+        return
+    import dask
+
+    subs = [
+        p.metadata.get_item(f"MnValence.{k}") for k in ("probability_std", "l3_peak_eV", "reason")
+    ]
+    sigs = [p] + [s for s in subs if s is not None and s._lazy]
+    if progress is not False:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            arrays = dask.persist(*(s.data for s in sigs))
+    else:
+        arrays = dask.persist(*(s.data for s in sigs))
+    for sig, arr in zip(sigs, arrays, strict=True):
+        sig.data = arr
+        sig.compute(show_progressbar=False)
+
+
+def _counts(p) -> dict[str, int]:
+    """Pixels per most likely valence, and pixels without a Mn edge."""
+    from .classification import most_likely_valence
+
+    ml = np.asarray(most_likely_valence(p).data)
+    out = {f"Mn{v}+": int(np.sum(ml == v)) for v in (2, 3, 4)}
+    out["no Mn edge"] = int(np.sum(~np.isfinite(ml)))
+    return out
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    total = max(sum(counts.values()), 1)
+    return ", ".join(f"{k}: {n} ({100.0 * n / total:.0f}%)" for k, n in counts.items())
+
+
+# ---------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------
+
+
+def _classify_kwargs(args: argparse.Namespace) -> dict:
+    kw: dict = {"show_progressbar": _progress(args)}
+    if args.model is not None:
+        from .model import load_model
+
+        kw["model"] = load_model(str(args.model))  # fail before reading any data
+    if args.no_background:
+        kw["background"] = "none"
+    if args.energy_window is not None:
+        lo, hi = args.energy_window
+        if not lo < hi:
+            raise CLIError(f"--energy-window needs LO < HI, got {lo:g} {hi:g}")
+        kw["energy_window"] = (lo, hi)
+    return kw
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Classify each input file and write its probabilities."""
+    from .classification import classify_mn_valence, no_edge_mask
+
+    inputs = [Path(x) for x in args.inputs]
+    for inp in inputs:  # fail before any long computation
+        if not inp.exists():
+            raise CLIError(f"{inp}: no such file")
+    outputs = _output_paths(inputs, Path(args.output))
+    kw = _classify_kwargs(args)
+    progress = _progress(args)
+    for inp, out in zip(inputs, outputs, strict=True):
+        t0 = time.perf_counter()
+        spectra = _load_spectra(inp, lazy=args.lazy)
+        results, errors = [], []
+        for s in spectra:
+            try:
+                p = classify_mn_valence(s, **kw)
+                _compute(p, progress)
+            except ValueError as exc:
+                errors.append(exc)
+                continue
+            if np.all(np.asarray(no_edge_mask(p).data)):
+                window = kw.get("energy_window")
+                where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
+                errors.append(
+                    ValueError(
+                        f"no pixel has a Mn L2,3 edge{where}; check the energy range of the "
+                        "data, --energy-window and --no-background"
+                    )
+                )
+                continue
+            results.append(p)
+        if not results:
+            raise CLIError(f"{inp}: {_one_line(errors[0])}")
+        for k, p in enumerate(results):
+            target = out if len(results) == 1 else out.with_name(f"{out.stem}_{k}{out.suffix}")
+            _save_hspy(p, target)
+            written = [str(target)]
+            if args.png:
+                written.append(str(_save_png(p, target.with_suffix(".png"))))
+            print(f"{inp} -> {', '.join(written)}")
+            print(f"  {_format_counts(_counts(p))} [{time.perf_counter() - t0:.1f} s]")
+    return 0
+
+
+def _demo_summary(s, p) -> list[str]:
+    """Pixel counts and, where the demo carries its truth, the accuracy."""
+    from .classification import most_likely_valence
+
+    lines = [f"pixels per most likely valence: {_format_counts(_counts(p))}"]
+    region = s.metadata.get_item("Sample.region_truth")
+    if region is None:
+        return lines
+    region = np.asarray(region)
+    ml = np.asarray(most_likely_valence(p).data)
+    grain = region >= 2
+    found = np.isfinite(ml)
+    if grain.any():
+        acc = float(np.mean(ml[grain] == region[grain]))
+        lines.append(
+            f"accuracy on Mn pixels (majority valence of the grain): {100 * acc:.1f}% "
+            f"of {int(grain.sum())}"
+        )
+        for v in (2, 3, 4):
+            sel = region == v
+            if sel.any():
+                lines.append(
+                    f"  Mn{v}+ grain: {100 * float(np.mean(ml[sel] == v)):.1f}% "
+                    f"of {int(sel.sum())} pixels"
+                )
+        lines.append(f"Mn edge found on {100 * float(np.mean(found[grain])):.1f}% of Mn pixels")
+    if (~grain).any():
+        lines.append(
+            f"no-edge flag on {100 * float(np.mean(~found[~grain])):.1f}% of the "
+            f"{int((~grain).sum())} vacuum/substrate pixels"
+        )
+    peak = p.metadata.get_item("MnValence.l3_peak_eV")
+    offset = s.metadata.get_item("Sample.calibration_offset_eV")
+    if peak is not None and offset is not None:
+        lines.append(
+            f"calibration drift in the demo: {np.min(offset):+.1f} to {np.max(offset):+.1f} eV; "
+            f"measured L3 peak range {np.nanmin(peak.data):.1f}-{np.nanmax(peak.data):.1f} eV"
+        )
+    return lines
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the demo spectrum image, classify it, write the maps and a summary."""
+    from .classification import classify_mn_valence
+    from .synthetic import make_demo_spectrum_image
+
+    t0 = time.perf_counter()
+    rows, cols = args.shape
+    if rows < 8 or cols < 8:
+        raise CLIError("--shape needs at least 8 x 8 pixels")
+    s = make_demo_spectrum_image(shape=(rows, cols), seed=args.seed)
+    print(
+        f"demo spectrum image: {rows} x {cols} pixels, {s.axes_manager.signal_shape[0]} "
+        "channels, Mn2+/Mn3+/Mn4+ grains, vacuum, substrate, drifting calibration"
+    )
+    if args.save_input is not None:
+        s.save(str(args.save_input), overwrite=True)
+        print(f"spectrum image written to {args.save_input}")
+    kw: dict = {"show_progressbar": _progress(args)}
+    if args.model is not None:
+        kw["model"] = str(args.model)
+    p = classify_mn_valence(s, **kw)
+    out = Path(args.output)
+    if out.parent != Path(""):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    _save_png(p, out)
+    print(f"valence maps written to {out}")
+    if args.hspy is not None:
+        _save_hspy(p, Path(args.hspy))
+        print(f"probabilities written to {args.hspy}")
+    for line in _demo_summary(s, p):
+        print(line)
+    print(f"done in {time.perf_counter() - t0:.1f} s (model {p.metadata.MnValence.model})")
+    return 0
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple) and all(isinstance(x, int | float) for x in v):
+        return "[" + ", ".join(_fmt_value(x) for x in v) + "]"
+    return str(v)
+
+
+def _card_lines(d, indent: int = 2) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if (
+                isinstance(v, dict | list)
+                and v
+                and not (isinstance(v, list) and all(isinstance(x, int | float | str) for x in v))
+            ):
+                lines.append(f"{pad}{k}:")
+                lines.extend(_card_lines(v, indent + 2))
+            else:
+                lines.append(f"{pad}{k}: {_fmt_value(v)}")
+    elif isinstance(d, list):
+        for item in d:
+            if isinstance(item, dict):
+                sub = _card_lines(item, indent + 2)
+                if sub:
+                    sub[0] = pad + "- " + sub[0].lstrip()
+                lines.extend(sub)
+            else:
+                lines.append(f"{pad}- {_fmt_value(item)}")
+    return lines
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print the model card."""
+    from .model import model_card
+
+    card = model_card(None if args.model is None else str(args.model))
+    if args.json:
+        print(json.dumps(card, indent=2, sort_keys=True))
+        return 0
+    names = card.get("class_names") or [f"Mn{c}+" for c in card.get("classes", [])]
+    print(f"model: {card.get('path')}")
+    print(f"task: {card.get('task', 'classification')}")
+    print(f"classes: {', '.join(str(n) for n in names)}")
+    for key in ("architecture", "n_members", "energy_step_eV", "created", "version"):
+        if key in card:
+            print(f"{key}: {_fmt_value(card[key])}")
+    print("metrics:")
+    metrics = card.get("metrics")
+    print("\n".join(_card_lines(metrics)) if metrics else "  (not recorded in this model)")
+    print("training data:")
+    data = card.get("training_data")
+    print("\n".join(_card_lines(data)) if data else "  (not recorded in this model)")
+    print("preprocessing:")
+    print("\n".join(_card_lines(card.get("preprocessing", {}))))
+    shown = {
+        "path", "task", "classes", "class_names", "architecture", "n_members",
+        "energy_step_eV", "created", "version", "metrics", "training_data", "preprocessing",
+    }  # fmt: skip
+    rest = {k: v for k, v in card.items() if k not in shown}
+    if rest:
+        print("other:")
+        print("\n".join(_card_lines(rest)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# parser and entry point
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mnvalence`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Calibration-independent Mn oxidation-state (Mn2+/Mn3+/Mn4+) maps from EELS "
+            "spectrum images of the Mn L2,3 edge."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser(
+        "classify",
+        help="classify spectrum images and write probability maps",
+        description=(
+            "Classify every pixel of EELS spectrum images (any format RosettaSciIO reads) "
+            "and write the Mn2+/Mn3+/Mn4+ probabilities as .hspy (NaN where no Mn edge). "
+            "Files holding several signals: every EELS spectrum signal with a Mn edge is "
+            "classified."
+        ),
+    )
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="spectrum image file(s)")
+    c.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="output .hspy file for one input, or a folder for several",
+    )
+    c.add_argument("--png", action="store_true", help="also write PNG maps next to each output")
+    c.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
+    c.add_argument(
+        "--no-background",
+        action="store_true",
+        help="the spectra are already background-subtracted: skip the pre-edge fit",
+    )
+    c.add_argument(
+        "--energy-window",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="energies (eV) between which to look for the L3 edge (default 618-672 eV)",
+    )
+    c.add_argument(
+        "--lazy", action="store_true", help="load and classify lazily (data larger than memory)"
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_classify)
+
+    d = sub.add_parser(
+        "demo",
+        help="classify the built-in synthetic spectrum image",
+        description=(
+            "Build the synthetic demo spectrum image (Mn2+, Mn3+, Mn4+ grains, vacuum, a "
+            "Mn-free substrate and a drifting energy calibration), classify it, write a "
+            "PNG of the maps and print a summary with the accuracy against the truth."
+        ),
+    )
+    d.add_argument(
+        "-o",
+        "--output",
+        default="demo_valence_maps.png",
+        metavar="PNG",
+        help="PNG of the valence maps (default: %(default)s)",
+    )
+    d.add_argument("--hspy", metavar="PATH", help="also write the probabilities as .hspy")
+    d.add_argument(
+        "--save-input", metavar="PATH", help="also write the demo spectrum image (.hspy)"
+    )
+    d.add_argument(
+        "--shape",
+        nargs=2,
+        type=int,
+        default=(48, 64),
+        metavar=("ROWS", "COLS"),
+        help="pixels of the demo map (default: 48 64)",
+    )
+    d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    d.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser(
+        "info",
+        help="print the model card",
+        description="Print the model card: classes, metrics, training data, preprocessing.",
+    )
+    i.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
+    i.add_argument("--json", action="store_true", help="print the raw card as JSON")
+    i.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mnvalence`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 1 for an error in the data or files, 2 for a usage
+        error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    from .model import ModelError
+
+    with _quiet_libraries():
+        try:
+            return int(args.func(args))
+        except CLIError as exc:
+            msg = _one_line(exc)
+        except ModelError as exc:
+            msg = _one_line(exc)
+        except (ValueError, TypeError, OSError) as exc:
+            msg = _one_line(exc)
+        except KeyboardInterrupt:
+            msg = "interrupted"
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
