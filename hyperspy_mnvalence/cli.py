@@ -391,9 +391,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         "energy_step_eV", "created", "version", "metrics", "training_data", "preprocessing",
     }  # fmt: skip
     rest = {k: v for k, v in card.items() if k not in shown}
+    long = sorted(k for k, v in rest.items() if isinstance(v, dict))
+    if not args.full:
+        rest = {k: v for k, v in rest.items() if k not in long}
     if rest:
         print("other:")
         print("\n".join(_card_lines(rest)))
+    if long and not args.full:
+        print(f"(settings not shown: {', '.join(long)}; see --full or --json)")
     return 0
 
 
@@ -499,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
     i.add_argument("--json", action="store_true", help="print the raw card as JSON")
+    i.add_argument(
+        "--full", action="store_true", help="also print the augmentation and training settings"
+    )
     i.set_defaults(func=cmd_info)
     return parser
 

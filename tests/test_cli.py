@@ -1,0 +1,250 @@
+"""Tests of the ``mnvalence`` command line (in-process through ``main`` and one subprocess)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperspy_mnvalence.cli import main
+from hyperspy_mnvalence.model import default_model_path
+
+SHAPE = (12, 16)
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(
+            f"the shipped model {path} is absent (not trained/exported yet); the CLI tests need it"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory, model_path) -> Path:
+    from hyperspy_mnvalence.synthetic import make_demo_spectrum_image
+
+    path = tmp_path_factory.mktemp("cli") / "demo_si.hspy"
+    make_demo_spectrum_image(shape=SHAPE, seed=3).save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def truth() -> np.ndarray:
+    from hyperspy_mnvalence.synthetic import demo_ground_truth
+
+    return demo_ground_truth(SHAPE, seed=3)["region"]
+
+
+def _load(path: Path):
+    import hyperspy.api as hs
+
+    return hs.load(str(path))
+
+
+def _assert_one_error_line(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one error line, got:\n{err}"
+    assert lines[0].startswith("mnvalence: error: ")
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0], lines[0]
+
+
+# --- classify ---------------------------------------------------------------------------
+
+
+def test_classify_one_file_writes_hspy_and_png(tmp_path, demo_file, truth, capsys):
+    out = tmp_path / "result.hspy"
+    rc = main(["classify", str(demo_file), "-o", str(out), "--png", "--no-progress"])
+    assert rc == 0
+    assert out.is_file()
+    assert out.with_suffix(".png").is_file()
+    assert out.with_suffix(".png").stat().st_size > 1000
+    p = _load(out)
+    assert p.data.shape == (3,) + SHAPE
+    # the written probabilities are the classification: compare with the demo's truth
+    grain = truth >= 2
+    ml = 2 + np.argmax(np.nan_to_num(p.data, nan=-1.0), axis=0)
+    assert np.mean(ml[grain] == truth[grain]) > 0.8
+    assert np.all(np.isnan(p.data[:, truth == 0]))  # vacuum: no edge
+    assert p.metadata.has_item("MnValence.l3_peak_eV")
+    stdout = capsys.readouterr().out
+    assert str(out) in stdout and "Mn2+:" in stdout
+
+
+def test_classify_several_inputs_into_folder(tmp_path, demo_file):
+    second = tmp_path / "other.hspy"
+    shutil.copy(demo_file, second)
+    folder = tmp_path / "results"
+    rc = main(["classify", str(demo_file), str(second), "-o", str(folder), "--no-progress"])
+    assert rc == 0
+    written = sorted(f.name for f in folder.glob("*.hspy"))
+    assert written == ["demo_si_mn_valence.hspy", "other_mn_valence.hspy"]
+
+
+def test_classify_lazy_matches_eager(tmp_path, demo_file):
+    eager, lazy = tmp_path / "eager.hspy", tmp_path / "lazy.hspy"
+    assert main(["classify", str(demo_file), "-o", str(eager), "--no-progress"]) == 0
+    assert main(["classify", str(demo_file), "-o", str(lazy), "--lazy", "--no-progress"]) == 0
+    np.testing.assert_allclose(_load(lazy).data, _load(eager).data, atol=1e-5)
+
+
+def test_classify_options_reach_the_library(tmp_path, demo_file):
+    out = tmp_path / "opts.hspy"
+    rc = main(
+        [
+            "classify",
+            str(demo_file),
+            "-o",
+            str(out),
+            "--energy-window",
+            "625",
+            "665",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    params = _load(out).metadata.MnValence.parameters.as_dictionary()
+    assert params["energy_window"] == [625.0, 665.0]
+    assert params["background"] == "auto"
+    out2 = tmp_path / "nobg.hspy"
+    assert main(["classify", str(demo_file), "-o", str(out2), "--no-background"]) == 0
+    assert _load(out2).metadata.MnValence.parameters.background == "none"
+
+
+# --- errors: one line on stderr, non-zero exit ------------------------------------------
+
+
+def test_missing_file(tmp_path, capsys):
+    missing = tmp_path / "nope.dm4"
+    rc = main(["classify", str(missing), "-o", str(tmp_path / "x.hspy")])
+    assert rc == 1
+    _assert_one_error_line(capsys.readouterr().err, str(missing), "no such file")
+    assert not (tmp_path / "x.hspy").exists()
+
+
+def test_unreadable_file(tmp_path, capsys):
+    bad = tmp_path / "broken.hspy"
+    bad.write_bytes(b"this is not HDF5")
+    rc = main(["classify", str(bad), "-o", str(tmp_path / "x.hspy")])
+    assert rc == 1
+    _assert_one_error_line(capsys.readouterr().err, str(bad), "could not be read")
+
+
+def test_low_loss_spectrum_has_no_mn_edge(tmp_path, capsys, model_path):
+    import exspy
+
+    energy = np.linspace(-5.0, 45.0, 500)
+    zlp = np.exp(-0.5 * (energy / 0.4) ** 2) + 0.05 * np.exp(-0.5 * ((energy - 22) / 5) ** 2)
+    s = exspy.signals.EELSSpectrum(np.tile(zlp, (3, 4, 1)).astype(np.float32))
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = -5.0, float(energy[1] - energy[0]), "eV"
+    path = tmp_path / "low_loss.hspy"
+    s.save(str(path))
+    rc = main(["classify", str(path), "-o", str(tmp_path / "x.hspy")])
+    assert rc == 1
+    _assert_one_error_line(capsys.readouterr().err, str(path), "Mn L2,3")
+    assert not (tmp_path / "x.hspy").exists()
+
+
+def test_image_is_not_a_spectrum(tmp_path, capsys, model_path):
+    import hyperspy.api as hs
+
+    path = tmp_path / "haadf.hspy"
+    hs.signals.Signal2D(np.ones((8, 8), np.float32)).save(str(path))
+    rc = main(["classify", str(path), "-o", str(tmp_path / "x.hspy")])
+    assert rc == 1
+    _assert_one_error_line(capsys.readouterr().err, "no EELS spectrum")
+
+
+def test_energy_window_without_mn(tmp_path, demo_file, capsys):
+    rc = main(
+        [
+            "classify",
+            str(demo_file),
+            "-o",
+            str(tmp_path / "x.hspy"),
+            "--energy-window",
+            "690",
+            "715",
+            "--no-progress",
+        ]
+    )
+    assert rc == 1
+    _assert_one_error_line(capsys.readouterr().err, "no pixel has a Mn L2,3 edge")
+    assert not (tmp_path / "x.hspy").exists()
+
+
+def test_missing_model_file(tmp_path, demo_file, capsys):
+    rc = main(["classify", str(demo_file), "-o", str(tmp_path / "x.hspy"), "--model", "no.onnx"])
+    assert rc == 1
+    _assert_one_error_line(capsys.readouterr().err, "no.onnx")
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["classify"]) == 2
+    assert main(["classify", "a.hspy", "-o", "b.hspy", "--energy-window", "1"]) == 2
+    assert main(["--version"]) == 0
+    assert "mnvalence" in capsys.readouterr().out
+
+
+# --- demo and info ----------------------------------------------------------------------
+
+
+def test_demo_writes_maps_and_summary(tmp_path, capsys, model_path):
+    png, h5 = tmp_path / "maps.png", tmp_path / "demo_p.hspy"
+    rc = main(["demo", "-o", str(png), "--hspy", str(h5), "--shape", "12", "16", "--no-progress"])
+    assert rc == 0
+    assert png.is_file() and png.stat().st_size > 1000
+    assert _load(h5).data.shape == (3, 12, 16)
+    out = capsys.readouterr().out
+    assert "accuracy on Mn pixels" in out
+    assert "no Mn edge" in out
+    acc = float(
+        out.split("accuracy on Mn pixels (majority valence of the grain): ")[1].split("%")[0]
+    )
+    assert acc > 80.0
+
+
+def test_info_prints_model_card(capsys, model_path):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "cv_accuracy" in out
+    assert "Mn2+, Mn3+, Mn4+" in out
+    assert "titan_mn_valence.npz" in out
+    assert main(["info", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["classes"] == [2, 3, 4]
+    assert 0.0 < card["metrics"]["cv_accuracy"] <= 1.0
+
+
+# --- the installed console script -------------------------------------------------------
+
+
+def test_console_script_error_is_one_line(tmp_path):
+    script = Path(sys.executable).parent / "mnvalence"
+    if not script.is_file():
+        script_on_path = shutil.which("mnvalence")
+        if script_on_path is None:
+            pytest.skip("the mnvalence console script is not installed (pip install the package)")
+        script = Path(script_on_path)
+    bad = tmp_path / "broken.dm4"
+    bad.write_bytes(b"\x00" * 64)
+    res = subprocess.run(
+        [str(script), "classify", str(bad), "-o", str(tmp_path / "out.hspy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 1
+    # a real process: HyperSpy's import-time and load-error log lines must not leak
+    _assert_one_error_line(res.stderr, str(bad))
