@@ -26,9 +26,10 @@ The chain (:func:`preprocess`) is:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 __all__ = [
     "DEFAULT_PREPROCESSING",
@@ -165,16 +166,74 @@ def to_uniform_grid(
         )
     start = np.ceil(lo / step - 1e-6) * step
     grid = start + step * np.arange(int(np.floor((hi - start) / step + 1e-6)) + 1)
-    m = resampling_matrix(energy, grid)
-    # crop input channels that no output uses (speed for long spectra)
-    used = np.nonzero(np.any(m != 0, axis=1))[0]
-    a, b = used[0], used[-1] + 1
-    out = np.asarray(spectra[..., a:b], dtype=np.float64) @ m[a:b]
+    op, a, b = _resampler(energy.tobytes(), grid.tobytes())
+    # input channels that no output uses are cropped (speed for long spectra)
+    x = np.asarray(spectra[..., a:b], dtype=np.float64)
+    lead = x.shape[:-1]
+    out = np.asarray(x.reshape(-1, b - a) @ op).reshape(lead + (grid.size,))
     return out, grid
+
+
+@lru_cache(maxsize=32)
+def _resampler(energy_bytes: bytes, grid_bytes: bytes) -> tuple[sparse.csr_array, int, int]:
+    """Sparse resampling operator for one (energy axis, grid) pair, built once.
+
+    Returns the CSR matrix restricted to the input channels ``a:b`` that some output
+    uses, and ``a``, ``b``. Cached, so batches and dask blocks sharing an energy axis
+    (every block of a spectrum image) reuse it.
+    """
+    energy = np.frombuffer(energy_bytes, dtype=np.float64)
+    grid = np.frombuffer(grid_bytes, dtype=np.float64)
+    m = resampling_matrix(energy, grid)
+    used = np.nonzero(np.any(m != 0, axis=1))[0]
+    a, b = int(used[0]), int(used[-1]) + 1
+    return sparse.csr_array(m[a:b]), a, b
 
 
 def _smooth(y: np.ndarray, sigma_ch: float) -> np.ndarray:
     return ndimage.gaussian_filter1d(y, sigma_ch, axis=-1, mode="nearest")
+
+
+def _gauss_radius(sigma_ch: float) -> int:
+    # scipy.ndimage.gaussian_filter1d's kernel radius for truncate=4
+    return int(4.0 * float(sigma_ch) + 0.5)
+
+
+@lru_cache(maxsize=32)
+def _dog_operator(n_ch: int, step: float, i0: int, i1: int) -> tuple[np.ndarray, int, int]:
+    """Matrix of the 0.6 eV - 3 eV difference of Gaussians, outputs ``i0:i1`` only.
+
+    Built by filtering the identity (mode ``"nearest"``, as :func:`_smooth`), so
+    ``y[:, a:b] @ op`` equals ``(_smooth(y, s1) - _smooth(y, s2))[:, i0:i1]`` up to
+    rounding; ``a:b`` are the input channels the outputs depend on.
+    """
+    eye = np.eye(n_ch)
+    op = _smooth(eye, 0.6 / step)[:, i0:i1] - _smooth(eye, 3.0 / step)[:, i0:i1]
+    r = _gauss_radius(3.0 / step)
+    a, b = max(i0 - r, 0), min(i1 + r, n_ch)
+    # rows outside a:b are zero except through the "nearest" edge extension
+    if a > 0 and np.any(op[:a]):
+        a = 0
+    if b < n_ch and np.any(op[b:]):
+        b = n_ch
+    return np.ascontiguousarray(op[a:b]), a, b
+
+
+def _smooth_at(
+    y: np.ndarray, local_idx: np.ndarray, first: np.ndarray, width: int, sigma_ch: float
+) -> np.ndarray:
+    """``_smooth(y, sigma_ch)`` evaluated only near a few channels of each row.
+
+    Gathers channels ``first - R ... first + width + R`` of each row (clipped to the
+    row, which is exactly the ``"nearest"`` extension), filters that short segment,
+    and returns its values at ``local_idx`` (indices relative to ``first``). Every
+    returned value equals the full-row filter's value at that channel, as long as the
+    channel itself is inside the row.
+    """
+    r = _gauss_radius(sigma_ch)
+    pos = np.clip(first[:, None] + np.arange(-r, width + r)[None, :], 0, y.shape[1] - 1)
+    seg = _smooth(np.take_along_axis(y, pos, axis=1), sigma_ch)
+    return np.take_along_axis(seg, local_idx + r, axis=1)
 
 
 def locate_l3(
@@ -213,14 +272,16 @@ def locate_l3(
             f"{lo:.0f}-{hi:.0f} eV where the Mn L3 edge is searched for; the energy range "
             "does not contain the Mn L2,3 edge (or pass energy_window=(lo, hi) around it)."
         )
-    dog = _smooth(y, 0.6 / step) - _smooth(y, 3.0 / step)
-    coarse = i0 + np.argmax(dog[:, i0:i1], axis=1)
+    n_ch = y.shape[1]
+    # the difference of Gaussians is needed only inside the search range: one matrix
+    # product with a cached operator instead of two wide filters over whole spectra
+    op, ra, rb = _dog_operator(n_ch, float(step), i0, i1)
+    coarse = i0 + np.argmax(y[:, ra:rb] @ op, axis=1)
     # refine on the lightly smoothed spectrum, within +-1.5 eV
-    ys = _smooth(y, 0.3 / step)
     r = int(round(1.5 / step))
     offs = np.arange(-r, r + 1)
-    idx = np.clip(coarse[:, None] + offs[None, :], 0, y.shape[1] - 1)
-    seg = np.take_along_axis(ys, idx, axis=1)
+    idx = np.clip(coarse[:, None] + offs[None, :], 0, n_ch - 1)
+    seg = _smooth_at(y, idx - coarse[:, None] + r, coarse - r, 2 * r + 1, 0.3 / step)
     # remove the linear trend between the segment ends (background slope)
     t = (offs + r) / (2 * r)
     seg = seg - (seg[:, :1] * (1 - t) + seg[:, -1:] * t)
@@ -393,8 +454,25 @@ def channel_noise(spectra: np.ndarray) -> np.ndarray:
         Shape ``(n,)``.
     """
     d = np.diff(spectra, axis=1)
-    mad = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
+    d -= _row_median(d)[:, None]
+    np.abs(d, out=d)
+    mad = _row_median(d)
     return 1.4826 * mad / np.sqrt(2)
+
+
+def _row_median(a: np.ndarray) -> np.ndarray:
+    """Median of each row, as ``np.median(a, axis=1)`` for finite values; reorders ``a``.
+
+    One in-place partition at the upper middle; for an even length the lower middle
+    is the largest value left of it.
+    """
+    k = a.shape[1]
+    h = k // 2
+    a.partition(h, axis=1)
+    upper = a[:, h]
+    if k % 2:
+        return upper.copy()
+    return (a[:, :h].max(axis=1) + upper) / 2
 
 
 def smoothed_noise(spectra: np.ndarray, energy: np.ndarray, sigma_eV: float = 0.3) -> np.ndarray:
@@ -458,18 +536,26 @@ def edge_present(
     """
     step = grid[1] - grid[0]
     n, m = y.shape
-    ys = _smooth(y, 0.3 / step)
+    peak = np.asarray(peak)
+    # The tests read the smoothed spectrum only between -8 and +22 eV of the peak
+    # (clipped to the data): smooth that segment of each row, not the whole row.
+    windows = {"pre": (-8.0, -4.0), "trough": (4.5, 7.0), "l2": (8.0, 14.0), "post": (17.0, 22.0)}
+    lo_off = min(0, *(int(round(w[0] / step)) for w in windows.values()))
+    hi_off = max(1, *(int(round(w[1] / step)) for w in windows.values()))
+    width = hi_off - lo_off
+    first = peak + lo_off
+    ys = _smooth_at(y, np.broadcast_to(np.arange(width), (n, width)), first, width, 0.3 / step)
     rows = np.arange(n)
 
     def mean_at(lo_eV, hi_eV, fn=np.mean):
         a = np.clip(peak + int(round(lo_eV / step)), 0, m - 1)
         b = np.clip(peak + int(round(hi_eV / step)), 1, m)
-        mk = _window_mask(m, a, np.maximum(b, a + 1))
+        mk = _window_mask(width, a - first, np.maximum(b, a + 1) - first)
         if fn is np.max:
             return np.where(mk, ys, -np.inf).max(1)
         return np.where(mk, ys, 0).sum(1) / np.maximum(mk.sum(1), 1)
 
-    h3 = ys[rows, peak]
+    h3 = ys[rows, peak - first]
     pre = mean_at(-8.0, -4.0)
     trough = mean_at(4.5, 7.0)
     l2 = mean_at(8.0, 14.0, np.max)
