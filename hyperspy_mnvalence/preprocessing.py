@@ -358,10 +358,17 @@ def subtract_background(
         gap = p["background_gap_eV"] if gap_eV is None else gap_eV
         b = np.clip(peak - int(round((before + gap) / step)), 0, m)
         a = np.clip(b - int(round(width / step)), 0, m)
-    mask = _window_mask(m, a, b)
-    count = mask.sum(1)
+    # gather each row's window [a, b) into a short array (right-aligned, masked where
+    # clipped) instead of masking whole rows
+    a = np.asarray(a)
+    b = np.maximum(np.asarray(b), a)
+    count = b - a
+    w = max(int(count.max(initial=0)), 1)
+    pos = b[:, None] - w + np.arange(w)[None, :]
+    mask = pos >= a[:, None]
+    yw = np.take_along_axis(y, np.clip(pos, 0, m - 1), axis=1)
     safe_count = np.maximum(count, 1)
-    const = np.where(mask, y, 0.0).sum(1) / safe_count
+    const = np.where(mask, yw, 0.0).sum(1) / safe_count
     # where there is no pre-edge at all, use the minimum before the peak
     none = count == 0
     if np.any(none):
@@ -369,12 +376,13 @@ def subtract_background(
         const[none] = np.where(before_peak, y, np.inf)[none].min(1)
     bg = np.broadcast_to(const[:, None], y.shape).copy()
     if method in ("auto", "power_law", True):
-        positive = np.all(np.where(mask, y, 1.0) > 0, axis=1) & (count >= 5)
+        positive = np.all(np.where(mask, yw, 1.0) > 0, axis=1) & (count >= 5)
         if np.any(positive):
-            yy = y[positive]
+            yy = yw[positive]
             mk = mask[positive]
             cnt = count[positive]
-            lx = np.log(grid)[None, :]
+            lgrid = np.log(grid)
+            lx = lgrid[np.clip(pos[positive], 0, m - 1)]
             ly = np.log(np.where(mk, yy, 1.0))
             sx = np.where(mk, lx, 0).sum(1)
             sy = np.where(mk, ly, 0).sum(1)
@@ -384,9 +392,8 @@ def subtract_background(
             slope = (cnt * sxy - sx * sy) / np.where(den == 0, 1, den)
             icpt = (sy - slope * sx) / cnt
             ok = (den > 0) & (slope <= 0) & np.isfinite(slope)
-            fit = np.exp(icpt[:, None] + slope[:, None] * lx)
             rows = np.nonzero(positive)[0][ok]
-            bg[rows] = fit[ok]
+            bg[rows] = np.exp(icpt[ok, None] + slope[ok, None] * lgrid[None, :])
     return y - bg
 
 
