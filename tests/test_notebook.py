@@ -1,0 +1,59 @@
+"""The tutorial notebook runs from top to bottom and reaches its conclusions."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from hyperspy_mnvalence.model import default_model_path
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "tutorial.ipynb"
+
+
+@pytest.mark.slow
+def test_tutorial_notebook_executes(tmp_path):
+    missing = [
+        m for m in ("nbclient", "nbformat", "ipykernel") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        pytest.skip(
+            f"notebook tools not installed ({', '.join(missing)}): pip install -e '.[test]'"
+        )
+    if not default_model_path().is_file():
+        pytest.skip(f"the shipped model {default_model_path()} is absent; the tutorial needs it")
+    import nbclient
+    import nbformat
+
+    work = tmp_path / "tutorial.ipynb"
+    shutil.copy(NOTEBOOK, work)
+    nb = nbformat.read(work, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    t0 = time.perf_counter()
+    client.execute()  # raises CellExecutionError on the first failing cell
+    assert time.perf_counter() - t0 < 120
+
+    text = "".join(
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+    )
+    assert "same as eager: True" in text
+    acc = re.search(r"accuracy on Mn pixels: ([\d.]+)%", text)
+    assert acc is not None and float(acc.group(1)) > 80.0
+    images = sum(
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    )
+    assert images >= 3  # maps, pixel spectra, uncertainty/L3 peak
