@@ -247,7 +247,30 @@ def _card_json(app, exception) -> None:  # keep a copy of the card next to the H
     (Path(app.outdir) / "model_card.json").write_text(json.dumps(card, indent=2))
 
 
+_MIXED_SECTION = """
+
+Mixed valence
+-------------
+
+.. autofunction:: hyperspy_mnvalence.mixed.decompose_mn_valence
+.. autofunction:: hyperspy_mnvalence.mixed.mean_oxidation_state
+.. autofunction:: hyperspy_mnvalence.mixed.mean_valence_uncertainty
+"""
+
+
+def _api_extras(app, docname, source) -> None:
+    """Document the mixed-valence functions where this checkout has them."""
+    if docname != "api":
+        return
+    try:
+        from hyperspy_mnvalence import mixed  # noqa: F401
+    except ImportError:
+        return
+    source[0] += _MIXED_SECTION
+
+
 def setup(app):
+    app.connect("source-read", _api_extras)
     app.add_directive("optional-markdown", OptionalMarkdown)
     app.add_directive("mnvalence-model-card", ModelCard)
     app.connect("build-finished", _card_json)
