@@ -10,6 +10,10 @@ the result signal; the helpers below derive maps from that result.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .model import DEFAULT_MODEL, MnValenceModel, load_model
@@ -46,6 +50,7 @@ def classify_spectra(
     batch_size: int = 2048,
     min_snr: float = 8.0,
     show_progressbar: bool = False,
+    n_threads: int | None = None,
 ) -> np.ndarray:
     """Classify an array of spectra that share one energy axis.
 
@@ -65,6 +70,10 @@ def classify_spectra(
         Spectra preprocessed and fed to onnxruntime at a time.
     show_progressbar : bool
         Show a tqdm progress bar over the batches.
+    n_threads : int, optional
+        Batches processed at once in threads (numpy, scipy and onnxruntime release the
+        GIL). Default: the number of CPUs, at most 4; dask blocks use 1 because the
+        scheduler already runs blocks in parallel.
 
     Returns
     -------
@@ -82,11 +91,13 @@ def classify_spectra(
     out = np.full((n, N_OUT), np.nan, np.float32)
     batch_size = max(int(batch_size), 1)
     starts = range(0, n, batch_size)
-    if show_progressbar and n > batch_size:
-        from tqdm.auto import tqdm
+    if n_threads is None:
+        n_threads = min(os.cpu_count() or 1, 4)
+    n_threads = max(1, min(int(n_threads), len(starts)))
+    predict_lock = threading.Lock()
 
-        starts = tqdm(starts, total=-(-n // batch_size), desc="Mn valence", unit="batch")
-    for i in starts:
+    def run(i: int) -> None:
+        # every batch writes its own rows of ``out``; float64 only per batch
         pre = preprocess(
             flat[i : i + batch_size],
             energy,
@@ -100,16 +111,72 @@ def classify_spectra(
         block[:, 7] = pre.reason
         ok = pre.valid
         if np.any(ok):
-            probs, spread = m.predict(pre.x[ok], batch_size=batch_size)
+            # one onnxruntime call at a time: its own thread pool uses the cores, while
+            # the other threads preprocess the next batches
+            with predict_lock:
+                probs, spread = m.predict(pre.x[ok], batch_size=batch_size)
             block[ok, 0:3] = probs
             block[ok, 3:6] = spread
             block[ok, 6] = pre.peak_eV[ok]
+
+    done = iter(starts)
+    if n_threads > 1:
+        pool = ThreadPoolExecutor(n_threads, thread_name_prefix="mnvalence")
+        done = pool.map(run, starts)
+    else:
+        done = map(run, starts)
+    if show_progressbar and n > batch_size:
+        from tqdm.auto import tqdm
+
+        done = tqdm(done, total=len(starts), desc="Mn valence", unit="batch")
+    try:
+        for _ in done:
+            pass
+    finally:
+        if n_threads > 1:
+            pool.shutdown(wait=True, cancel_futures=True)
     return out.reshape(lead + (N_OUT,))
 
 
 def _block_kernel(block: np.ndarray, energy: np.ndarray, model_ref, kwargs: dict) -> np.ndarray:
-    # model_ref is a path or None: each worker process loads (and caches) its own session
-    return classify_spectra(block, energy, model=model_ref, **kwargs)
+    # model_ref is a path or None: each worker process loads (and caches) its own session;
+    # one thread per block, the dask scheduler runs blocks in parallel
+    return classify_spectra(block, energy, model=model_ref, n_threads=1, **kwargs)
+
+
+#: Upper limits for one dask block of the lazy path: spectra and bytes of input.
+BLOCK_SPECTRA = 4096
+BLOCK_BYTES = 64 * 2**20
+
+
+def _navigation_chunks(data, block_spectra: int = BLOCK_SPECTRA, block_bytes: int = BLOCK_BYTES):
+    """Rechunk ``data`` so every block holds whole spectra and is of bounded size.
+
+    The signal (last) axis becomes one chunk; navigation chunks are left alone when
+    blocks are already within ``block_spectra`` spectra and ``block_bytes`` bytes and
+    otherwise chosen by dask within those limits, so a block is a few thousand spectra.
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        Shape ``navigation + (n_channels,)``.
+    block_spectra, block_bytes : int
+        Limits per block.
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    n_ch = data.shape[-1]
+    limit = max(min(block_bytes, block_spectra * n_ch * data.dtype.itemsize), 1)
+    nav = data.ndim - 1
+    whole_signal = len(data.chunks[-1]) == 1
+    biggest = int(np.prod([max(c) for c in data.chunks[:-1]])) if nav else 1
+    if whole_signal and biggest * n_ch * data.dtype.itemsize <= limit:
+        return data
+    spec = {i: "auto" for i in range(nav)}
+    spec[nav] = -1
+    return data.rechunk(spec, block_size_limit=limit)
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,10 +346,24 @@ def classify_mn_valence(
     )
     model_ref = None if model is None else str(m.path)
     if lazy_in or lazy:
-        data = s.data if lazy_in else da.from_array(s.data, chunks="auto")
+        if lazy_in:
+            data = s.data
+        else:
+            # chunk the in-memory array by navigation only (no copy of the data)
+            per = BLOCK_SPECTRA if s.data.ndim > 1 else 1
+            chunks = ("auto",) * (s.data.ndim - 1) + (-1,)
+            data = da.from_array(
+                s.data,
+                chunks=da.core.normalize_chunks(
+                    chunks,
+                    s.data.shape,
+                    limit=max(per * s.data.shape[-1] * s.data.dtype.itemsize, 1),
+                    dtype=s.data.dtype,
+                ),
+            )
         if data.ndim == 1:
             data = data[None]
-        data = data.rechunk({data.ndim - 1: -1})
+        data = _navigation_chunks(data)
         res = da.map_blocks(
             _block_kernel,
             data,
