@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
     p.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="write the shipped-model report (confusion, t-SNE, shift/noise) here",
+    )
+    p.add_argument(
         "--smoke",
         action="store_true",
         help="tiny fast run (2 folds, 2 epochs, 120 spectra) to check the pipeline",
@@ -141,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.single:
             models = [models[int(np.argmax(res["fold_accuracy"]))]]
         fold_info = res["fold_info"]
+        if have_refs and len(res["models"]) > 1:
+            # ensemble vs single members (out-of-fold single-model CV accuracy vs the
+            # ensemble's digitized score; the ensemble's own CV would need nested CV)
+            metrics["ensemble_vs_single"] = {
+                "single_model_cv_accuracy": res["cv_accuracy"],
+                "fold_digitized_correct": res["fold_digitized_correct"],
+            }
     else:
         model, info = train_model(cfg, s, y, e, nv, label="[single]")
         models = [model]
@@ -195,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     path = export_onnx(models, args.out, meta)
+    if args.report_dir is not None and args.folds >= 2 and have_refs:
+        from .reports import shipped_report
+
+        shipped_report(models, data, res, args.report_dir)
     print(json.dumps({k: v for k, v in metrics.items() if k != "digitized_predicted"}, indent=1))
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB) in {wall:.0f} s")
     if args.summary:

@@ -138,10 +138,11 @@ def add_pca_noise(
     return x01 + np.broadcast_to(np.asarray(multiple, float), (x01.shape[0],))[:, None] * noise
 
 
-def _minmax(y: np.ndarray) -> np.ndarray:
-    mn = y.min(1, keepdims=True)
-    rng = y.max(1, keepdims=True) - mn
-    return (y - mn) / np.where(rng > 0, rng, 1.0)
+def _scale(y: np.ndarray) -> np.ndarray:
+    """Divide each row by its largest absolute value (keeps a power-law background a
+    power law, unlike min-max scaling; background-subtracted data end up in [0, 1])."""
+    top = np.abs(y).max(1, keepdims=True)
+    return y / np.where(top > 0, top, 1.0)
 
 
 def augment_raw(
@@ -178,7 +179,7 @@ def augment_raw(
     e = np.asarray(energy, dtype=np.float64)
     n, m = y.shape
     step = float(np.median(np.diff(e)))
-    y = _minmax(y)
+    y = _scale(y)
     rel = e[None, :] - peak_eV[:, None]  # energy relative to each L3 peak
 
     c = cfg["background"]
@@ -259,7 +260,7 @@ def augment_raw(
     out = []
     for ii, yy, ee in groups:
         k = ii.size
-        yy = _minmax(yy)
+        yy = _scale(yy)
         c = cfg["poisson_noise"]
         s = _pick(rng, k, c)
         if np.any(s):
