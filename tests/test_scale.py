@@ -1,0 +1,201 @@
+"""Large-data paths: lazy (dask) and distributed classification equal the eager one.
+
+Small synthetic maps only (a few hundred pixels). The model is the shipped classifier;
+``MNVALENCE_TEST_MODEL`` may point at another model file with the same contract.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+exspy = pytest.importorskip("exspy")
+
+from hyperspy_mnvalence.classification import (  # noqa: E402
+    _navigation_chunks,
+    classify_mn_valence,
+    classify_spectra,
+)
+from hyperspy_mnvalence.model import default_model_path, load_model  # noqa: E402
+
+NAV = (12, 17)  # (rows, columns) of the synthetic map: 204 pixels
+
+
+@pytest.fixture(scope="module")
+def model_path() -> str:
+    path = os.environ.get("MNVALENCE_TEST_MODEL") or str(default_model_path())
+    if not os.path.isfile(path):
+        pytest.skip(
+            f"model file {path} not found: the shipped model has not been built yet "
+            "(set MNVALENCE_TEST_MODEL to a model file to run these tests)"
+        )
+    return path
+
+
+def _spectra(n: int, energy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Varied spectra: Mn edges at random valence, calibration offset and dose, plus
+    pixels without an edge (power law only), a NaN pixel and an all-zero pixel."""
+    try:
+        from hyperspy_mnvalence.synthetic import synthetic_spectra
+    except ImportError:  # pragma: no cover - the synthetic module ships with the package
+        synthetic_spectra = None
+    if synthetic_spectra is not None:
+        s = synthetic_spectra(
+            energy,
+            fractions=rng.dirichlet([0.7, 0.7, 0.7], size=n),
+            counts=10 ** rng.uniform(1.3, 3.0, size=n),
+            offset_eV=rng.uniform(-6.0, 6.0, size=n),
+            rng=rng,
+        )
+    else:  # pragma: no cover
+        g = np.exp(-0.5 * ((energy[None, :] - 640.0 - rng.uniform(-6, 6, (n, 1))) / 1.0) ** 2)
+        s = rng.poisson(1e3 * (energy / 600.0) ** -3 + 300 * g).astype(float)
+    s = np.asarray(s, dtype=np.float64)
+    no_edge = rng.random(n) < 0.2
+    s[no_edge] = rng.poisson(2e3 * (energy / 600.0) ** -3.0, size=(int(no_edge.sum()), energy.size))
+    s[3, 100] = np.nan
+    s[5] = 0.0
+    return s.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def spectrum_image():
+    rng = np.random.default_rng(42)
+    energy = 590.0 + 0.1 * np.arange(700)
+    data = _spectra(NAV[0] * NAV[1], energy, rng).reshape(NAV + (energy.size,))
+    s = exspy.signals.EELSSpectrum(data)
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = 590.0, 0.1, "eV"
+    return s
+
+
+@pytest.fixture(scope="module")
+def eager_result(spectrum_image, model_path):
+    return classify_mn_valence(spectrum_image, model=model_path, show_progressbar=False)
+
+
+def _assert_same(a: np.ndarray, b: np.ndarray, atol: float = 1e-6) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a, b, rtol=0, atol=atol, equal_nan=True)
+
+
+def _lazy(s, chunks):
+    lz = s.as_lazy()
+    lz.data = lz.data.rechunk(chunks)
+    return lz
+
+
+def test_map_has_valid_and_invalid_pixels(eager_result):
+    # guards the comparisons below against a trivially all-NaN (or all-valid) result
+    valid = np.isfinite(eager_result.data[0])
+    assert 0.3 * valid.size < valid.sum() < valid.size
+
+
+def test_threads_and_batches_do_not_change_results(spectrum_image, model_path):
+    flat = spectrum_image.data.reshape(-1, spectrum_image.data.shape[-1])
+    energy = spectrum_image.axes_manager.signal_axes[0].axis
+    one = classify_spectra(flat, energy, model=model_path, batch_size=10_000, n_threads=1)
+    many = classify_spectra(flat, energy, model=model_path, batch_size=37, n_threads=3)
+    _assert_same(one, many)
+
+
+def test_lazy_equals_eager_and_stays_lazy(spectrum_image, eager_result, model_path):
+    lz = _lazy(spectrum_image, (5, 7, -1))
+    p = classify_mn_valence(lz, model=model_path, show_progressbar=False)
+    assert p._lazy
+    assert isinstance(p.data, da.Array)
+    reason = p.metadata.MnValence.reason
+    assert reason._lazy
+    _assert_same(p.data.compute(), eager_result.data)
+    _assert_same(reason.data.compute(), eager_result.metadata.MnValence.reason.data)
+    _assert_same(
+        p.metadata.MnValence.l3_peak_eV.data.compute(),
+        eager_result.metadata.MnValence.l3_peak_eV.data,
+    )
+
+
+def test_lazy_graph_one_task_per_navigation_chunk(spectrum_image, model_path):
+    lz = _lazy(spectrum_image, (5, 7, -1))
+    n_chunks = int(np.prod(lz.data.numblocks[:-1]))
+    assert n_chunks > 1
+    p = classify_mn_valence(lz, model=model_path, show_progressbar=False)
+    graph = dict(p.data.__dask_graph__())
+    kernel = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("_block_kernel")]
+    assert len(kernel) == n_chunks
+    # the result keeps the input's navigation chunks: nothing was gathered whole
+    assert p.data.chunks[1:] == lz.data.chunks[:-1]
+
+
+def test_signal_axis_split_input_equals_eager(spectrum_image, eager_result, model_path):
+    lz = _lazy(spectrum_image, (6, 5, 100))  # the energy axis split in 7 chunks
+    p = classify_mn_valence(lz, model=model_path, show_progressbar=False)
+    assert p._lazy
+    assert p.data.shape == (3,) + NAV
+    _assert_same(p.data.compute(), eager_result.data)
+
+
+def test_navigation_chunks_bounded():
+    x = da.zeros((300, 200, 1024), dtype=np.float32, chunks=(300, 200, 256))
+    y = _navigation_chunks(x, block_spectra=4096, block_bytes=64 * 2**20)
+    assert y.chunks[-1] == (1024,)
+    biggest = max(y.chunks[0]) * max(y.chunks[1])
+    assert biggest <= 4096
+    assert y.numblocks[0] * y.numblocks[1] > 1
+    # already good chunks are kept as they are
+    z = da.zeros((64, 64, 1024), dtype=np.float32, chunks=(32, 64, 1024))
+    assert _navigation_chunks(z) is z
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_crop_equals_same_pixels_of_full_result(spectrum_image, eager_result, model_path, lazy):
+    s = _lazy(spectrum_image, (4, 9, -1)) if lazy else spectrum_image
+    crop = s.inav[3:11, 2:9]  # x (columns) 3:11, y (rows) 2:9
+    p = classify_mn_valence(crop, model=model_path, show_progressbar=False)
+    got = p.data.compute() if lazy else p.data
+    _assert_same(got, eager_result.data[:, 2:9, 3:11])
+
+
+def test_model_pickles_into_working_model(model_path):
+    m = load_model(model_path)
+    w0, w1 = m.preprocessing["window_eV"]
+    n_in = int(round((w1 - w0) / float(m.preprocessing["energy_step_eV"])))
+    x = np.random.default_rng(0).normal(size=(16, n_in)).astype(np.float32)
+    probs, spread = m.predict(x)
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone is not m
+    assert clone.path == m.path and clone.classes == m.classes
+    probs2, spread2 = clone.predict(x)
+    np.testing.assert_allclose(probs2, probs, atol=1e-6)
+    np.testing.assert_allclose(spread2, spread, atol=1e-6)
+    np.testing.assert_allclose(probs2.sum(1), 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_distributed_two_processes_equals_eager(spectrum_image, eager_result, model_path):
+    distributed = pytest.importorskip("distributed")
+    lz = _lazy(spectrum_image, (6, 9, -1))
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            memory_limit="2GiB",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        p = classify_mn_valence(lz, model=model_path, show_progressbar=False)
+        assert p._lazy
+        got = client.compute(p.data).result()
+        reason = client.compute(p.metadata.MnValence.reason.data).result()
+        # both worker processes took part
+        workers = client.run(lambda: os.getpid())
+        assert len(set(workers.values())) == 2
+    _assert_same(got, eager_result.data)
+    _assert_same(reason, eager_result.metadata.MnValence.reason.data)
