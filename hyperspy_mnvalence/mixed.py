@@ -1,0 +1,165 @@
+"""Mixed-valence decomposition: fractions of Mn2+, Mn3+ and Mn4+ in every pixel.
+
+:func:`decompose_mn_valence` runs the shipped fraction-regression model
+(``mn_valence_fractions.onnx``) through the same calibration-independent pipeline as
+:func:`~hyperspy_mnvalence.classify_mn_valence`: the result has the same layout, but
+its three values are *fractions* of the Mn atoms (non-negative, summing to 1), not
+class probabilities. The mean oxidation state and its uncertainty are derived from
+the fractions with :func:`mean_oxidation_state` and :func:`mean_valence_uncertainty`
+and are also stored in the result's ``metadata.MnValence``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classification import _map_like, _valences, classify_mn_valence, mean_valence
+from .model import FRACTIONS_MODEL, MnValenceModel
+
+__all__ = ["decompose_mn_valence", "mean_oxidation_state", "mean_valence_uncertainty"]
+
+
+def mean_oxidation_state(f):
+    """Mean Mn oxidation state, sum_k f_k v_k, of a fraction result.
+
+    Parameters
+    ----------
+    f : hyperspy.signal.BaseSignal
+        Result of :func:`decompose_mn_valence`.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        Map with the navigation shape of the decomposed signal (between 2 and 4;
+        NaN where there is no Mn edge). Lazy if ``f`` is lazy.
+    """
+    out = mean_valence(f)
+    out.metadata.General.title = "Mean Mn oxidation state"
+    return out
+
+
+def mean_valence_uncertainty(f):
+    """Uncertainty of the mean oxidation state from the ensemble spread.
+
+    The mean valence is ``2 f2 + 3 f3 + 4 f4 = 3 + f4 - f2`` (the fractions sum to 1),
+    so its standard deviation over the ensemble members is at most
+    ``std(f2) + std(f4)`` (Minkowski inequality). That bound is returned; it is zero
+    for a single-network model.
+
+    Parameters
+    ----------
+    f : hyperspy.signal.BaseSignal
+        Result of :func:`decompose_mn_valence` (needs
+        ``metadata.MnValence.probability_std``).
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        Map of the upper bound of the standard deviation of the mean valence (NaN
+        where there is no Mn edge).
+    """
+    if not f.metadata.has_item("MnValence.probability_std"):
+        raise ValueError(
+            "This signal has no metadata.MnValence.probability_std; pass the result of "
+            "decompose_mn_valence."
+        )
+    spread = f.metadata.MnValence.probability_std.data
+    v = _valences(f)
+    dv = np.abs(v - v.mean()).reshape((3,) + (1,) * (spread.ndim - 1))
+    unc = (spread * dv).sum(axis=0).astype(np.float32)
+    return _map_like(f, unc, "Mean Mn oxidation state uncertainty", "Valence")
+
+
+def decompose_mn_valence(
+    s,
+    *,
+    energy_window: tuple[float, float] | None = None,
+    background: str | bool = "auto",
+    background_window: tuple[float, float] | None = None,
+    model: str | MnValenceModel | None = None,
+    batch_size: int = 2048,
+    min_snr: float = 8.0,
+    show_progressbar: bool | None = None,
+    lazy_output: bool | None = None,
+):
+    """Fractions of Mn2+, Mn3+ and Mn4+ in each pixel (mixed valence).
+
+    The spectra are preprocessed exactly as for
+    :func:`~hyperspy_mnvalence.classify_mn_valence` (any energy calibration,
+    dispersion, uniform or non-uniform axis) and passed to a network trained on linear
+    mixtures of real single-valence spectra; its softmax output is read as atomic
+    fractions.
+
+    Parameters
+    ----------
+    s : exspy.signals.EELSSpectrum
+        Any EELS signal (single spectrum, line scan, map or stack; eager or lazy). It
+        is never modified.
+    energy_window : tuple of float, optional
+        Energies ``(lo, hi)`` in eV between which to look for the L3 edge.
+    background : {"auto", "power_law", "constant", "none"} or bool
+        Pre-edge background subtraction (``"none"`` for background-subtracted data).
+    background_window : tuple of float, optional
+        Fixed absolute pre-edge fit window ``(start, stop)`` in eV.
+    model : str, path-like or MnValenceModel, optional
+        A retrained fraction model (``task == "fractions"``); default the shipped
+        ``mn_valence_fractions.onnx``.
+    batch_size : int
+        Spectra per preprocessing/inference batch.
+    min_snr : float
+        Minimum L3 height over the noise for a pixel to count as having a Mn edge.
+    show_progressbar : bool, optional
+        Default: HyperSpy's ``preferences.General.show_progressbar``.
+    lazy_output : bool, optional
+        Default: lazy if ``s`` is lazy.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        Data of shape ``(3,) + s.data.shape[:-1]``: fraction maps of Mn2+, Mn3+, Mn4+
+        over a navigation axis "Mn valence" (2, 3, 4); non-negative, summing to 1, NaN
+        where a pixel has no Mn L2,3 edge. ``metadata.MnValence`` holds, besides what
+        :func:`~hyperspy_mnvalence.classify_mn_valence` stores (``probability_std``:
+        ensemble spread of each fraction, ``l3_peak_eV``, ``reason``), the maps
+        ``mean_valence`` (:func:`mean_oxidation_state`) and ``mean_valence_std``
+        (:func:`mean_valence_uncertainty`).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a fraction model.
+
+    Examples
+    --------
+    >>> import hyperspy_mnvalence as mnv
+    >>> s = mnv.make_demo_spectrum_image()
+    >>> f = mnv.decompose_mn_valence(s)
+    >>> f.data.shape
+    (3, 48, 64)
+    >>> mv = f.metadata.MnValence.mean_valence  # mean oxidation state map
+    """
+    f = classify_mn_valence(
+        s,
+        energy_window=energy_window,
+        background=background,
+        background_window=background_window,
+        model=model,
+        batch_size=batch_size,
+        min_snr=min_snr,
+        show_progressbar=show_progressbar,
+        lazy_output=lazy_output,
+        _model_name=FRACTIONS_MODEL,
+        _title="Mn valence fractions",
+    )
+    task = f.metadata.get_item("MnValence.task")
+    if task != "fractions":
+        raise ValueError(
+            f"The model {f.metadata.get_item('MnValence.model')} is a {task!r} model, not "
+            "a fraction model; pass a model exported by "
+            "hyperspy_mnvalence.training.fractions, or model=None for the shipped one."
+        )
+    f.metadata.Signal.quantity = "Fraction"
+    f.metadata.MnValence.probability_std.metadata.General.title = "Ensemble spread of fractions"
+    f.metadata.set_item("MnValence.mean_valence", mean_oxidation_state(f))
+    f.metadata.set_item("MnValence.mean_valence_std", mean_valence_uncertainty(f))
+    return f
