@@ -203,19 +203,22 @@ def _gauss_radius(sigma_ch: float) -> int:
 def _dog_operator(n_ch: int, step: float, i0: int, i1: int) -> tuple[np.ndarray, int, int]:
     """Matrix of the 0.6 eV - 3 eV difference of Gaussians, outputs ``i0:i1`` only.
 
-    Built by filtering the identity (mode ``"nearest"``, as :func:`_smooth`), so
-    ``y[:, a:b] @ op`` equals ``(_smooth(y, s1) - _smooth(y, s2))[:, i0:i1]`` up to
-    rounding; ``a:b`` are the input channels the outputs depend on.
+    Built from the kernels of :func:`scipy.ndimage.gaussian_filter1d` (truncate 4), with the ``"nearest"`` edge extension folded into the
+    first and last rows, so ``y[:, a:b] @ op`` equals
+    ``(_smooth(y, s1) - _smooth(y, s2))[:, i0:i1]`` up to rounding; ``a:b`` are the
+    input channels the outputs depend on.
     """
-    eye = np.eye(n_ch)
-    op = _smooth(eye, 0.6 / step)[:, i0:i1] - _smooth(eye, 3.0 / step)[:, i0:i1]
-    r = _gauss_radius(3.0 / step)
-    a, b = max(i0 - r, 0), min(i1 + r, n_ch)
-    # rows outside a:b are zero except through the "nearest" edge extension
-    if a > 0 and np.any(op[:a]):
-        a = 0
-    if b < n_ch and np.any(op[b:]):
-        b = n_ch
+    op = np.zeros((n_ch, i1 - i0))
+    cols = np.arange(i1 - i0)
+    for sigma, sign in ((0.6 / step, 1.0), (3.0 / step, -1.0)):
+        r = _gauss_radius(sigma)
+        x = np.arange(-r, r + 1)
+        w = np.exp(-0.5 * (x / sigma) ** 2)
+        w /= w.sum()
+        rows = np.clip(np.arange(i0, i1)[None, :] + x[:, None], 0, n_ch - 1)
+        np.add.at(op, (rows, np.broadcast_to(cols, rows.shape)), sign * w[:, None])
+    nz = np.nonzero(np.any(op != 0, axis=1))[0]
+    a, b = int(nz[0]), int(nz[-1]) + 1
     return np.ascontiguousarray(op[a:b]), a, b
 
 
