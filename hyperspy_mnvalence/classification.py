@@ -34,6 +34,9 @@ __all__ = [
 #: Values per spectrum returned by :func:`classify_spectra`:
 #: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code.
 N_OUT = 8
+#: Spectra per onnxruntime call: smaller calls keep the activations in cache (on 2
+#: cores 512-1024 used the least CPU time per spectrum; see benchmarks/RESULTS.md).
+ONNX_BATCH = 1024
 VALENCE_AXIS = {"name": "Mn valence", "units": "", "scale": 1.0, "offset": 2.0, "size": 3}
 _EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
 
@@ -114,7 +117,7 @@ def classify_spectra(
             # one onnxruntime call at a time: its own thread pool uses the cores, while
             # the other threads preprocess the next batches
             with predict_lock:
-                probs, spread = m.predict(pre.x[ok], batch_size=batch_size)
+                probs, spread = m.predict(pre.x[ok], batch_size=min(batch_size, ONNX_BATCH))
             block[ok, 0:3] = probs
             block[ok, 3:6] = spread
             block[ok, 6] = pre.peak_eV[ok]

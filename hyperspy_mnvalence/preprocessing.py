@@ -683,7 +683,9 @@ def preprocess(
     reason[finite & constant] = 2
     if check_edge:
         e = np.asarray(energy, dtype=np.float64)
-        inside = (e >= grid[0]) & (e <= grid[-1])
+        # the channels inside the grid are contiguous (monotonic axis): slice, not mask
+        inside = np.nonzero((e >= grid[0]) & (e <= grid[-1]))[0]
+        inside = slice(int(inside[0]), int(inside[-1]) + 1)
         noise = smoothed_noise(data[:, inside], e[inside])
         has_edge = edge_present(y, grid, peak, min_snr=min_snr, noise=noise)
         reason[(reason == 0) & ~has_edge] = 3
