@@ -199,3 +199,66 @@ def test_distributed_two_processes_equals_eager(spectrum_image, eager_result, mo
         assert len(set(workers.values())) == 2
     _assert_same(got, eager_result.data)
     _assert_same(reason, eager_result.metadata.MnValence.reason.data)
+
+
+# ---------------------------------------------------------------------------------------
+# The fast preprocessing kernels equal their straightforward definitions
+# ---------------------------------------------------------------------------------------
+
+
+def test_row_median_equals_numpy_median():
+    from hyperspy_mnvalence.preprocessing import _row_median
+
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 7, 10, 1671):
+        a = rng.normal(size=(50, k))
+        a[:5] = np.round(a[:5])  # ties
+        np.testing.assert_array_equal(_row_median(a.copy()), np.median(a, axis=1))
+
+
+def test_dog_operator_and_local_smoothing_equal_whole_row_filters():
+    from hyperspy_mnvalence.preprocessing import _dog_operator, _smooth, _smooth_at
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(40, 400)).cumsum(axis=1)
+    for i0, i1 in ((0, 400), (150, 260), (390, 400)):
+        op, a, b = _dog_operator(400, 0.1, i0, i1)
+        want = (_smooth(y, 6.0) - _smooth(y, 30.0))[:, i0:i1]
+        np.testing.assert_allclose(y[:, a:b] @ op, want, rtol=0, atol=1e-9)
+    # segments near both ends of the rows, where the "nearest" extension matters
+    first = rng.integers(-20, 400, size=40)
+    local = np.broadcast_to(np.arange(25), (40, 25))
+    got = _smooth_at(y, local, first, 25, 3.0)
+    full = _smooth(y, 3.0)
+    pos = first[:, None] + local
+    inside = (pos >= 0) & (pos < 400)
+    want = np.take_along_axis(full, np.clip(pos, 0, 399), axis=1)
+    np.testing.assert_array_equal(got[inside], want[inside])
+
+
+def test_background_fit_equals_masked_whole_row_fit():
+    from hyperspy_mnvalence.preprocessing import subtract_background
+
+    rng = np.random.default_rng(5)
+    grid = 600.0 + 0.1 * np.arange(500)
+    amp = rng.uniform(1e3, 1e4, (30, 1))
+    r = rng.uniform(2.0, 4.0, (30, 1))
+    y = amp * (grid / 600.0) ** -r + rng.normal(0, 1.0, (30, 500))
+    peak = rng.integers(0, 500, size=30)  # includes peaks too close to the start
+    got = subtract_background(y, grid, peak)
+    # reference: the closed-form log-log fit written over whole rows
+    b = np.clip(peak - 40, 0, 500)
+    a = np.clip(b - 150, 0, 500)
+    want = np.empty_like(y)
+    for i in range(30):
+        yy, lx = y[i, a[i] : b[i]], np.log(grid[a[i] : b[i]])
+        if yy.size >= 5 and np.all(yy > 0):
+            slope, icpt = np.polyfit(lx, np.log(yy), 1)
+            if slope <= 0:
+                want[i] = y[i] - np.exp(icpt + slope * np.log(grid))
+                continue
+        if yy.size:
+            want[i] = y[i] - yy.mean()
+        else:
+            want[i] = y[i] - y[i, : max(peak[i], 1)].min()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(y).max())
