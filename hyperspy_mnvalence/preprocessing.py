@@ -451,7 +451,9 @@ def channel_noise(spectra: np.ndarray) -> np.ndarray:
     """Noise per channel of each spectrum, from channel-to-channel differences.
 
     Median absolute deviation of the first differences, divided by sqrt(2): robust to
-    edges and smooth backgrounds. Use it on the raw (not interpolated) channels.
+    edges and smooth backgrounds. Use it on the raw (not interpolated) channels. For
+    sparse counts (mostly zeros, where the MAD collapses to 0) it is floored at
+    the standard deviation of the differences, so vacuum pixels are not taken for edges.
 
     Parameters
     ----------
@@ -464,10 +466,11 @@ def channel_noise(spectra: np.ndarray) -> np.ndarray:
         Shape ``(n,)``.
     """
     d = np.diff(spectra, axis=1)
+    floor = d.std(axis=1)
     d -= _row_median(d)[:, None]
     np.abs(d, out=d)
     mad = _row_median(d)
-    return 1.4826 * mad / np.sqrt(2)
+    return np.maximum(1.4826 * mad, floor) / np.sqrt(2)
 
 
 def _row_median(a: np.ndarray) -> np.ndarray:
