@@ -85,7 +85,9 @@ def _synthetic(n_per_class: int = 20, seed: int = 0):
 def test_augmentation_shapes_and_switches():
     s, _, e = _synthetic(5)
     rng = np.random.default_rng(0)
-    cfg = augmentation_config(disable=["pca_noise"])
+    cfg = augmentation_config(enable=["all"], disable=[])
+    cfg["pca_noise"]["enabled"] = False
+    assert all(v["enabled"] for k, v in cfg.items() if k != "pca_noise")
     x = augment_and_preprocess(s, e, cfg, rng)
     assert x.shape == (15, 300) and x.dtype == np.float32
     assert np.all(np.isfinite(x))
@@ -96,6 +98,15 @@ def test_augmentation_shapes_and_switches():
     assert np.abs(x - x0).max() > 1e-2
     with pytest.raises(ValueError, match="Unknown augmentation"):
         augmentation_config(disable=["nonsense"])
+    # every physical augmentation alone changes the input and keeps it finite
+    for name in cfg:
+        if name in ("pca_noise", "translation"):
+            continue
+        one = augmentation_config(disable=["all"], enable=[name])
+        one[name]["p"] = 1.0
+        xa = augment_and_preprocess(s, e, one, np.random.default_rng(2))
+        assert np.all(np.isfinite(xa)), name
+        assert np.abs(xa - x0).max() > 1e-3, name
     with pytest.raises(ValueError, match="noise_values"):
         augment_and_preprocess(s, e, DEFAULT_AUGMENTATION, rng)
 

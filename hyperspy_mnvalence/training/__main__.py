@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         help="switch an augmentation off (repeatable; 'all' for none)",
     )
     p.add_argument(
+        "--aug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch an augmentation on (repeatable; 'all' for every one)",
+    )
+    p.add_argument(
         "--single",
         action="store_true",
         help="ship the best-by-CV single fold model instead of the ensemble",
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         data["spectra"], data["y"] = data["spectra"][keep], data["y"][keep]
         args.folds, args.epochs = min(args.folds, 2), min(args.epochs, 2)
-    aug = augmentation_config(disable=args.no_aug)
+    aug = augmentation_config(disable=args.no_aug, enable=args.aug)
     if data["noise_values"] is None and aug["pca_noise"]["enabled"]:
         print("PCA noise file not found: pca_noise augmentation switched off", file=sys.stderr)
         aug["pca_noise"]["enabled"] = False

@@ -25,41 +25,49 @@ __all__ = [
 ]
 
 #: Default augmentation of the shipped model. ``p`` is the fraction of spectra that
-#: receive each augmentation; ranges are drawn uniformly.
+#: receive each augmentation; ranges are drawn uniformly. The physical augmentations
+#: (background ... gaussian_noise) are implemented and switchable (``--aug NAME``) but
+#: off by default: in 5-fold CV on the Titan data they lowered the accuracy (0.930 with
+#: all on, 0.935 mild, vs 0.947 with translation + PCA noise only, 30 epochs); see
+#: training/README.md.
 DEFAULT_AUGMENTATION: dict = {
-    "translation": {"enabled": True, "p": 1.0, "max_shift_eV": 5.0},
+    "translation": {"enabled": True, "p": 1.0, "max_shift_eV": 6.0},
     "background": {
-        "enabled": True,
+        "enabled": False,
         "p": 0.3,
         "power_law_amplitude": [0.0, 3.0],  # at the L3 peak, relative to the L3 height
         "power_law_exponent": [2.0, 5.0],
         "residual_slope": [-0.3, 0.3],  # change across the window, relative to L3 height
     },
     "plural_scattering": {
-        "enabled": True,
+        "enabled": False,
         "p": 0.3,
         "thickness_t_over_lambda": [0.0, 1.5],
         "plasmon_eV": [15.0, 25.0],
         "plasmon_fwhm_eV": [4.0, 10.0],
     },
-    "broadening": {"enabled": True, "p": 0.5, "fwhm_eV": [0.1, 1.5]},
+    "broadening": {"enabled": False, "p": 0.5, "fwhm_eV": [0.1, 1.5]},
     "truncation": {
-        "enabled": True,
+        "enabled": False,
         "p": 0.3,
         "pre_edge_eV": [3.0, 8.0],  # data start this far below the L3 peak
         "post_edge_eV": [15.0, 22.0],  # and end this far above it
     },
-    "dispersion": {"enabled": True, "p": 0.5, "step_eV": [0.05, 0.35], "n_groups": 6},
-    "poisson_noise": {"enabled": True, "p": 0.3, "counts_at_peak": [200.0, 20000.0]},
-    "gaussian_noise": {"enabled": True, "p": 0.3, "sigma": [0.0, 0.03]},
-    "pca_noise": {"enabled": True, "p": 0.5, "multiple": [0.0, 5.0]},
+    "dispersion": {"enabled": False, "p": 0.5, "step_eV": [0.05, 0.35], "n_groups": 6},
+    "poisson_noise": {"enabled": False, "p": 0.3, "counts_at_peak": [200.0, 20000.0]},
+    "gaussian_noise": {"enabled": False, "p": 0.3, "sigma": [0.0, 0.03]},
+    "pca_noise": {"enabled": True, "p": 0.5, "multiple": [0.0, 6.0]},
 }
 
 #: Everything off (translation included).
 NO_AUGMENTATION: dict = {k: {**v, "enabled": False} for k, v in DEFAULT_AUGMENTATION.items()}
 
 
-def augmentation_config(overrides: dict | None = None, disable: list[str] | None = None) -> dict:
+def augmentation_config(
+    overrides: dict | None = None,
+    disable: list[str] | None = None,
+    enable: list[str] | None = None,
+) -> dict:
     """A full augmentation configuration.
 
     Parameters
@@ -68,6 +76,9 @@ def augmentation_config(overrides: dict | None = None, disable: list[str] | None
         Per-augmentation dicts merged into :data:`DEFAULT_AUGMENTATION`.
     disable : list of str, optional
         Names of augmentations to switch off (``"all"`` switches off every one).
+    enable : list of str, optional
+        Names of augmentations to switch on (``"all"`` switches on every one); applied
+        after ``disable``.
 
     Returns
     -------
@@ -86,6 +97,14 @@ def augmentation_config(overrides: dict | None = None, disable: list[str] | None
             raise ValueError(f"Unknown augmentation {k!r}; known: {sorted(cfg)}")
         else:
             cfg[k]["enabled"] = False
+    for k in enable or []:
+        if k == "all":
+            for v in cfg.values():
+                v["enabled"] = True
+        elif k not in cfg:
+            raise ValueError(f"Unknown augmentation {k!r}; known: {sorted(cfg)}")
+        else:
+            cfg[k]["enabled"] = True
     return cfg
 
 
