@@ -18,11 +18,15 @@ from hyperspy_mnvalence.synthetic import synthetic_spectra
 
 VALENCES = np.array([2.0, 3.0, 4.0])
 
-# Tolerances measured with the shipped model (see the comments where they are used).
-SYNTHETIC_MAE_TOL = 0.25
-SYNTHETIC_MAX_TOL = 0.6
-OFFSET_TOL = 0.05
-DISPERSION_TOL = 0.15
+# Tolerances, set from what the shipped model measured (in brackets) plus a margin:
+# synthetic mixtures on a 0.25 simplex grid, Poisson noise: mean-valence MAE [0.160],
+# largest error [0.431]; noise-free mixtures, change of the mean valence for offsets of
+# -15 ... +15 eV [0.0045] and for dispersions 0.05 ... 0.5 eV/channel [0.032];
+# digitized references within 0.35 of the truth [30/31] (target 29).
+SYNTHETIC_MAE_TOL = 0.2
+SYNTHETIC_MAX_TOL = 0.5
+OFFSET_TOL = 0.02
+DISPERSION_TOL = 0.05
 DIGITIZED_MIN_WITHIN = 29
 
 
@@ -179,8 +183,7 @@ def test_rejects_a_classification_model(demo):
 def test_synthetic_mixtures_mean_valence(fraction_model):
     # Mixtures on a 0.25 grid over the simplex from the parametric edge model (fitted to
     # the Titan class means), with a power-law background and Poisson noise, at the
-    # calibrated literature positions. Measured with the shipped model: see
-    # SYNTHETIC_MAE_TOL / SYNTHETIC_MAX_TOL.
+    # calibrated literature positions (tolerances: see the top of this file).
     e = np.arange(615.0, 685.0, 0.1)
     frac = np.repeat(_mixture_grid(), 4, axis=0)
     data = _synthetic_mixtures(e, frac, seed=5)
