@@ -674,6 +674,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", default="fcn_wide")
     p.add_argument("--loss", choices=("cce", "mse"), default="cce")
     p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument(
+        "--max-average",
+        type=int,
+        default=1,
+        help="mix means of 1..N same-valence spectra in training (1: single spectra)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None, help="labelled .npz (default: Titan data)")
     p.add_argument("--no-digitized", action="store_true")
@@ -685,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         n_mixtures=a.n_mixtures,
         learning_rate=a.learning_rate,
         loss=a.loss,
+        max_average=a.max_average,
         seed=a.seed,
     )
     n_eval = a.n_eval
