@@ -60,8 +60,8 @@ class TrainConfig:
     """
 
     arch: str = "fcn_wide"
-    epochs: int = 40
-    aug_factor: int = 1
+    epochs: int = 30
+    aug_factor: int = 3
     batch_size: int = 64
     learning_rate: float = 3e-3
     label_smoothing: float = 0.05
