@@ -173,6 +173,9 @@ class MnValenceModel:
 
                     opts = ort.SessionOptions()
                     opts.log_severity_level = 3
+                    # no busy-waiting between calls: the CPU goes to the preprocessing
+                    # threads (measured: 1026 -> 742 CPU us per spectrum on 2 cores)
+                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     try:
                         self._session = ort.InferenceSession(
                             str(self.path), sess_options=opts, providers=_providers()
