@@ -14,7 +14,7 @@ import numpy as np
 
 from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess
 
-from .augment import add_pca_noise, augment_and_preprocess
+from .augment import NO_AUGMENTATION, add_pca_noise, augment_and_preprocess, augment_raw
 
 __all__ = [
     "CLASSES",
@@ -23,6 +23,7 @@ __all__ = [
     "evaluate_digitized",
     "evaluate_mn2_wide",
     "evaluate_noise",
+    "evaluate_robust",
     "evaluate_shift",
     "load_training_data",
     "predict",
@@ -33,6 +34,35 @@ __all__ = [
 CLASSES = (2, 3, 4)
 SHIFTS_EV = tuple(float(s) for s in np.arange(-5.0, 5.01, 1.0))
 NOISE_MULTIPLES = (0, 1, 2, 3, 4, 5)
+
+#: Simulated other-instrument conditions of the robustness CV: the held-out Titan fold is
+#: perturbed with the pipeline's own raw-spectrum augmentations (every spectrum, ``p=1``),
+#: drawn with a fixed seed, so every model/configuration sees the same perturbed spectra.
+#: ``noise5`` is the Titan PCA noise at 5x (the noise test's convention).
+ROBUST_CONDITIONS: dict = {
+    "broadening": {"broadening": {"enabled": True, "p": 1.0, "fwhm_eV": [0.6, 1.2]}},
+    "dispersion": {"dispersion": {"enabled": True, "p": 1.0, "step_eV": [0.3, 0.5], "n_groups": 5}},
+    "truncation": {
+        "truncation": {
+            "enabled": True,
+            "p": 1.0,
+            "pre_edge_eV": [3.0, 5.0],
+            "post_edge_eV": [15.0, 19.0],
+        }
+    },
+    "combined": {
+        "broadening": {"enabled": True, "p": 1.0, "fwhm_eV": [0.6, 1.2]},
+        "truncation": {
+            "enabled": True,
+            "p": 1.0,
+            "pre_edge_eV": [3.0, 5.0],
+            "post_edge_eV": [15.0, 19.0],
+        },
+        "dispersion": {"enabled": True, "p": 1.0, "step_eV": [0.3, 0.5], "n_groups": 5},
+    },
+    "noise5": None,
+}
+ROBUST_SEED = 4321
 
 
 @dataclass
@@ -332,8 +362,70 @@ def evaluate_noise(
     return out
 
 
-def digitized_inputs() -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def evaluate_robust(
+    models,
+    spectra: np.ndarray,
+    y: np.ndarray,
+    energy: np.ndarray,
+    noise_values: np.ndarray | None,
+    seed: int = ROBUST_SEED,
+) -> dict:
+    """Accuracy under simulated other-instrument conditions (robustness CV).
+
+    Each condition of :data:`ROBUST_CONDITIONS` perturbs every (held-out) spectrum with
+    the pipeline's own augmentations, parameters drawn from a generator seeded with
+    ``seed`` (the same perturbation for every model scored on the same spectra), then
+    applies the inference preprocessing (no translation). ``noise5`` adds the Titan PCA
+    noise at 5x as in :func:`evaluate_noise`.
+
+    Parameters
+    ----------
+    models : keras.Model or list
+    spectra, y, energy : numpy.ndarray
+        Raw held-out spectra, class indices, energy axis.
+    noise_values : numpy.ndarray or None
+        Titan PCA noise (``noise5`` is skipped without it).
+    seed : int
+
+    Returns
+    -------
+    dict
+        Accuracy per condition and ``robust_accuracy`` (their mean).
+    """
+    import copy
+
+    out: dict = {}
+    peak = preprocess(spectra, energy, check_edge=False).peak_eV
+    for name, over in ROBUST_CONDITIONS.items():
+        if over is None:
+            if noise_values is not None:
+                out[name] = evaluate_noise(models, spectra, y, energy, noise_values, (5,), seed)[
+                    "5"
+                ]
+            continue
+        cfg = copy.deepcopy(NO_AUGMENTATION)
+        for k, v in over.items():
+            cfg[k].update(v)
+        rng = np.random.default_rng(seed)
+        x = None
+        for ii, yy, ee in augment_raw(spectra, energy, peak, cfg, rng):
+            px = preprocess(yy, ee, check_edge=False).x
+            if x is None:
+                x = np.zeros((len(y), px.shape[1]), np.float32)
+            x[ii] = px
+        out[name] = float(np.mean(predict(models, x).argmax(1) == y))
+    out["robust_accuracy"] = float(np.mean(list(out.values())))
+    return out
+
+
+def digitized_inputs(dispersion: float | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """The digitized references through the package preprocessing (evaluation only).
+
+    Parameters
+    ----------
+    dispersion : float, optional
+        Resample each reference (linear interpolation) to this many eV per channel
+        first, as the real-data dispersion test does.
 
     Returns
     -------
@@ -346,7 +438,14 @@ def digitized_inputs() -> tuple[np.ndarray, np.ndarray, list[dict]]:
     from hyperspy_mnvalence.datasets import load_digitized_references
 
     refs = load_digitized_references()
-    x = np.concatenate([preprocess(d["intensity"], d["energy"]).x for d in refs])
+    xs = []
+    for d in refs:
+        e, inten = np.asarray(d["energy"], float), np.asarray(d["intensity"], float)
+        if dispersion is not None:
+            eu = np.arange(e[0], e[-1], dispersion)
+            e, inten = eu, np.interp(eu, e, inten)
+        xs.append(preprocess(inten, e).x)
+    x = np.concatenate(xs)
     y = np.searchsorted(CLASSES, [d["valence"] for d in refs])
     return x, y, refs
 
@@ -413,6 +512,7 @@ def cross_validate(
     digitized: bool = True,
     keep_models: bool = True,
     extra_eval: bool = True,
+    robust: bool = True,
 ) -> dict:
     """Stratified k-fold cross-validation.
 
@@ -430,6 +530,8 @@ def cross_validate(
         Return the fold models (the ensemble members).
     extra_eval : bool
         Shift and noise tests on each validation fold.
+    robust : bool
+        Robustness CV (:func:`evaluate_robust`) on each validation fold.
 
     Returns
     -------
@@ -448,6 +550,7 @@ def cross_validate(
         "fold_digitized_correct": [],
         "fold_shift": [],
         "fold_noise": [],
+        "fold_robust": [],
         "fold_info": [],
         "oof_proba": np.zeros((len(y), 3)),
         "models": [],
@@ -467,6 +570,10 @@ def cross_validate(
             res["fold_shift"].append(evaluate_shift(model, s[te], y[te], e))
             if nv is not None:
                 res["fold_noise"].append(evaluate_noise(model, s[te], y[te], e, nv))
+        if robust:
+            rb = evaluate_robust(model, s[te], y[te], e, nv)
+            res["fold_robust"].append(rb)
+            msg += f", robust {rb['robust_accuracy']:.4f}"
         if dig_in is not None:
             dg = evaluate_digitized(model, dig_in)
             res["fold_digitized_correct"].append(dg["correct"])
@@ -487,5 +594,10 @@ def cross_validate(
         res["noise_accuracy"] = {
             k: float(np.mean([f[k] for f in res["fold_noise"]])) for k in res["fold_noise"][0]
         }
+    if res["fold_robust"]:
+        res["robust"] = {
+            k: float(np.mean([f[k] for f in res["fold_robust"]])) for k in res["fold_robust"][0]
+        }
+        res["robust_accuracy"] = res["robust"]["robust_accuracy"]
     res["preprocessing"] = dict(DEFAULT_PREPROCESSING)
     return res
