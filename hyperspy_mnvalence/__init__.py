@@ -15,6 +15,7 @@ from .classification import (
     uncertainty,
     valence_maps,
 )
+from .mixed import decompose_mn_valence, mean_oxidation_state, mean_valence_uncertainty
 from .model import MnValenceModel, ModelError, load_model, model_card
 
 __all__ = [
@@ -23,9 +24,12 @@ __all__ = [
     "ModelError",
     "classify_mn_valence",
     "confidence",
+    "decompose_mn_valence",
     "load_model",
     "make_demo_spectrum_image",
+    "mean_oxidation_state",
     "mean_valence",
+    "mean_valence_uncertainty",
     "model_card",
     "most_likely_valence",
     "no_edge_mask",
@@ -45,8 +49,4 @@ def __getattr__(name):
         from .plotting import plot_valence_maps
 
         return plot_valence_maps
-    if name == "decompose_mn_valence":
-        from .mixed import decompose_mn_valence
-
-        return decompose_mn_valence
     raise AttributeError(f"module 'hyperspy_mnvalence' has no attribute {name!r}")
