@@ -184,8 +184,23 @@ def test_smoke_cli_real_data(tmp_path):
     meta = read_metadata(out)
     assert REQUIRED_META <= set(meta)
     mt = meta["metrics"]
-    for k in ("cv_accuracy", "digitized_accuracy", "shift_accuracy", "noise_accuracy"):
+    for k in (
+        "cv_accuracy",
+        "digitized_accuracy",
+        "shift_accuracy",
+        "noise_accuracy",
+        "robust_accuracy",
+    ):
         assert k in mt
+    assert set(mt["robust_condition_accuracy"]) == {
+        "broadening",
+        "dispersion",
+        "truncation",
+        "combined",
+        "noise5",
+        "robust_accuracy",
+    }
+    assert 0.0 <= mt["robust_accuracy"] <= 1.0
     assert mt["digitized_total"] == 31
     assert set(mt["shift_accuracy"]) == {f"{s:.1f}" for s in np.arange(-5.0, 5.01, 1.0)}
     assert set(mt["noise_accuracy"]) == {"0", "1", "2", "3", "4", "5"}
@@ -196,6 +211,41 @@ def test_smoke_cli_real_data(tmp_path):
     sess = ort.InferenceSession(str(out))
     p, _ = sess.run(None, {"spectra": np.zeros((2, 300), np.float32)})
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_robustness_evaluation_fixed_seed():
+    """The robustness CV perturbs with a fixed seed: same numbers twice; keys a-e + mean."""
+    from hyperspy_mnvalence.training.architectures import build_model
+    from hyperspy_mnvalence.training.cv import evaluate_robust, set_seeds
+
+    set_seeds(0)
+    m = build_model("fcn")
+    s, y, e = _synthetic(4)
+    yi = np.searchsorted([2, 3, 4], y)
+    noise = np.random.default_rng(0).normal(0, 0.01, 500)
+    r1 = evaluate_robust(m, s, yi, e, noise)
+    r2 = evaluate_robust(m, s, yi, e, noise)
+    assert r1 == r2
+    conds = ["broadening", "dispersion", "truncation", "combined", "noise5"]
+    assert set(r1) == {*conds, "robust_accuracy"}
+    assert r1["robust_accuracy"] == pytest.approx(np.mean([r1[c] for c in conds]))
+    # without a noise model the noise condition is skipped
+    assert "noise5" not in evaluate_robust(m, s, yi, e, None)
+
+
+def test_selection_rule():
+    from hyperspy_mnvalence.training.reports import select_candidate
+
+    runs = {
+        "S_shipped": {"cv_accuracy": 0.95, "robust_accuracy": 0.80},
+        "A": {"cv_accuracy": 0.93, "robust_accuracy": 0.95},  # clean CV too low
+        "B": {"cv_accuracy": 0.945, "robust_accuracy": 0.85},
+        "C": {"cv_accuracy": 0.96, "robust_accuracy": 0.83},
+    }
+    assert select_candidate(runs) == "B"
+    runs["B"]["robust_accuracy"] = 0.803  # not 0.005 better than shipped
+    runs["C"]["robust_accuracy"] = 0.801
+    assert select_candidate(runs) == "S_shipped"
 
 
 def test_own_data_npz(tmp_path):
@@ -228,6 +278,10 @@ def test_shipped_model_metadata():
     meta = read_metadata(path)
     assert REQUIRED_META <= set(meta)
     assert meta["classes"] == [2, 3, 4] and meta["energy_step_eV"] == 0.1
+    mt = meta["metrics"]
+    for k in ("cv_accuracy", "digitized_accuracy", "shift_accuracy", "noise_accuracy"):
+        assert k in mt
+    assert 0.0 < mt["robust_accuracy"] <= 1.0
     sha = datasets.file_sha256(datasets.data_dir() / "train" / "titan_mn_valence.npz")
     assert any(r["sha256"] == sha for r in meta["training_data"])
     # the shipped model scores the digitized references as its metadata says

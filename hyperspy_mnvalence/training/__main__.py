@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cv import (
         TrainConfig,
         cross_validate,
+        digitized_inputs,
         evaluate_digitized,
         evaluate_mn2_wide,
         evaluate_noise,
@@ -130,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     s, y, e, nv = data["spectra"], data["y"], data["energy"], data["noise_values"]
     have_refs = True
     try:
-        from .cv import digitized_inputs
-
         dig_in = digitized_inputs()
     except FileNotFoundError:
         have_refs, dig_in = False, None
@@ -147,7 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             cv_oof_accuracy=res["oof_accuracy"],
             shift_accuracy=res.get("shift_accuracy"),
             noise_accuracy=res.get("noise_accuracy"),
+            robust_accuracy=res.get("robust_accuracy"),
+            robust_condition_accuracy=res.get("robust"),
             shift_noise_protocol="mean over the validation folds of the fold models",
+            robust_protocol=(
+                "held-out folds perturbed by ROBUST_CONDITIONS (cv.py; broadening 0.6-1.2 eV, "
+                "dispersion 0.3-0.5 eV/channel, truncation 3-5 eV below / 15-19 eV above L3, "
+                "their combination, 5x PCA noise; fixed seed); robust_accuracy = their mean"
+            ),
         )
         if have_refs:
             metrics["fold_digitized_correct"] = res["fold_digitized_correct"]
@@ -184,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             digitized_correct=dg["correct"],
             digitized_total=dg["total"],
             digitized_predicted=dg["predicted"],
+        )
+        dg05 = evaluate_digitized(models, digitized_inputs(dispersion=0.5))
+        metrics.update(
+            digitized_correct_0p5eV_per_channel=dg05["correct"],
+            digitized_wrong_ids=dg["wrong_ids"],
+            digitized_wrong_ids_0p5eV_per_channel=dg05["wrong_ids"],
         )
     try:
         metrics["mn2_wide"] = evaluate_mn2_wide(models)

@@ -44,6 +44,7 @@ __all__ = [
     "confusion",
     "ensemble_study",
     "noise_study",
+    "candidate_augmentation",
     "pipeline_shift",
     "robustness_study",
     "shipped_report",
@@ -328,9 +329,28 @@ def ensemble_study(
     return res
 
 
-#: Candidate augmentation configurations of the robustness-aware selection (overrides of
-#: the augmentation defaults as they were when the study was run: translation +-6 eV on
-#: every spectrum, PCA noise 0-6x on half of them, all physical augmentations off).
+#: Common base of the candidates: the augmentation that shipped before the study
+#: (translation +-6 eV on every spectrum, PCA noise 0-6x on half of them, every physical
+#: augmentation off), explicit so that the study does not depend on the current defaults.
+ROBUST_BASE: dict = {
+    "translation": {"enabled": True, "p": 1.0, "max_shift_eV": 6.0},
+    "background": {"enabled": False},
+    "plural_scattering": {"enabled": False},
+    "broadening": {"enabled": False, "p": 0.5, "fwhm_eV": [0.1, 1.5]},
+    "truncation": {
+        "enabled": False,
+        "p": 0.3,
+        "pre_edge_eV": [3.0, 8.0],
+        "post_edge_eV": [15.0, 22.0],
+    },
+    "dispersion": {"enabled": False, "p": 0.5, "step_eV": [0.05, 0.35], "n_groups": 6},
+    "poisson_noise": {"enabled": False},
+    "gaussian_noise": {"enabled": False},
+    "pca_noise": {"enabled": True, "p": 0.5, "multiple": [0.0, 6.0]},
+}
+
+#: Candidate augmentation configurations of the robustness-aware selection (changes to
+#: :data:`ROBUST_BASE`).
 ROBUST_CANDIDATES: dict = {
     "S_shipped": {},
     "P_mild_physical": {
@@ -346,6 +366,24 @@ ROBUST_CANDIDATES: dict = {
         "pca_noise": {"enabled": True, "p": 0.8},
     },
 }
+
+
+def candidate_augmentation(name: str) -> dict:
+    """Full augmentation configuration of one robustness-study candidate.
+
+    Parameters
+    ----------
+    name : str
+        Key of :data:`ROBUST_CANDIDATES`.
+
+    Returns
+    -------
+    dict
+    """
+    cand = ROBUST_CANDIDATES[name]
+    over = {k: {**ROBUST_BASE.get(k, {}), **cand.get(k, {})} for k in {*ROBUST_BASE, *cand}}
+    return augmentation_config(over)
+
 
 #: Written down (and stored in ``robustness.json``) before any candidate was run.
 SELECTION_RULE = (
@@ -422,7 +460,7 @@ def robustness_study(
         ),
         conditions=ROBUST_CONDITIONS,
         selection_rule=SELECTION_RULE,
-        candidates=ROBUST_CANDIDATES,
+        candidates={k: candidate_augmentation(k) for k in ROBUST_CANDIDATES},
     )
     res.setdefault("runs", {})
     dig = digitized_inputs()
@@ -433,7 +471,7 @@ def robustness_study(
             arch="fcn_wide",
             epochs=epochs,
             aug_factor=aug_factor,
-            augmentation=augmentation_config(ROBUST_CANDIDATES[name]),
+            augmentation=candidate_augmentation(name),
             seed=seed,
         )
         r = cross_validate(cfg, data, folds=folds, verbose=False, digitized=False, extra_eval=False)
@@ -539,6 +577,11 @@ def shipped_report(models, data: dict, cv_result: dict, out_dir: Path = REPORT_D
         "pipeline_shift_mn2_wide": pipeline_shift(models),
         "shift_accuracy": cv_result.get("shift_accuracy"),
         "noise_accuracy": cv_result.get("noise_accuracy"),
+        "robust_accuracy": cv_result.get("robust_accuracy"),
+        "robust_condition_accuracy": cv_result.get("robust"),
+        "ensemble_digitized_0p5eV_per_channel": evaluate_digitized(
+            models, digitized_inputs(dispersion=0.5)
+        ),
     }
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
