@@ -451,11 +451,6 @@ def _valences(p) -> np.ndarray:
     return np.asarray(p.metadata.get_item("MnValence.classes", [2, 3, 4]), dtype=np.float32)
 
 
-def _probs(p):
-    # valence axis first in the data for every layout
-    return p.data
-
-
 def most_likely_valence(p):
     """Map of the most likely valence (2, 3 or 4; NaN where no Mn edge).
 
@@ -468,7 +463,7 @@ def most_likely_valence(p):
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _probs(p)
+    d = p.data  # valence axis first for every layout
     xp = _xp(d)
     v = _valences(p)
     valid = xp.isfinite(d[0])
@@ -492,7 +487,7 @@ def mean_valence(p):
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _probs(p)
+    d = p.data  # valence axis first for every layout
     v = _valences(p).reshape((3,) + (1,) * (d.ndim - 1))
     val = (d * v).sum(axis=0).astype(np.float32)
     return _map_like(p, val, "Mean Mn valence", "Valence")
@@ -526,7 +521,7 @@ def uncertainty(p):
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _probs(p)
+    d = p.data  # valence axis first for every layout
     xp = _xp(d)
     q = xp.clip(d, 1e-12, 1.0)
     h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
@@ -545,7 +540,7 @@ def no_edge_mask(p):
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _probs(p)
+    d = p.data  # valence axis first for every layout
     xp = _xp(d)
     return _map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
 
