@@ -447,6 +447,27 @@ def _map_like(p, arr, title: str, quantity: str):
     return out
 
 
+def _valid_argmax(prob):
+    """Most likely class index along axis 0, and where all three values are finite.
+
+    Works on numpy and dask arrays of shape ``(3, ...)``.
+    """
+    xp = _xp(prob)
+    valid = xp.all(xp.isfinite(prob), axis=0)
+    return xp.argmax(xp.where(valid, prob, -1.0), axis=0), valid
+
+
+def _expected_valence(prob, valences) -> np.ndarray:
+    """``sum_k p_k v_k / sum_k p_k`` along axis 0; NaN where not finite or all zero."""
+    xp = _xp(prob)
+    v = np.asarray(valences, dtype=np.float32).reshape((3,) + (1,) * (prob.ndim - 1))
+    valid = xp.all(xp.isfinite(prob), axis=0)
+    safe = xp.where(valid, prob, 0.0)
+    tot = safe.sum(axis=0)
+    ok = valid & (tot > 0)
+    return xp.where(ok, (safe * v).sum(axis=0) / xp.where(ok, tot, 1.0), np.nan)
+
+
 def _valences(p) -> np.ndarray:
     return np.asarray(p.metadata.get_item("MnValence.classes", [2, 3, 4]), dtype=np.float32)
 
@@ -465,10 +486,8 @@ def most_likely_valence(p):
     """
     d = p.data  # valence axis first for every layout
     xp = _xp(d)
-    v = _valences(p)
-    valid = xp.isfinite(d[0])
-    idx = xp.argmax(xp.where(xp.isfinite(d), d, -1.0), axis=0)
-    val = xp.where(valid, xp.asarray(v)[idx], np.nan).astype(np.float32)
+    idx, valid = _valid_argmax(d)
+    val = xp.where(valid, xp.asarray(_valences(p))[idx], np.nan).astype(np.float32)
     return _map_like(p, val, "Most likely Mn valence", "Valence")
 
 
@@ -487,9 +506,7 @@ def mean_valence(p):
     -------
     hyperspy.signal.BaseSignal
     """
-    d = p.data  # valence axis first for every layout
-    v = _valences(p).reshape((3,) + (1,) * (d.ndim - 1))
-    val = (d * v).sum(axis=0).astype(np.float32)
+    val = _expected_valence(p.data, _valences(p)).astype(np.float32)
     return _map_like(p, val, "Mean Mn valence", "Valence")
 
 

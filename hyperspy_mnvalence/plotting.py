@@ -134,14 +134,10 @@ def _new_figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
 
 
 def _mean_and_label(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    valid = np.all(np.isfinite(prob), axis=0)
-    safe = np.where(valid, prob, 0.0)
-    tot = safe.sum(0)
-    mean = np.where(
-        valid & (tot > 0), np.tensordot(_VALENCES, safe, axes=1) / np.where(tot > 0, tot, 1), np.nan
-    )
-    label = np.where(valid, np.argmax(safe, axis=0).astype(float), np.nan)
-    return mean, label
+    from .classification import _expected_valence, _valid_argmax
+
+    idx, valid = _valid_argmax(prob)
+    return _expected_valence(prob, _VALENCES), np.where(valid, idx.astype(float), np.nan)
 
 
 def _valence_handles() -> list[Patch]:
