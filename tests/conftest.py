@@ -53,3 +53,47 @@ def toy_edge(energy: np.ndarray, l3: float = 640.0, l2_ratio: float = 0.45) -> n
     g = lambda c, w: np.exp(-0.5 * ((energy - c) / w) ** 2)  # noqa: E731
     step = lambda c: 0.5 + np.arctan((energy - c) / 0.5) / np.pi  # noqa: E731
     return g(l3, 0.9) + l2_ratio * g(l3 + 11.0, 1.1) + 0.12 * step(l3 - 1) + 0.06 * step(l3 + 10)
+
+
+def write_labelled_folder(root, seed: int = 0):
+    """Synthetic Mn2+/3+/4+ EELS files with different calibrations, as a user's folder.
+
+    ``si_mn2.hspy`` (6 x 7 spectrum image, 600 eV + 0.2 eV/channel), ``line_mn3.hspy``
+    (40-pixel line scan, 610 eV + 0.25 eV/channel, edge 2 eV high), ``single_Mn3+.msa``
+    (one spectrum, 605 eV + 0.3 eV/channel), ``line_mn4.hspy`` (40 pixels, 615 eV +
+    0.05 eV/channel, edge 1.5 eV low) and ``labelled_by_metadata.hspy`` (2 Mn4+ spectra,
+    label in ``metadata.Sample.mn_valence``). Returns ``{file name: (valence, n_spectra,
+    energy axis)}``.
+    """
+    import hyperspy.api as hs
+
+    from hyperspy_mnvalence.synthetic import synthetic_spectra
+
+    rng = np.random.default_rng(seed)
+    files = {
+        "si_mn2.hspy": (2, (6, 7), 600.0, 0.2, 450, 0.0),
+        "line_mn3.hspy": (3, (40,), 610.0, 0.25, 260, 2.0),
+        "single_Mn3+.msa": (3, (), 605.0, 0.3, 250, 0.0),
+        "line_mn4.hspy": (4, (40,), 615.0, 0.05, 1300, -1.5),
+        "labelled_by_metadata.hspy": (4, (2,), 605.0, 0.1, 700, 1.0),
+    }
+    out = {}
+    for name, (valence, shape, offset, scale, n_ch, cal) in files.items():
+        energy = offset + scale * np.arange(n_ch)
+        n = int(np.prod(shape))
+        y = synthetic_spectra(
+            energy,
+            valence,
+            counts=rng.uniform(150.0, 400.0, n),
+            offset_eV=cal + rng.normal(0.0, 0.3, n),
+            rng=rng,
+        )
+        s = hs.signals.Signal1D(y.reshape(*shape, n_ch))
+        s.set_signal_type("EELS")
+        ax = s.axes_manager.signal_axes[0]
+        ax.offset, ax.scale, ax.units = offset, scale, "eV"
+        if name == "labelled_by_metadata.hspy":
+            s.metadata.set_item("Sample.mn_valence", valence)
+        s.save(root / name, overwrite=True)
+        out[name] = (valence, n, energy)
+    return out

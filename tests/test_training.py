@@ -291,3 +291,91 @@ def test_shipped_model_metadata():
     p, _ = sess.run(None, {"spectra": x})
     correct = int(np.sum(np.array([2, 3, 4])[p.argmax(1)] == [d["valence"] for d in refs]))
     assert correct == meta["metrics"]["digitized_correct"]
+
+
+@pytest.fixture(scope="module")
+def folder_smoke(tmp_path_factory):
+    """One smoke run (``--smoke --arch fcn``, seed 0) on a synthetic folder of EELS files.
+
+    ``MNVALENCE_DATA`` points to a temporary folder that holds at most the Titan PCA noise
+    (linked from the real data folder when present, so the ``pca_noise`` augmentation of
+    the default configuration runs too); nothing else of the data folder is read.
+    """
+    from conftest import write_labelled_folder
+
+    from hyperspy_mnvalence.training.__main__ import main
+
+    tmp = tmp_path_factory.mktemp("folder_smoke")
+    folder = tmp / "mine"
+    folder.mkdir()
+    files = write_labelled_folder(folder)
+    env = tmp / "data"
+    (env / "train").mkdir(parents=True)
+    noise = datasets.data_dir() / "train" / "titan_pca_noise.npz"
+    if noise.is_file():
+        (env / "train" / noise.name).symlink_to(noise.resolve())
+    args = ["--smoke", "--arch", "fcn", "--seed", "0", "--data-dir", str(folder)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(datasets.DATA_ENV, str(env))
+        out = tmp / "a.onnx"
+        assert main([*args, "--out", str(out)]) == 0
+    return {"folder": folder, "files": files, "env": env, "args": args, "out": out}
+
+
+def test_smoke_cli_data_dir(folder_smoke):
+    """``--data-dir``: the model card lists every file with its sha256 and label."""
+    from hyperspy_mnvalence.training.export import read_metadata
+
+    meta = read_metadata(folder_smoke["out"])
+    assert REQUIRED_META <= set(meta)
+    assert meta["n_members"] == 2 and meta["training"]["smoke"]
+    recs = {r["file"]: r for r in meta["training_data"]}
+    for name, (valence, n, _) in folder_smoke["files"].items():
+        assert recs[name]["sha256"] == datasets.file_sha256(folder_smoke["folder"] / name)
+        assert recs[name]["valence"] == valence and recs[name]["n_spectra"] == n
+    sess = ort.InferenceSession(str(folder_smoke["out"]))
+    p, _ = sess.run(None, {"spectra": np.zeros((2, 300), np.float32)})
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_smoke_training_deterministic(folder_smoke, monkeypatch):
+    """The same smoke run twice in one process gives the same ONNX outputs (CPU)."""
+    from hyperspy_mnvalence.training.__main__ import main
+    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.export import read_metadata
+
+    monkeypatch.setenv(datasets.DATA_ENV, str(folder_smoke["env"]))
+    out_b = folder_smoke["out"].with_name("b.onnx")
+    assert main([*folder_smoke["args"], "--out", str(out_b)]) == 0
+    d = load_training_data(data_dir=folder_smoke["folder"])
+    x = np.concatenate(
+        [
+            preprocess(d["spectra"], d["energy"], check_edge=False).x,
+            np.random.default_rng(0).normal(0, 0.3, (8, 300)).astype(np.float32),
+        ]
+    )
+    got = [
+        ort.InferenceSession(str(p)).run(None, {"spectra": x}) for p in (folder_smoke["out"], out_b)
+    ]
+    for a, b in zip(*got, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    # not vacuous: the outputs depend on the input and the members differ
+    assert np.ptp(got[0][0], axis=0).max() > 1e-5 and got[0][1].max() > 1e-5
+    ma, mb = (read_metadata(p)["metrics"] for p in (folder_smoke["out"], out_b))
+    assert ma["cv_fold_accuracy"] == mb["cv_fold_accuracy"]
+
+
+def test_cli_data_dir_error(tmp_path, monkeypatch, capsys):
+    """A problem with the user's folder is one error line naming the file (exit 2)."""
+    from conftest import write_labelled_folder
+
+    from hyperspy_mnvalence.training.__main__ import main
+
+    monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no_data"))
+    write_labelled_folder(tmp_path)
+    (tmp_path / "si_mn2.hspy").rename(tmp_path / "area_b.hspy")
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "x.onnx")])
+    assert exc.value.code == 2
+    assert "area_b.hspy: no label" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()

@@ -34,11 +34,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--val-fraction", type=float, default=0.1, help="early-stopping split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
         "--data",
         type=Path,
         default=None,
         help="your own .npz (spectra, labels 2/3/4, energy_eV) instead of the Titan set",
+    )
+    src.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="your own labelled EELS files (.hspy, .msa, .dm3/.dm4, ...) instead of the "
+        "Titan set; labels from FOLDER/labels.csv (file,valence), else "
+        "metadata.Sample.mn_valence, else the file name (..._mn3...)",
     )
     p.add_argument(
         "--no-aug",
@@ -86,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status.
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     from .augment import augmentation_config
     from .cv import (
@@ -103,12 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     from .export import build_metadata, export_onnx
 
     t0 = time.time()
-    data = load_training_data(args.data)
+    try:
+        data = load_training_data(args.data, data_dir=args.data_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        if args.data is None and args.data_dir is None:
+            raise
+        parser.error(str(exc))  # the user's own data: one line, exit status 2
     if args.smoke:
         rng = np.random.default_rng(args.seed)
+        members = [np.nonzero(data["y"] == c)[0] for c in range(3)]
         keep = np.sort(
             np.concatenate(
-                [rng.choice(np.nonzero(data["y"] == c)[0], 40, replace=False) for c in range(3)]
+                [rng.choice(m, min(40, m.size), replace=False) for m in members if m.size]
             )
         )
         data["spectra"], data["y"] = data["spectra"][keep], data["y"][keep]

@@ -119,7 +119,9 @@ def set_seeds(seed: int) -> None:
         pass
 
 
-def load_training_data(data: str | os.PathLike | None = None) -> dict:
+def load_training_data(
+    data: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None
+) -> dict:
     """Labelled raw spectra for training.
 
     Parameters
@@ -127,6 +129,10 @@ def load_training_data(data: str | os.PathLike | None = None) -> dict:
     data : path-like, optional
         A user's ``.npz`` with ``spectra`` (n, C), ``labels`` (valence 2/3/4) and
         ``energy_eV`` (C,). Default: ``train/titan_mn_valence.npz`` from the data folder.
+    data_dir : path-like, optional
+        Instead of ``data``: a folder of labelled EELS files (``.hspy``, ``.msa``,
+        ``.dm3``/``.dm4``, ...), put on one common energy grid; see
+        :func:`.userdata.load_labelled_folder` for the label conventions.
 
     Returns
     -------
@@ -137,6 +143,8 @@ def load_training_data(data: str | os.PathLike | None = None) -> dict:
     """
     from hyperspy_mnvalence import datasets
 
+    if data is not None and data_dir is not None:
+        raise ValueError("give either data (an .npz) or data_dir (a folder), not both")
     noise_values = None
     noise_record = None
     try:
@@ -150,7 +158,13 @@ def load_training_data(data: str | os.PathLike | None = None) -> dict:
         }
     except datasets.DataNotFoundError:
         pass
-    if data is None:
+    if data_dir is not None:
+        from .userdata import load_labelled_folder
+
+        d = load_labelled_folder(data_dir)
+        spectra, labels, energy = d["spectra"], d["valence"], d["energy"]
+        records = d["training_data"]
+    elif data is None:
         d = datasets.load_titan_valence()
         spectra, labels, energy = d["spectra"], d["valence"], d["energy"]
         records = [

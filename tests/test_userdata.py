@@ -1,0 +1,174 @@
+"""Training data from a folder of the user's own labelled EELS files (no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import write_labelled_folder
+
+from hyperspy_mnvalence import datasets
+from hyperspy_mnvalence.preprocessing import preprocess
+from hyperspy_mnvalence.training.userdata import label_from_name, load_labelled_folder
+
+hs = pytest.importorskip("hyperspy.api")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "mine"
+    root.mkdir()
+    return root, write_labelled_folder(root)
+
+
+def _eels(data, offset=600.0, scale=0.2):
+    s = hs.signals.Signal1D(np.asarray(data, float))
+    s.set_signal_type("EELS")
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = offset, scale, "eV"
+    return s
+
+
+def test_label_from_name():
+    assert label_from_name("MnO_mn2.hspy") == 2
+    assert label_from_name("LMO_Mn3+_area1.msa") == 3
+    assert label_from_name("mn4-pyrolusite.dm4") == 4
+    assert label_from_name("MN3.hspy") == 3
+    for name in ("Mn2O3.hspy", "mn23.hspy", "sample.hspy", "mn5.hspy", "amn3.hspy"):
+        assert label_from_name(name) is None, name
+    with pytest.raises(ValueError, match="several valences"):
+        label_from_name("mix_mn2_mn3.hspy")
+
+
+def test_load_folder_common_grid_labels_records(folder):
+    root, files = folder
+    d = load_labelled_folder(root)
+    names = sorted(files)
+    n = sum(v[1] for v in files.values())
+    e = d["energy"]
+    assert d["spectra"].shape == (n, e.size) and d["spectra"].dtype == np.float32
+    # one uniform 0.1 eV grid over the range every file covers
+    np.testing.assert_allclose(np.diff(e), 0.1, atol=1e-9)
+    lo = max(v[2][0] for v in files.values())
+    hi = min(v[2][-1] for v in files.values())
+    assert lo <= e[0] < lo + 0.1 and hi - 0.1 < e[-1] <= hi
+    # files in name order, every pixel with its file's label
+    recs = d["training_data"]
+    assert [r["file"] for r in recs] == names
+    for k, (r, name) in enumerate(zip(recs, names, strict=True)):
+        valence, count, _ = files[name]
+        assert r["sha256"] == datasets.file_sha256(root / name)
+        assert r["n_spectra"] == count and r["valence"] == valence
+        assert np.all(d["valence"][d["files"] == k] == valence)
+        assert np.sum(d["files"] == k) == count
+    src = {r["file"]: r["label_source"] for r in recs}
+    assert src["labelled_by_metadata.hspy"] == "metadata.Sample.mn_valence"
+    assert src["si_mn2.hspy"] == "file name"
+    # resampling keeps the edge: same L3 peak on the common grid as on each file's axis
+    for k, name in enumerate(names):
+        raw = hs.load(root / name)
+        ax = raw.axes_manager.signal_axes[0]
+        own = preprocess(raw.data.reshape(-1, ax.size), ax.axis, check_edge=False).peak_eV
+        common = preprocess(d["spectra"][d["files"] == k], e)
+        assert common.valid.all(), name
+        np.testing.assert_allclose(common.peak_eV, own, atol=0.11, err_msg=name)
+
+
+def test_labels_csv(folder):
+    root, files = folder
+    (root / "si_mn2.hspy").rename(root / "area_a.hspy")
+    rows = ["file,valence", "area_a.hspy,2"] + [
+        f"{name},{v[0]}" for name, v in files.items() if name != "si_mn2.hspy"
+    ]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    d = load_labelled_folder(root)
+    recs = {r["file"]: r for r in d["training_data"]}
+    assert recs["area_a.hspy"]["valence"] == 2
+    assert recs["area_a.hspy"]["label_source"] == "labels.csv"
+    assert recs["labels.csv"]["sha256"] == datasets.file_sha256(root / "labels.csv")
+    assert recs["labels.csv"]["n_spectra"] == 0
+    # the table is the only source when present: a file it leaves out is an error
+    (root / "labels.csv").write_text("\n".join(rows[:-1]) + "\n")
+    left_out = rows[-1].split(",")[0]
+    with pytest.raises(ValueError, match=f"{left_out}: no label"):
+        load_labelled_folder(root)
+    (root / "labels.csv").write_text("\n".join(rows + ["typo.hspy,3"]) + "\n")
+    with pytest.raises(ValueError, match="typo.hspy"):
+        load_labelled_folder(root)
+    (root / "labels.csv").write_text("\n".join(rows[:-1] + [rows[-1][:-1] + "5"]) + "\n")
+    with pytest.raises(ValueError, match="must be 2, 3 or 4"):
+        load_labelled_folder(root)
+
+
+def test_training_data_from_folder(folder, tmp_path, monkeypatch):
+    from hyperspy_mnvalence.training.cv import load_training_data
+
+    monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no_data"))
+    root, files = folder
+    d = load_training_data(data_dir=root)
+    assert d["noise_values"] is None
+    assert [r["file"] for r in d["training_data"]] == sorted(files)
+    assert np.bincount(d["y"]).tolist() == [42, 41, 42]
+    with pytest.raises(ValueError, match="not both"):
+        load_training_data(root / "x.npz", data_dir=root)
+
+
+def test_missing_label(folder):
+    root, _ = folder
+    _eels(np.ones((2, 450))).save(root / "unlabelled.hspy")
+    with pytest.raises(ValueError, match=r"unlabelled\.hspy: no label"):
+        load_labelled_folder(root)
+
+
+def test_conflicting_labels(folder):
+    root, _ = folder
+    s = hs.load(root / "si_mn2.hspy")
+    s.metadata.set_item("Sample.mn_valence", 3)
+    s.save(root / "si_mn2.hspy", overwrite=True)
+    with pytest.raises(ValueError, match=r"si_mn2\.hspy: .*disagree"):
+        load_labelled_folder(root)
+
+
+def test_non_eels_and_2d_signals(folder):
+    root, _ = folder
+    image = root / "image_mn3.hspy"
+    hs.signals.Signal2D(np.ones((8, 8))).save(image)
+    with pytest.raises(ValueError, match=r"image_mn3\.hspy: holds a 2D signal.*not EELS"):
+        load_labelled_folder(root)
+    image.unlink()
+    hs.signals.Signal1D(np.ones(450)).save(root / "plain_mn3.hspy")
+    with pytest.raises(ValueError, match=r"plain_mn3\.hspy: holds a 1D signal.*not EELS"):
+        load_labelled_folder(root)
+
+
+def test_no_mn_range_or_edge(folder):
+    root, _ = folder
+    oxygen = root / "oxygen_mn3.hspy"
+    _eels(np.random.default_rng(0).poisson(100.0, (2, 500)), offset=400.0).save(oxygen)
+    with pytest.raises(ValueError, match=r"oxygen_mn3\.hspy: .*does not contain the Mn L2,3"):
+        load_labelled_folder(root)
+    oxygen.unlink()
+    e = 600.0 + 0.2 * np.arange(450)
+    flat = root / "flat_mn3.hspy"
+    _eels(np.random.default_rng(0).poisson(1e4 * (e / 600.0) ** -3, (3, 450))).save(flat)
+    with pytest.raises(ValueError, match=r"flat_mn3\.hspy: no Mn L2,3 edge"):
+        load_labelled_folder(root)
+
+
+def test_ranges_must_overlap(folder):
+    root, _ = folder
+    # a file that ends 25 eV above its (badly calibrated, 17 eV low) L3 is fine alone, but
+    # the range all files share would cut off the others' L2: reported, not padded
+    from hyperspy_mnvalence.synthetic import synthetic_spectra
+
+    e = 600.0 + 0.2 * np.arange(250)
+    short = synthetic_spectra(e, 3, counts=np.full(2, 300.0), offset_eV=-17.0, rng=0)
+    _eels(short, offset=600.0).save(root / "short_mn3.hspy")
+    with pytest.raises(ValueError, match="energy range all files share"):
+        load_labelled_folder(root)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no spectrum file"):
+        load_labelled_folder(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_labelled_folder(tmp_path / "nope")
