@@ -659,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hyperspy_mnvalence.training.reports",
         description="Architecture/augmentation and noise studies (reduced protocol).",
     )
-    p.add_argument("--part", choices=["arch", "noise", "ensemble", "robust", "all"], default="all")
+    p.add_argument(
+        "--part", choices=["arch", "noise", "ensemble", "robust", "limits", "all"], default="all"
+    )
     p.add_argument("--aug-factor", type=int, default=2, help="robustness study")
     p.add_argument("--candidates", default=None, help="robustness study: comma-separated")
     p.add_argument("--members", type=int, default=3, help="ensemble study: models per fold")
@@ -689,6 +691,12 @@ def main(argv: list[str] | None = None) -> int:
             epochs=a.epochs,
             aug_factor=a.aug_factor,
             out_dir=a.out_dir,
+        )
+    if a.part == "limits":
+        from .limits import limits_study
+
+        limits_study(
+            data, folds=a.folds, epochs=a.epochs, aug_factor=a.aug_factor, out_dir=a.out_dir
         )
     if a.part == "ensemble":
         ensemble_study(data, folds=a.folds, members=a.members, epochs=a.epochs, out_dir=a.out_dir)
