@@ -257,10 +257,8 @@ def train_model(
     import keras
     from sklearn.model_selection import train_test_split
 
-    from .architectures import build_model
+    from .loop import train_loop
 
-    set_seeds(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     t0 = time.time()
     idx = np.arange(len(y))
     if cfg.val_fraction > 0:
@@ -271,19 +269,9 @@ def train_model(
         tr, va = idx, idx[:0]
     peak = preprocess(spectra, energy, check_edge=False).peak_eV
     x_val = preprocess(spectra[va], energy, check_edge=False).x if va.size else None
-    model = build_model(cfg.arch)
-    steps = cfg.epochs * int(np.ceil(cfg.aug_factor * tr.size / cfg.batch_size))
-    sched = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.01)
-    model.compile(
-        optimizer=keras.optimizers.Adam(sched),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"],
-    )
     y_tr = np.tile(np.eye(3, dtype=np.float32)[y[tr]], (cfg.aug_factor, 1))
-    best = (np.inf, -1)
-    best_w = None
-    acc = float("nan")
-    for ep in range(cfg.epochs):
+
+    def make_epoch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         xa = np.concatenate(
             [
                 augment_and_preprocess(
@@ -292,25 +280,27 @@ def train_model(
                 for _ in range(cfg.aug_factor)
             ]
         )
-        h = model.fit(
-            xa[..., None], y_tr, batch_size=cfg.batch_size, epochs=1, shuffle=True, verbose=0
-        )
-        if x_val is not None:
-            p = predict(model, x_val)
-            loss = float(-np.mean(np.log(p[np.arange(va.size), y[va]] + 1e-7)))
-            acc = float(np.mean(p.argmax(1) == y[va]))
-            if loss < best[0]:
-                best = (loss, ep)
-                best_w = model.get_weights()
-        if verbose and (ep % 10 == 9 or ep == cfg.epochs - 1):
-            print(
-                f"{label} epoch {ep + 1}/{cfg.epochs} loss {h.history['loss'][-1]:.4f} "
-                f"val_acc {acc:.4f} ({time.time() - t0:.0f} s)",
-                flush=True,
-            )
-    if best_w is not None:
-        model.set_weights(best_w)
-    info = {"best_epoch": int(best[1] + 1), "seconds": time.time() - t0}
+        return xa, y_tr
+
+    def validate(model) -> tuple[float, str]:
+        p = predict(model, x_val)
+        loss = float(-np.mean(np.log(p[np.arange(va.size), y[va]] + 1e-7)))
+        acc = float(np.mean(p.argmax(1) == y[va]))
+        return loss, f" val_acc {acc:.4f}"
+
+    model, fit = train_loop(
+        cfg,
+        samples_per_epoch=cfg.aug_factor * tr.size,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+        make_epoch=make_epoch,
+        validate=validate if x_val is not None else None,
+        note=" val_acc nan",
+        verbose=verbose,
+        label=label,
+        t0=t0,
+    )
+    info = {"best_epoch": fit["best_epoch"], "seconds": time.time() - t0}
     if x_val is not None:
         info["val_accuracy"] = float(np.mean(predict(model, x_val).argmax(1) == y[va]))
     return model, info

@@ -295,37 +295,33 @@ def train_fraction_model(
     """
     import keras
 
-    from .architectures import build_model
-    from .cv import set_seeds
+    from .loop import train_loop
 
-    set_seeds(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     aug = augmentation_config(cfg.augmentation)
     if noise_values is None:
         aug["pca_noise"]["enabled"] = False
     t0 = time.time()
-    model = build_model(cfg.arch)
-    steps = cfg.epochs * int(np.ceil(cfg.n_mixtures / cfg.batch_size))
-    sched = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.01)
     if cfg.loss == "cce":
         loss = keras.losses.CategoricalCrossentropy()
     elif cfg.loss == "mse":
         loss = keras.losses.MeanSquaredError()
     else:
         raise ValueError(f"loss must be 'cce' or 'mse', not {cfg.loss!r}")
-    model.compile(optimizer=keras.optimizers.Adam(sched), loss=loss)
-    last = float("nan")
-    for ep in range(cfg.epochs):
+
+    def make_epoch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         mixed, w = make_mixtures(spectra, y, cfg.n_mixtures, cfg, rng)
-        x = augment_and_preprocess(mixed, energy, aug, rng, noise_values)
-        h = model.fit(x[..., None], w, batch_size=cfg.batch_size, epochs=1, verbose=0)
-        last = float(h.history["loss"][-1])
-        if verbose and (ep % 10 == 9 or ep == cfg.epochs - 1):
-            print(
-                f"{label} epoch {ep + 1}/{cfg.epochs} loss {last:.4f} ({time.time() - t0:.0f} s)",
-                flush=True,
-            )
-    return model, {"seconds": time.time() - t0, "final_loss": last}
+        return augment_and_preprocess(mixed, energy, aug, rng, noise_values), w
+
+    model, fit = train_loop(
+        cfg,
+        samples_per_epoch=cfg.n_mixtures,
+        loss=loss,
+        make_epoch=make_epoch,
+        verbose=verbose,
+        label=label,
+        t0=t0,
+    )
+    return model, {"seconds": time.time() - t0, "final_loss": fit["final_loss"]}
 
 
 def _scores(pred: np.ndarray, w: np.ndarray) -> dict:
