@@ -192,13 +192,14 @@ def plot_valence_maps(p, *, fig: Figure | None = None, title: str | None = None)
 
 
 def _bar_chart(prob: np.ndarray, fig: Figure | None) -> Figure:
+    from .classification import _expected_valence
+
     fig = _new_figure(fig, (4.0, 3.2))
     ax = fig.add_subplot()
     vals = np.asarray(prob, dtype=float).reshape(3)
     if np.all(np.isfinite(vals)):
         ax.bar(VALENCE_LABELS, vals, color=VALENCE_COLORS, edgecolor="black")
-        mean = float(np.dot(_VALENCES, vals) / max(vals.sum(), 1e-12))
-        ax.set_title(f"mean valence {mean:.2f}")
+        ax.set_title(f"mean valence {float(_expected_valence(vals, _VALENCES)):.2f}")
     else:
         ax.bar(VALENCE_LABELS, [0, 0, 0], color=VALENCE_COLORS)
         ax.set_title("no Mn L2,3 edge")
