@@ -407,6 +407,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+def _add_model_option(parser: argparse.ArgumentParser) -> None:
+    """``--model PATH``, the same in every command."""
+    parser.add_argument(
+        "--model", metavar="PATH", help="a retrained .onnx model (default: shipped)"
+    )
+
+
+def _add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``, the same in every command that classifies."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mnvalence`` command.
 
@@ -445,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output .hspy file for one input, or a folder for several",
     )
     c.add_argument("--png", action="store_true", help="also write PNG maps next to each output")
-    c.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
+    _add_model_option(c)
     c.add_argument(
         "--no-background",
         action="store_true",
@@ -461,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--lazy", action="store_true", help="load and classify lazily (data larger than memory)"
     )
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_option(c)
     c.set_defaults(func=cmd_classify)
 
     d = sub.add_parser(
@@ -493,8 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixels of the demo map (default: 48 64)",
     )
     d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    d.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_option(d)
+    _add_progress_option(d)
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser(
@@ -502,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the model card",
         description="Print the model card: classes, metrics, training data, preprocessing.",
     )
-    i.add_argument("--model", metavar="PATH", help="a retrained .onnx model (default: shipped)")
+    _add_model_option(i)
     i.add_argument("--json", action="store_true", help="print the raw card as JSON")
     i.add_argument(
         "--full", action="store_true", help="also print the augmentation and training settings"
@@ -538,11 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _quiet_libraries():
         try:
             return int(args.func(args))
-        except CLIError as exc:
-            msg = _one_line(exc)
-        except ModelError as exc:
-            msg = _one_line(exc)
-        except (ValueError, TypeError, OSError) as exc:
+        except (CLIError, ModelError, ValueError, TypeError, OSError) as exc:
             msg = _one_line(exc)
         except KeyboardInterrupt:
             msg = "interrupted"
