@@ -301,7 +301,9 @@ def classify_mn_valence(
         Fixed absolute pre-edge fit window ``(start, stop)`` in eV; by default it is
         placed before each spectrum's own L3 onset.
     model : str, path-like or MnValenceModel, optional
-        A retrained ``.onnx`` model; default the shipped classifier.
+        ``"fast"`` for the shipped single-network model (several times faster on
+        large maps, slightly less accurate; see ``mnv.model_card("fast")``), or a
+        retrained ``.onnx`` model; default the shipped ten-network ensemble.
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float

@@ -21,7 +21,9 @@ import numpy as np
 __all__ = [
     "DEFAULT_MODEL",
     "FRACTIONS_MODEL",
+    "FAST_MODEL",
     "METADATA_KEY",
+    "SHIPPED_MODELS",
     "ModelError",
     "MnValenceModel",
     "default_model_path",
@@ -32,6 +34,13 @@ __all__ = [
 METADATA_KEY = "hyperspy_mnvalence"
 DEFAULT_MODEL = "mn_valence_fcn.onnx"
 FRACTIONS_MODEL = "mn_valence_fractions.onnx"
+FAST_MODEL = "mn_valence_fcn_fast.onnx"
+#: Names accepted for ``model`` instead of a path: the shipped models.
+SHIPPED_MODELS = {
+    "ensemble": DEFAULT_MODEL,
+    "fast": FAST_MODEL,
+    "fractions": FRACTIONS_MODEL,
+}
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")
 
 
@@ -235,8 +244,11 @@ def load_model(
     Parameters
     ----------
     model : str, path-like, MnValenceModel or None
-        ``None`` for the shipped model, a path to a retrained ``.onnx`` file, or an
-        already-loaded model (returned as is).
+        ``None`` for the shipped model; ``"ensemble"`` (the shipped classifier, ten
+        networks), ``"fast"`` (one network, several times faster, slightly less
+        accurate: see its model card) or ``"fractions"`` for a shipped model by name;
+        a path to a retrained ``.onnx`` file; or an already-loaded model (returned as
+        is).
     name : str
         Which shipped model when ``model`` is None.
 
@@ -246,6 +258,8 @@ def load_model(
     """
     if isinstance(model, MnValenceModel):
         return model
+    if isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
+        model, name = None, SHIPPED_MODELS[model]
     path = Path(model) if model is not None else default_model_path(name)
     if not path.is_file():
         hint = (
@@ -263,7 +277,8 @@ def model_card(model: str | os.PathLike | MnValenceModel | None = None) -> dict:
     Parameters
     ----------
     model : str, path-like, MnValenceModel or None
-        ``None`` for the shipped classifier.
+        ``None`` for the shipped classifier, a shipped model's name (``"fast"``,
+        ``"fractions"``), or a model file.
 
     Returns
     -------

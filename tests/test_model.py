@@ -128,3 +128,33 @@ def test_shipped_model_predicts_probabilities(shipped_model):
     assert p.shape == (7, 3) and s.shape == (7, 3)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     assert np.all(s >= 0)
+
+
+def test_shipped_models_by_name(shipped_model):
+    fast = load_model("fast")
+    assert fast.n_members == 1
+    assert shipped_model.n_members > 1
+    # one preprocessing contract for both: same classes, step and window
+    assert fast.classes == shipped_model.classes
+    assert fast.preprocessing == shipped_model.preprocessing
+    assert load_model("ensemble") is shipped_model
+    assert load_model("fractions").task == "fractions"
+    assert model_card("fast")["n_members"] == 1
+
+
+def test_fast_model_agrees_with_ensemble_on_the_demo():
+    """The single network and the ensemble give the same answer almost everywhere."""
+    from hyperspy_mnvalence import classify_mn_valence, make_demo_spectrum_image
+
+    s = make_demo_spectrum_image(shape=(24, 24), seed=3)
+    a = classify_mn_valence(s, show_progressbar=False).data
+    b = classify_mn_valence(s, model="fast", show_progressbar=False).data
+    valid = np.isfinite(a[0])
+    np.testing.assert_array_equal(valid, np.isfinite(b[0]))  # same edge test
+    agree = np.mean(a[:, valid].argmax(0) == b[:, valid].argmax(0))
+    assert agree >= 0.95, agree
+    frac = np.asarray(s.metadata.Sample.mn_fractions_truth)
+    pure = valid & (np.nan_to_num(frac).max(0) >= 0.99)
+    assert pure.sum() > 100
+    acc = np.mean(b[:, pure].argmax(0) == frac[:, pure].argmax(0))
+    assert acc >= 0.9, acc

@@ -365,6 +365,25 @@ def test_smoke_training_deterministic(folder_smoke, monkeypatch):
     assert ma["cv_fold_accuracy"] == mb["cv_fold_accuracy"]
 
 
+def test_smoke_fit_all_ships_one_network(folder_smoke, monkeypatch):
+    """``--fit-all``: after CV, one network trained on all the data is exported."""
+    from hyperspy_mnvalence.training.__main__ import main
+    from hyperspy_mnvalence.training.export import read_metadata
+
+    monkeypatch.setenv(datasets.DATA_ENV, str(folder_smoke["env"]))
+    out = folder_smoke["out"].with_name("fast.onnx")
+    assert main([*folder_smoke["args"], "--fit-all", "--out", str(out)]) == 0
+    meta = read_metadata(out)
+    ens = read_metadata(folder_smoke["out"])
+    assert meta["n_members"] == 1 and ens["n_members"] == 2
+    assert "final_model" in meta["metrics"]
+    # the CV of the configuration is the same run as the ensemble's
+    assert meta["metrics"]["cv_fold_accuracy"] == ens["metrics"]["cv_fold_accuracy"]
+    assert len(meta["training"]["best_epochs"]) == 3  # two folds + the final fit
+    _, std = ort.InferenceSession(str(out)).run(None, {"spectra": np.zeros((2, 300), np.float32)})
+    np.testing.assert_array_equal(std, 0.0)
+
+
 def test_cli_data_dir_error(tmp_path, monkeypatch, capsys):
     """A problem with the user's folder is one error line naming the file (exit 2)."""
     from conftest import write_labelled_folder
