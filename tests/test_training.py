@@ -329,6 +329,9 @@ def test_smoke_cli_data_dir(folder_smoke):
     meta = read_metadata(folder_smoke["out"])
     assert REQUIRED_META <= set(meta)
     assert meta["n_members"] == 2 and meta["training"]["smoke"]
+    # CV grouped by file (the smoke subset keeps the file of each spectrum)
+    assert meta["metrics"]["cv_splitter"] == "StratifiedGroupKFold by file"
+    assert 2 <= meta["metrics"]["cv_groups"] <= len(folder_smoke["files"])
     recs = {r["file"]: r for r in meta["training_data"]}
     for name, (valence, n, _) in folder_smoke["files"].items():
         assert recs[name]["sha256"] == datasets.file_sha256(folder_smoke["folder"] / name)
@@ -397,4 +400,11 @@ def test_cli_data_dir_error(tmp_path, monkeypatch, capsys):
         main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "x.onnx")])
     assert exc.value.code == 2
     assert "area_b.hspy: no label" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+    (tmp_path / "area_b.hspy").rename(tmp_path / "si_mn2.hspy")
+    with pytest.raises(SystemExit) as exc:  # 5 files, 6 folds: before any training
+        main(["--data-dir", str(tmp_path), "--folds", "6", "--out", str(tmp_path / "x.onnx")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "5 file(s)/group(s) but 6 folds" in err and "--folds N with 2 <= N <= 5" in err
     assert not (tmp_path / "x.onnx").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_labelled_folder
+from conftest import toy_edge, write_labelled_folder
 
 from hyperspy_mnvalence import datasets
 from hyperspy_mnvalence.preprocessing import preprocess
@@ -108,8 +108,131 @@ def test_training_data_from_folder(folder, tmp_path, monkeypatch):
     assert d["noise_values"] is None
     assert [r["file"] for r in d["training_data"]] == sorted(files)
     assert np.bincount(d["y"]).tolist() == [42, 41, 42]
+    # groups: the index of each spectrum's file in training_data (files in name order)
+    g = d["groups"]
+    assert d["group_by"] == "file" and g.dtype.kind == "i" and g.shape == d["y"].shape
+    names = sorted(files)
+    assert np.bincount(g).tolist() == [files[n][1] for n in names]
+    assert np.all(np.diff(g) >= 0)  # each file's pixels in one block
+    for k, name in enumerate(names):
+        assert d["training_data"][k]["file"] == name
+        np.testing.assert_array_equal(d["y"][g == k], files[name][0] - 2)
     with pytest.raises(ValueError, match="not both"):
         load_training_data(root / "x.npz", data_dir=root)
+
+
+def test_npz_groups(tmp_path, monkeypatch):
+    """An .npz may carry ``groups`` (any ids, renumbered 0..G-1); without it, None."""
+    from hyperspy_mnvalence.training.cv import load_training_data
+
+    monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no_data"))
+    e = 600.0 + 0.2 * np.arange(450)
+    s = np.stack([toy_edge(e, 640.0 + 0.1 * i) for i in range(6)]).astype(np.float32)
+    labels = np.array([2, 2, 3, 3, 4, 4])
+    np.savez(tmp_path / "plain.npz", spectra=s, labels=labels, energy_eV=e)
+    d = load_training_data(tmp_path / "plain.npz")
+    assert d["groups"] is None and d["group_by"] is None
+    ids = np.array(["b", "b", "a", "c", "c", "d"])
+    np.savez(tmp_path / "grouped.npz", spectra=s, labels=labels, energy_eV=e, groups=ids)
+    d = load_training_data(tmp_path / "grouped.npz")
+    np.testing.assert_array_equal(d["groups"], [1, 1, 0, 2, 2, 3])
+    assert d["group_by"] == "npz groups"
+    np.savez(tmp_path / "bad.npz", spectra=s, labels=labels, energy_eV=e, groups=ids[:5])
+    with pytest.raises(ValueError, match="one id per spectrum"):
+        load_training_data(tmp_path / "bad.npz")
+
+
+def _synthetic_groups(n_groups: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices and group ids: groups of 1-30 spectra, one class per group."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 31, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    y = np.repeat(np.arange(n_groups) % 3, sizes)
+    order = rng.permutation(groups.size)  # spectra of a group need not be contiguous
+    return y[order], groups[order]
+
+
+@pytest.mark.parametrize(("folds", "seed"), [(2, 0), (3, 7), (5, 1), (12, 3)])
+def test_cv_splits_grouped_keeps_files_whole(folds, seed):
+    pytest.importorskip("sklearn")
+    from hyperspy_mnvalence.training.cv import cv_splits
+
+    y, groups = _synthetic_groups(seed=seed)
+    splits = cv_splits(y, groups, folds, seed)
+    assert len(splits) == folds
+    seen = np.zeros(y.size, int)
+    for tr, te in splits:
+        assert te.size and np.intersect1d(groups[tr], groups[te]).size == 0
+        assert np.union1d(tr, te).size == y.size and np.intersect1d(tr, te).size == 0
+        seen[te] += 1
+    np.testing.assert_array_equal(seen, 1)  # every spectrum validated exactly once
+    again = cv_splits(y, groups, folds, seed)
+    for (a, b), (c, d) in zip(splits, again, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+@pytest.mark.parametrize(("folds", "seed"), [(2, 0), (5, 3), (10, 0)])
+def test_cv_splits_without_groups_unchanged(folds, seed):
+    """No groups: exactly the StratifiedKFold splits of the shipped models' CV."""
+    pytest.importorskip("sklearn")
+    from sklearn.model_selection import StratifiedKFold
+
+    from hyperspy_mnvalence.training.cv import cv_splits
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 157)
+    spectra = rng.normal(size=(y.size, 40)).astype(np.float32)
+    ref = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(spectra, y)
+    got = cv_splits(y, None, folds, seed)
+    for (a, b), (c, d) in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    assert len(got) == folds
+
+
+def test_cv_splits_too_few_groups():
+    pytest.importorskip("sklearn")
+    from hyperspy_mnvalence.training.cv import cv_splits
+
+    y, groups = _synthetic_groups(n_groups=4)
+    with pytest.raises(ValueError, match=r"4 file\(s\)/group\(s\) but 5 folds.*--folds N"):
+        cv_splits(y, groups, 5, 0)
+    with pytest.raises(ValueError, match=r"1 file.*--folds 1"):
+        cv_splits(y, np.zeros_like(groups), 2, 0)
+    with pytest.raises(ValueError, match="one entry per spectrum"):
+        cv_splits(y, groups[:-1], 2, 0)
+
+
+def test_early_stopping_split_by_group():
+    """Enough groups: whole groups held out; too few or none: the split over spectra."""
+    pytest.importorskip("sklearn")
+    from sklearn.model_selection import train_test_split
+
+    from hyperspy_mnvalence.training.cv import _early_stopping_split
+
+    y, groups = _synthetic_groups(n_groups=30, seed=2)
+    tr, va, kind = _early_stopping_split(y, groups, 0.1, 5)
+    assert kind == "by group" and va.size
+    assert np.intersect1d(groups[tr], groups[va]).size == 0
+    assert np.union1d(tr, va).size == y.size and set(y[tr]) == {0, 1, 2}
+    ref = train_test_split(np.arange(y.size), test_size=0.1, stratify=y, random_state=5)
+    tr, va, kind = _early_stopping_split(y, None, 0.1, 5)
+    assert kind == "by spectrum"
+    np.testing.assert_array_equal(tr, ref[0])
+    np.testing.assert_array_equal(va, ref[1])
+    tr, va, kind = _early_stopping_split(y, groups % 6, 0.1, 5)  # 6 groups < 10
+    assert kind == "by spectrum (too few groups)"
+    np.testing.assert_array_equal(va, ref[1])
+    # a class with one spectrum (a one-spectrum file): the split is not stratified
+    one = np.where(y == 1, 0, y)
+    one[np.nonzero(y == 1)[0][0]] = 1
+    tr, va, kind = _early_stopping_split(one, groups % 6, 0.1, 5)
+    assert kind == "by spectrum (too few groups)" and np.union1d(tr, va).size == one.size
+    with pytest.raises(ValueError, match="least populated class"):  # no groups: as before
+        _early_stopping_split(one, None, 0.1, 5)
+    tr, va, kind = _early_stopping_split(y, groups, 0.0, 5)
+    assert kind == "none" and va.size == 0 and tr.size == y.size
 
 
 def test_missing_label(folder):

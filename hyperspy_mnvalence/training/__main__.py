@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cv import (
         TrainConfig,
         cross_validate,
+        cv_splits,
         digitized_inputs,
         evaluate_digitized,
         evaluate_mn2_wide,
@@ -135,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         data["spectra"], data["y"] = data["spectra"][keep], data["y"][keep]
+        if data["groups"] is not None:
+            data["groups"] = data["groups"][keep]
         args.folds, args.epochs = min(args.folds, 2), min(args.epochs, 2)
+    groups = data["groups"]
+    if args.folds >= 2 and groups is not None:
+        try:  # too few files for the folds: one error line before any training
+            cv_splits(data["y"], groups, args.folds, args.seed)
+        except ValueError as exc:
+            parser.error(str(exc))
     aug = augmentation_config(disable=args.no_aug, enable=args.aug)
     if data["noise_values"] is None and aug["pca_noise"]["enabled"]:
         print("PCA noise file not found: pca_noise augmentation switched off", file=sys.stderr)
@@ -165,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             cv_accuracy=res["cv_accuracy"],
             cv_accuracy_std=res["cv_accuracy_std"],
             cv_folds=args.folds,
+            cv_splitter=res["cv_splitter"],
+            cv_groups=res["cv_groups"],
             cv_fold_accuracy=res["fold_accuracy"],
             cv_oof_accuracy=res["oof_accuracy"],
             shift_accuracy=res.get("shift_accuracy"),
@@ -184,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             models = [models[int(np.argmax(res["fold_accuracy"]))]]
         fold_info = res["fold_info"]
         if args.fit_all:
-            model, info = train_model(cfg, s, y, e, nv, label="[all data]")
+            model, info = train_model(cfg, s, y, e, nv, label="[all data]", groups=groups)
             models, fold_info = [model], [*fold_info, info]
             metrics["final_model"] = (
                 "one network trained on all the training data with the cross-validated "
@@ -200,16 +211,22 @@ def main(argv: list[str] | None = None) -> int:
                 "fold_digitized_correct": res["fold_digitized_correct"],
             }
     else:
-        model, info = train_model(cfg, s, y, e, nv, label="[single]")
+        model, info = train_model(cfg, s, y, e, nv, label="[single]", groups=groups)
         models = [model]
         fold_info = [info]
+        by_group = info["early_stopping_split"] == "by group"
         metrics.update(
             cv_accuracy=info.get("val_accuracy"),
             cv_accuracy_std=None,
             cv_folds=1,
             cv_note=(
                 "no cross-validation: cv_accuracy is the accuracy on the "
-                f"{args.val_fraction:.0%} early-stopping split (optimistic)"
+                f"{args.val_fraction:.0%} early-stopping split"
+                + (
+                    " (whole files held out; it also chose the epoch)"
+                    if by_group
+                    else " (optimistic)"
+                )
             ),
             shift_accuracy=evaluate_shift(model, s, y, e),
             noise_accuracy=evaluate_noise(model, s, y, e, nv) if nv is not None else None,
@@ -252,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 "early_stopping": f"best epoch by loss on a {args.val_fraction:.0%} split "
                 "of the training folds",
                 "best_epochs": [i.get("best_epoch") for i in fold_info],
+                "early_stopping_splits": [i.get("early_stopping_split") for i in fold_info],
                 "wall_time_s": round(wall, 1),
                 "cpu_count": os.cpu_count(),
                 "smoke": bool(args.smoke),

@@ -1,4 +1,4 @@
-"""Data loading, training and stratified k-fold cross-validation.
+"""Data loading, training and stratified k-fold cross-validation (grouped by file).
 
 TensorFlow/Keras are imported lazily inside the functions that need them.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ __all__ = [
     "CLASSES",
     "TrainConfig",
     "cross_validate",
+    "cv_splits",
     "evaluate_digitized",
     "evaluate_mn2_wide",
     "evaluate_noise",
@@ -128,18 +130,25 @@ def load_training_data(
     ----------
     data : path-like, optional
         A user's ``.npz`` with ``spectra`` (n, C), ``labels`` (valence 2/3/4) and
-        ``energy_eV`` (C,). Default: ``train/titan_mn_valence.npz`` from the data folder.
+        ``energy_eV`` (C,), and optionally ``groups`` (n,): any integer or string id
+        per spectrum, e.g. the acquisition (spectrum image) it comes from, so that
+        cross-validation keeps each group whole (see :func:`cv_splits`). Default:
+        ``train/titan_mn_valence.npz`` from the data folder (no groups).
     data_dir : path-like, optional
         Instead of ``data``: a folder of labelled EELS files (``.hspy``, ``.msa``,
         ``.dm3``/``.dm4``, ...), put on one common energy grid; see
-        :func:`.userdata.load_labelled_folder` for the label conventions.
+        :func:`.userdata.load_labelled_folder` for the label conventions. Every file is
+        one group.
 
     Returns
     -------
     dict
         ``spectra``, ``y`` (class index 0..2), ``energy``, ``training_data`` (list of
         file records with name, sha256 and count), ``noise_values`` (Titan PCA noise,
-        or ``None`` if unavailable).
+        or ``None`` if unavailable), ``groups`` (``(n,)`` int, 0..G-1: with ``data_dir``
+        the index of each spectrum's file in ``training_data``, with an ``.npz`` its
+        ``groups`` renumbered; ``None`` without groups) and ``group_by`` (what a group
+        is, ``"file"`` or ``"npz groups"``; ``None`` without groups).
     """
     from hyperspy_mnvalence import datasets
 
@@ -147,6 +156,7 @@ def load_training_data(
         raise ValueError("give either data (an .npz) or data_dir (a folder), not both")
     noise_values = None
     noise_record = None
+    groups, group_by = None, None
     try:
         nz = datasets.load_pca_noise()
         noise_values = nz["low_variance_pc_values"]
@@ -164,6 +174,7 @@ def load_training_data(
         d = load_labelled_folder(data_dir)
         spectra, labels, energy = d["spectra"], d["valence"], d["energy"]
         records = d["training_data"]
+        groups, group_by = np.asarray(d["files"], dtype=int), "file"
     elif data is None:
         d = datasets.load_titan_valence()
         spectra, labels, energy = d["spectra"], d["valence"], d["energy"]
@@ -183,6 +194,15 @@ def load_training_data(
             spectra = z["spectra"].astype(np.float32)
             labels = z["labels"].astype(int)
             energy = z["energy_eV"].astype(np.float64)
+            if "groups" in z.files:
+                raw = np.asarray(z["groups"])
+                if raw.ndim != 1 or raw.size != labels.size:
+                    raise ValueError(
+                        f"{p}: groups must be one id per spectrum, shape ({labels.size},), "
+                        f"not {raw.shape}"
+                    )
+                groups = np.unique(raw, return_inverse=True)[1].astype(int)
+                group_by = "npz groups"
         records = [{"file": p.name, "sha256": datasets.file_sha256(p), "n_spectra": len(labels)}]
     bad = ~np.isin(labels, CLASSES)
     if np.any(bad):
@@ -197,7 +217,107 @@ def load_training_data(
         "energy": energy,
         "training_data": records,
         "noise_values": noise_values,
+        "groups": groups,
+        "group_by": group_by,
     }
+
+
+def cv_splits(
+    y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, validation) index pairs of the classifier's cross-validation.
+
+    Without groups: ``StratifiedKFold(folds, shuffle=True, random_state=seed)`` over the
+    spectra (the splits of the shipped models). With groups (e.g. the file each spectrum
+    comes from): ``StratifiedGroupKFold`` with the same arguments, so all spectra of one
+    group are in the same fold, never in both the training and the validation part.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        ``(n,)`` class indices.
+    groups : numpy.ndarray or None
+        ``(n,)`` group id per spectrum, or ``None``.
+    folds : int
+        Number of folds.
+    seed : int
+        ``random_state`` of the splitter.
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``folds`` pairs ``(train indices, validation indices)``.
+
+    Raises
+    ------
+    ValueError
+        If ``groups`` has the wrong length, fewer distinct groups than ``folds``, or
+        the grouped splitter leaves a fold without validation spectra.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    y = np.asarray(y)
+    x = np.zeros((y.size, 1))  # the splitters read only the number of samples from X
+    if groups is None:
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(skf.split(x, y))
+    groups = np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ValueError(f"groups must have one entry per spectrum ({y.size}), not {groups.shape}")
+    n_groups = np.unique(groups).size
+    if n_groups < folds:
+        fix = (
+            f"pass --folds N with 2 <= N <= {n_groups}, or add more files"
+            if n_groups >= 2
+            else "add more files, or pass --folds 1 to train one model without CV"
+        )
+        raise ValueError(
+            "cross-validation is grouped by file (all spectra of a file in the same fold) "
+            f"and needs at least as many files (groups) as folds: the data have {n_groups} "
+            f"file(s)/group(s) but {folds} folds were asked for; {fix}"
+        )
+    sgkf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # its warning counts spectra per class, not groups
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        splits = list(sgkf.split(x, y, groups))
+    if any(te.size == 0 for _, te in splits):
+        raise ValueError(
+            f"cross-validation grouped by file left a fold without validation spectra "
+            f"({n_groups} files/groups, {folds} folds); pass a smaller --folds N"
+        )
+    return splits
+
+
+def _early_stopping_split(
+    y: np.ndarray, groups: np.ndarray | None, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training and early-stopping indices, and how they were split.
+
+    Without groups a stratified ``train_test_split`` over the spectra. With groups the
+    first fold of ``StratifiedGroupKFold(round(1 / val_fraction))`` (whole groups held
+    out) when there are enough groups and every class keeps a group for training;
+    otherwise the split over the spectra (not stratified if a class is too small).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+    idx = np.arange(len(y))
+    if val_fraction <= 0:
+        return idx, idx[:0], "none"
+    if groups is not None:
+        k = max(2, int(round(1.0 / val_fraction)))
+        if np.unique(groups).size >= k:
+            sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            tr, va = next(sgkf.split(idx[:, None], y, groups))
+            if va.size and np.array_equal(np.unique(y[tr]), np.unique(y)):
+                return tr, va, "by group"
+    try:
+        tr, va = train_test_split(idx, test_size=val_fraction, stratify=y, random_state=seed)
+    except ValueError:
+        if groups is None:
+            raise
+        # a class with one spectrum (e.g. a single-spectrum file): not stratified
+        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed)
+    return tr, va, "by spectrum" if groups is None else "by spectrum (too few groups)"
 
 
 def predict(models, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
@@ -230,6 +350,7 @@ def train_model(
     noise_values: np.ndarray | None = None,
     verbose: bool = True,
     label: str = "",
+    groups: np.ndarray | None = None,
 ):
     """Train one model with a fresh augmented copy of the data every epoch.
 
@@ -247,26 +368,26 @@ def train_model(
     verbose : bool
     label : str
         Prefix of progress lines.
+    groups : numpy.ndarray, optional
+        ``(n,)`` group (file) of each spectrum: the early-stopping split then holds out
+        whole groups, about ``val_fraction`` of the spectra, when there are at least
+        ``round(1 / val_fraction)`` groups and every class keeps one for training;
+        otherwise, and without groups, it is a stratified split over the spectra.
 
     Returns
     -------
     model : keras.Model
     info : dict
-        ``best_epoch``, ``val_accuracy``, ``seconds``.
+        ``best_epoch``, ``val_accuracy``, ``seconds``, ``early_stopping_split``
+        (``"by spectrum"``, ``"by group"``, ``"by spectrum (too few groups)"`` or
+        ``"none"``).
     """
     import keras
-    from sklearn.model_selection import train_test_split
 
     from .loop import train_loop
 
     t0 = time.time()
-    idx = np.arange(len(y))
-    if cfg.val_fraction > 0:
-        tr, va = train_test_split(
-            idx, test_size=cfg.val_fraction, stratify=y, random_state=cfg.seed
-        )
-    else:
-        tr, va = idx, idx[:0]
+    tr, va, split_kind = _early_stopping_split(y, groups, cfg.val_fraction, cfg.seed)
     peak = preprocess(spectra, energy, check_edge=False).peak_eV
     x_val = preprocess(spectra[va], energy, check_edge=False).x if va.size else None
     y_tr = np.tile(np.eye(3, dtype=np.float32)[y[tr]], (cfg.aug_factor, 1))
@@ -300,7 +421,11 @@ def train_model(
         label=label,
         t0=t0,
     )
-    info = {"best_epoch": fit["best_epoch"], "seconds": time.time() - t0}
+    info = {
+        "best_epoch": fit["best_epoch"],
+        "seconds": time.time() - t0,
+        "early_stopping_split": split_kind,
+    }
     if x_val is not None:
         info["val_accuracy"] = float(np.mean(predict(model, x_val).argmax(1) == y[va]))
     return model, info
@@ -518,7 +643,13 @@ def cross_validate(
     extra_eval: bool = True,
     robust: bool = True,
 ) -> dict:
-    """Stratified k-fold cross-validation.
+    """Stratified k-fold cross-validation, grouped when the data have groups.
+
+    The folds are those of :func:`cv_splits`: ``StratifiedKFold`` over the spectra, or,
+    when ``data["groups"]`` is not ``None`` (a folder of files, or an ``.npz`` with
+    ``groups``), ``StratifiedGroupKFold`` so that no file (group) is in both the training
+    and the validation part of a fold; the groups are passed on to the early-stopping
+    split of :func:`train_model` too.
 
     Parameters
     ----------
@@ -541,13 +672,19 @@ def cross_validate(
     -------
     dict
         ``fold_accuracy``, ``cv_accuracy``, ``cv_accuracy_std``, out-of-fold
-        ``oof_proba``, per-fold shift/noise accuracies and digitized scores, ``models``.
-    """
-    from sklearn.model_selection import StratifiedKFold
+        ``oof_proba``, per-fold shift/noise accuracies and digitized scores, ``models``,
+        ``cv_splitter`` (``"StratifiedKFold"`` or ``"StratifiedGroupKFold by ..."``) and
+        ``cv_groups`` (number of distinct groups, ``None`` without groups).
 
+    Raises
+    ------
+    ValueError
+        If the data have fewer groups than ``folds``.
+    """
     s, y, e = data["spectra"], data["y"], data["energy"]
     nv = data.get("noise_values")
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
+    groups = data.get("groups")
+    splits = cv_splits(y, groups, folds, cfg.seed)
     dig_in = digitized_inputs() if digitized else None
     res: dict = {
         "fold_accuracy": [],
@@ -559,10 +696,34 @@ def cross_validate(
         "oof_proba": np.zeros((len(y), 3)),
         "models": [],
     }
+    if groups is None:
+        res["cv_splitter"], res["cv_groups"] = "StratifiedKFold", None
+    else:
+        res["cv_splitter"] = f"StratifiedGroupKFold by {data.get('group_by') or 'group'}"
+        res["cv_groups"] = int(np.unique(groups).size)
     t0 = time.time()
-    for k, (tr, te) in enumerate(skf.split(s, y)):
+    for k, (tr, te) in enumerate(splits):
+        unseen = np.setdiff1d(y[te], y[tr])
+        if unseen.size:
+            warnings.warn(
+                f"fold {k + 1}: no training spectrum of Mn"
+                f"{', Mn'.join(f'{CLASSES[c]}+' for c in unseen)} (all its files are in "
+                "this fold's validation part), so the fold cannot classify it; give every "
+                "valence files in several folds",
+                UserWarning,
+                stacklevel=2,
+            )
         fcfg = TrainConfig(**{**cfg.__dict__, "seed": cfg.seed + 1000 * (k + 1)})
-        model, info = train_model(fcfg, s[tr], y[tr], e, nv, verbose, label=f"[fold {k + 1}]")
+        model, info = train_model(
+            fcfg,
+            s[tr],
+            y[tr],
+            e,
+            nv,
+            verbose,
+            label=f"[fold {k + 1}]",
+            groups=None if groups is None else groups[tr],
+        )
         x_te = preprocess(s[te], e, check_edge=False).x
         p = predict(model, x_te)
         res["oof_proba"][te] = p
