@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="fcn_wide", help="fcn, fcn_wide, dense or conv_dense")
     p.add_argument("--folds", type=int, default=10, help="CV folds (1: one model, no CV)")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--aug-factor", type=int, default=3, help="augmented copies per epoch")
+    p.add_argument("--aug-factor", type=int, default=10, help="augmented copies per epoch")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="initial Adam learning rate")
     p.add_argument("--label-smoothing", type=float, default=0.05)
