@@ -13,11 +13,15 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .model import DEFAULT_MODEL, MnValenceModel, load_model
 from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess
+
+if TYPE_CHECKING:
+    from hyperspy.signal import BaseSignal
 
 __all__ = [
     "N_OUT",
@@ -474,7 +478,7 @@ def _valences(p) -> np.ndarray:
     return np.asarray(p.metadata.get_item("MnValence.classes", [2, 3, 4]), dtype=np.float32)
 
 
-def most_likely_valence(p):
+def most_likely_valence(p: BaseSignal) -> BaseSignal:
     """Map of the most likely valence (2, 3 or 4; NaN where no Mn edge).
 
     Parameters
@@ -493,7 +497,7 @@ def most_likely_valence(p):
     return _map_like(p, val, "Most likely Mn valence", "Valence")
 
 
-def mean_valence(p):
+def mean_valence(p: BaseSignal) -> BaseSignal:
     """Probability-weighted mean valence, sum_k p_k v_k (NaN where no Mn edge).
 
     For a classifier this is an expectation over classes, not a mixed-valence
@@ -512,7 +516,7 @@ def mean_valence(p):
     return _map_like(p, val, "Mean Mn valence", "Valence")
 
 
-def confidence(p):
+def confidence(p: BaseSignal) -> BaseSignal:
     """Highest class probability per pixel (NaN where no Mn edge).
 
     Parameters
@@ -526,7 +530,7 @@ def confidence(p):
     return _map_like(p, p.data.max(axis=0), "Confidence", "Probability")
 
 
-def uncertainty(p):
+def uncertainty(p: BaseSignal) -> BaseSignal:
     """Normalised entropy of the class probabilities, in [0, 1] (NaN where no edge).
 
     0 means a certain answer, 1 means all three valences equally likely. The ensemble
@@ -548,7 +552,7 @@ def uncertainty(p):
     return _map_like(p, h, "Uncertainty (normalised entropy)", "Entropy")
 
 
-def no_edge_mask(p):
+def no_edge_mask(p: BaseSignal) -> BaseSignal:
     """Boolean map, True where the pixel has no Mn L2,3 edge (or bad values).
 
     Parameters

@@ -11,15 +11,20 @@ and are also stored in the result's ``metadata.MnValence``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .classification import _map_like, _valences, classify_mn_valence, mean_valence
 from .model import FRACTIONS_MODEL, MnValenceModel
 
+if TYPE_CHECKING:
+    from hyperspy.signal import BaseSignal
+
 __all__ = ["decompose_mn_valence", "mean_oxidation_state", "mean_valence_uncertainty"]
 
 
-def mean_oxidation_state(f):
+def mean_oxidation_state(f: BaseSignal) -> BaseSignal:
     """Mean Mn oxidation state, sum_k f_k v_k, of a fraction result.
 
     Parameters
@@ -38,7 +43,7 @@ def mean_oxidation_state(f):
     return out
 
 
-def mean_valence_uncertainty(f):
+def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
     """Uncertainty of the mean oxidation state from the ensemble spread.
 
     The mean valence is ``2 f2 + 3 f3 + 4 f4 = 3 + f4 - f2`` (the fractions sum to 1),

@@ -8,6 +8,11 @@ invariant and length-agnostic). TensorFlow/Keras are imported inside the functio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
 __all__ = ["ARCHITECTURES", "build_model", "feature_model"]
 
 #: Batch-norm momentum: faster than the Keras default (0.99) so the moving statistics
@@ -38,7 +43,7 @@ def _fcn(layers, keras, filters, kernels, dropout, name):
     return keras.Model(inp, out, name=name)
 
 
-def build_model(arch: str, n_channels: int = 300):
+def build_model(arch: str, n_channels: int = 300) -> keras.Model:
     """Build an (uncompiled) Keras model.
 
     Parameters
@@ -86,7 +91,7 @@ def build_model(arch: str, n_channels: int = 300):
     raise ValueError(f"Unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
 
 
-def feature_model(model):
+def feature_model(model: keras.Model) -> keras.Model:
     """Sub-model that returns the learned features before the classifier.
 
     The global-average-pooled logits for the fully convolutional networks (their last
