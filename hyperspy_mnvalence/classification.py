@@ -306,7 +306,8 @@ def classify_mn_valence(
         placed before each spectrum's own L3 onset.
     model : str, path-like or MnValenceModel, optional
         ``"fast"`` for the shipped single-network model (several times faster on
-        large maps, slightly less accurate; see ``mnv.model_card("fast")``), or a
+        large maps; no ensemble spread, and a single network is somewhat less robust to
+        noise; see ``mnv.model_card("fast")``), or a
         retrained ``.onnx`` model; default the shipped ten-network ensemble.
     batch_size : int
         Spectra per preprocessing/inference batch.

@@ -413,7 +413,7 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="NAME|PATH",
         help="'fast' for the shipped single network (several times faster on large maps, "
-        "slightly less accurate), or a retrained .onnx file (default: the shipped ensemble)",
+        "no ensemble spread), or a retrained .onnx file (default: the shipped ensemble)",
     )
 
 

@@ -245,8 +245,8 @@ def load_model(
     ----------
     model : str, path-like, MnValenceModel or None
         ``None`` for the shipped model; ``"ensemble"`` (the shipped classifier, ten
-        networks), ``"fast"`` (one network, several times faster, slightly less
-        accurate: see its model card) or ``"fractions"`` for a shipped model by name;
+        networks), ``"fast"`` (one network, several times faster, no ensemble spread:
+        see its model card) or ``"fractions"`` for a shipped model by name;
         a path to a retrained ``.onnx`` file; or an already-loaded model (returned as
         is).
     name : str
