@@ -546,17 +546,16 @@ def run(
     dict
         The report (also the ``metrics`` of the model metadata) and ``models``.
     """
-    from sklearn.model_selection import StratifiedKFold
-
-    from .cv import load_training_data
+    from .cv import cv_splits, load_training_data
 
     data = data if data is not None else load_training_data()
     s, y, e = data["spectra"], data["y"], data["energy"]
     nv = data.get("noise_values")
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
+    # ungrouped, as the protocol below states (groups of a user npz are not used here)
+    splits = cv_splits(y, None, folds, cfg.seed)
     models, fold_scores, trues, preds, infos, invs = [], [], [], [], [], []
     t0 = time.time()
-    for k, (tr, te) in enumerate(skf.split(s, y)):
+    for k, (tr, te) in enumerate(splits):
         if k >= members:
             break
         fcfg = FractionConfig(**{**asdict(cfg), "seed": cfg.seed + 1000 * (k + 1)})

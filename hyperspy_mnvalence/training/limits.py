@@ -27,7 +27,15 @@ import numpy as np
 from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess
 
 from .augment import add_pca_noise, augmentation_config
-from .cv import SHIFTS_EV, TrainConfig, evaluate_noise, evaluate_shift, predict, train_model
+from .cv import (
+    SHIFTS_EV,
+    TrainConfig,
+    cv_splits,
+    evaluate_noise,
+    evaluate_shift,
+    predict,
+    train_model,
+)
 
 __all__ = ["limits_study", "truncate_like_shift"]
 
@@ -115,8 +123,6 @@ def limits_study(
     -------
     dict
     """
-    from sklearn.model_selection import StratifiedKFold
-
     s, y, e, nv = data["spectra"], data["y"], data["energy"], data["noise_values"]
     if nv is None:
         raise ValueError("The noise control needs train/titan_pca_noise.npz.")
@@ -135,8 +141,7 @@ def limits_study(
         augmentation=augmentation_config({"pca_noise": {"p": 1.0, "multiple": [5.0, 5.0]}}),
     )
     per_fold = []
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (tr, te) in enumerate(skf.split(s, y)):
+    for k, (tr, te) in enumerate(cv_splits(y, data.get("groups"), folds, seed)):
         t0 = time.time()
         m, _ = train_model(shipped, s[tr], y[tr], e, nv, verbose=False)
         shift = evaluate_shift(m, s[te], y[te], e)

@@ -281,14 +281,11 @@ def ensemble_study(
     -------
     dict
     """
-    from sklearn.model_selection import StratifiedKFold
-
-    from .cv import evaluate_noise, train_model
+    from .cv import cv_splits, evaluate_noise, train_model
 
     s, y, e, nv = data["spectra"], data["y"], data["energy"], data["noise_values"]
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     rows = []
-    for k, (tr, te) in enumerate(skf.split(s, y)):
+    for k, (tr, te) in enumerate(cv_splits(y, data.get("groups"), folds, seed)):
         models = []
         for j in range(members):
             cfg = TrainConfig(
