@@ -41,27 +41,24 @@ NOISE_MULTIPLES = (0, 1, 2, 3, 4, 5)
 #: perturbed with the pipeline's own raw-spectrum augmentations (every spectrum, ``p=1``),
 #: drawn with a fixed seed, so every model/configuration sees the same perturbed spectra.
 #: ``noise5`` is the Titan PCA noise at 5x (the noise test's convention).
-ROBUST_CONDITIONS: dict = {
-    "broadening": {"broadening": {"enabled": True, "p": 1.0, "fwhm_eV": [0.6, 1.2]}},
-    "dispersion": {"dispersion": {"enabled": True, "p": 1.0, "step_eV": [0.3, 0.5], "n_groups": 5}},
+_ROBUST_BROADENING = {"broadening": {"enabled": True, "p": 1.0, "fwhm_eV": [0.6, 1.2]}}
+_ROBUST_DISPERSION = {
+    "dispersion": {"enabled": True, "p": 1.0, "step_eV": [0.3, 0.5], "n_groups": 5}
+}
+_ROBUST_TRUNCATION = {
     "truncation": {
-        "truncation": {
-            "enabled": True,
-            "p": 1.0,
-            "pre_edge_eV": [3.0, 5.0],
-            "post_edge_eV": [15.0, 19.0],
-        }
-    },
-    "combined": {
-        "broadening": {"enabled": True, "p": 1.0, "fwhm_eV": [0.6, 1.2]},
-        "truncation": {
-            "enabled": True,
-            "p": 1.0,
-            "pre_edge_eV": [3.0, 5.0],
-            "post_edge_eV": [15.0, 19.0],
-        },
-        "dispersion": {"enabled": True, "p": 1.0, "step_eV": [0.3, 0.5], "n_groups": 5},
-    },
+        "enabled": True,
+        "p": 1.0,
+        "pre_edge_eV": [3.0, 5.0],
+        "post_edge_eV": [15.0, 19.0],
+    }
+}
+ROBUST_CONDITIONS: dict = {
+    "broadening": _ROBUST_BROADENING,
+    "dispersion": _ROBUST_DISPERSION,
+    "truncation": _ROBUST_TRUNCATION,
+    # the three at once
+    "combined": {**_ROBUST_BROADENING, **_ROBUST_TRUNCATION, **_ROBUST_DISPERSION},
     "noise5": None,
 }
 ROBUST_SEED = 4321
