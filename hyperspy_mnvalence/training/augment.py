@@ -90,23 +90,21 @@ def augmentation_config(
         if k not in cfg:
             raise ValueError(f"Unknown augmentation {k!r}; known: {sorted(cfg)}")
         cfg[k].update(v)
-    for k in disable or []:
-        if k == "all":
-            for v in cfg.values():
-                v["enabled"] = False
-        elif k not in cfg:
-            raise ValueError(f"Unknown augmentation {k!r}; known: {sorted(cfg)}")
-        else:
-            cfg[k]["enabled"] = False
-    for k in enable or []:
-        if k == "all":
-            for v in cfg.values():
-                v["enabled"] = True
-        elif k not in cfg:
-            raise ValueError(f"Unknown augmentation {k!r}; known: {sorted(cfg)}")
-        else:
-            cfg[k]["enabled"] = True
+    _switch(cfg, disable, False)
+    _switch(cfg, enable, True)
     return cfg
+
+
+def _switch(cfg: dict, names: list[str] | None, enabled: bool) -> None:
+    """Set ``enabled`` of the named augmentations (``"all"``: every one) in place."""
+    for k in names or []:
+        if k == "all":
+            for v in cfg.values():
+                v["enabled"] = enabled
+        elif k not in cfg:
+            raise ValueError(f"Unknown augmentation {k!r}; known: {sorted(cfg)}")
+        else:
+            cfg[k]["enabled"] = enabled
 
 
 def _pick(rng: np.random.Generator, n: int, spec: dict) -> np.ndarray:
