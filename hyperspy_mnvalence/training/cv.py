@@ -31,6 +31,7 @@ __all__ = [
     "predict",
     "set_seeds",
     "train_model",
+    "unit_range",
 ]
 
 CLASSES = (2, 3, 4)
@@ -452,6 +453,23 @@ def evaluate_shift(
     return out
 
 
+def unit_range(spectra: np.ndarray) -> np.ndarray:
+    """Each spectrum min-max scaled to [0, 1] (float64): the noise test's convention.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        ``(n, C)``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    s = np.asarray(spectra, np.float64)
+    mn = s.min(1, keepdims=True)
+    return (s - mn) / np.maximum(s.max(1, keepdims=True) - mn, 1e-12)
+
+
 def evaluate_noise(
     models,
     spectra: np.ndarray,
@@ -477,9 +495,7 @@ def evaluate_noise(
         ``{"0": acc, ...}``.
     """
     out = {}
-    s = np.asarray(spectra, np.float64)
-    mn = s.min(1, keepdims=True)
-    s01 = (s - mn) / np.maximum(s.max(1, keepdims=True) - mn, 1e-12)
+    s01 = unit_range(spectra)
     for m in multiples:
         rng = np.random.default_rng(seed)
         noisy = add_pca_noise(s01, noise_values, float(m), rng)

@@ -35,6 +35,7 @@ from .cv import (
     evaluate_shift,
     predict,
     train_model,
+    unit_range,
 )
 
 __all__ = ["limits_study", "truncate_like_shift"]
@@ -72,12 +73,6 @@ def truncate_like_shift(spectra: np.ndarray, energy: np.ndarray, shift_eV: float
     return np.take_along_axis(np.asarray(spectra, float), idx, axis=1)
 
 
-def _to01(s: np.ndarray) -> np.ndarray:
-    s = np.asarray(s, float)
-    mn = s.min(1, keepdims=True)
-    return (s - mn) / np.maximum(s.max(1, keepdims=True) - mn, 1e-12)
-
-
 def _lda_noise(tr_s, tr_y, te_s, te_y, energy, noise_values, multiple, draws, seed) -> float:
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -85,14 +80,16 @@ def _lda_noise(tr_s, tr_y, te_s, te_y, energy, noise_values, multiple, draws, se
     x = np.concatenate(
         [
             preprocess(
-                add_pca_noise(_to01(tr_s), noise_values, multiple, rng), energy, check_edge=False
+                add_pca_noise(unit_range(tr_s), noise_values, multiple, rng),
+                energy,
+                check_edge=False,
             ).x
             for _ in range(draws)
         ]
     )
     clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     clf.fit(x, np.tile(tr_y, draws))
-    noisy = add_pca_noise(_to01(te_s), noise_values, multiple, np.random.default_rng(1234))
+    noisy = add_pca_noise(unit_range(te_s), noise_values, multiple, np.random.default_rng(1234))
     xt = preprocess(noisy, energy, check_edge=False).x
     return float(np.mean(clf.predict(xt) == te_y))
 
