@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import fft, ndimage, sparse
 
 __all__ = [
     "DEFAULT_PREPROCESSING",
@@ -200,7 +200,7 @@ def _gauss_radius(sigma_ch: float) -> int:
 
 
 @lru_cache(maxsize=32)
-def _dog_spectrum(step: float) -> tuple[np.ndarray, int]:
+def _dog_kernel(step: float) -> tuple[np.ndarray, int]:
     """Kernel of the 0.6 eV - 3 eV difference of Gaussians and its radius.
 
     The two kernels are those of :func:`scipy.ndimage.gaussian_filter1d` (truncate 4),
@@ -225,9 +225,7 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     radius with its edge values, is convolved by FFT, which costs a fraction of two
     wide direct filters or a dense matrix product.
     """
-    from scipy import fft
-
-    kernel, r = _dog_spectrum(float(step))
+    kernel, r = _dog_kernel(float(step))
     idx = np.clip(np.arange(i0 - r, i1 + r), 0, y.shape[1] - 1)
     seg = y[:, idx]
     n = fft.next_fast_len(seg.shape[1] + kernel.size - 1, real=True)
