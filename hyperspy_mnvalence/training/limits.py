@@ -1,7 +1,8 @@
 """What limits the shift and noise scores on the Titan set: controls, not new models.
 
-Two questions, answered with the shipped training configuration in stratified k-fold CV
-(the same splits as :func:`.cv.cross_validate`):
+Two questions, answered with a training configuration (by default that of the previous
+shipped model, 3 augmented copies per epoch) in stratified k-fold CV (the same splits as
+:func:`.cv.cross_validate`):
 
 * **Shift.** The shift test cuts the model window ``s`` eV off the detected L3 peak.
   The Titan spectra span only 30 eV (exactly the model window), so a shifted window
@@ -110,7 +111,8 @@ def limits_study(
     data : dict
         From :func:`.cv.load_training_data` (needs ``noise_values``).
     folds, epochs, aug_factor : int
-        The shipped configuration by default.
+        Default: the configuration of the previous shipped model (3 augmented copies;
+        the shipped model uses 10), with which the study in training/reports was run.
     arch : str
     seed : int
     out_dir : pathlib.Path, optional
