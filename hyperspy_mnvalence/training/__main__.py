@@ -27,9 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Retrain the Mn L2,3 valence classifier and export it to ONNX.",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .onnx file")
-    p.add_argument(
-        "--arch", default="fcn_wide", help="one of " + ", ".join(sorted(ARCHITECTURES))
-    )
+    p.add_argument("--arch", default="fcn_wide", help="one of " + ", ".join(sorted(ARCHITECTURES)))
     p.add_argument("--folds", type=int, default=10, help="CV folds (1: one model, no CV)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--aug-factor", type=int, default=10, help="augmented copies per epoch")
