@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .model import DEFAULT_MODEL, MnValenceModel, load_model
-from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess
+from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess, single_threaded_blas
 
 if TYPE_CHECKING:
     from hyperspy.signal import BaseSignal
@@ -54,7 +54,7 @@ def classify_spectra(
     background: str | bool = "auto",
     background_window: tuple[float, float] | None = None,
     energy_window: tuple[float, float] | None = None,
-    batch_size: int = 2048,
+    batch_size: int = 512,
     min_snr: float = 8.0,
     show_progressbar: bool = False,
     n_threads: int | None = None,
@@ -126,22 +126,23 @@ def classify_spectra(
             block[ok, 3:6] = spread
             block[ok, 6] = pre.peak_eV[ok]
 
-    done = iter(starts)
-    if n_threads > 1:
-        pool = ThreadPoolExecutor(n_threads, thread_name_prefix="mnvalence")
-        done = pool.map(run, starts)
-    else:
-        done = map(run, starts)
-    if show_progressbar and n > batch_size:
-        from tqdm.auto import tqdm
-
-        done = tqdm(done, total=len(starts), desc="Mn valence", unit="batch")
-    try:
-        for _ in done:
-            pass
-    finally:
+    # one BLAS thread while batches run side by side (their products are small)
+    with single_threaded_blas():
         if n_threads > 1:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool = ThreadPoolExecutor(n_threads, thread_name_prefix="mnvalence")
+            done = pool.map(run, starts)
+        else:
+            done = map(run, starts)
+        if show_progressbar and n > batch_size:
+            from tqdm.auto import tqdm
+
+            done = tqdm(done, total=len(starts), desc="Mn valence", unit="batch")
+        try:
+            for _ in done:
+                pass
+        finally:
+            if n_threads > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
     return out.reshape(lead + (N_OUT,))
 
 
@@ -276,7 +277,7 @@ def classify_mn_valence(
     background: str | bool = "auto",
     background_window: tuple[float, float] | None = None,
     model: str | MnValenceModel | None = None,
-    batch_size: int = 2048,
+    batch_size: int = 512,
     min_snr: float = 8.0,
     show_progressbar: bool | None = None,
     lazy_output: bool | None = None,

@@ -82,7 +82,7 @@ def decompose_mn_valence(
     background: str | bool = "auto",
     background_window: tuple[float, float] | None = None,
     model: str | MnValenceModel | None = None,
-    batch_size: int = 2048,
+    batch_size: int = 512,
     min_snr: float = 8.0,
     show_progressbar: bool | None = None,
     lazy_output: bool | None = None,

@@ -130,3 +130,63 @@ def test_sparse_vacuum_counts_are_not_taken_for_edges():
     for lam in (0.1, 0.5, 2.0):
         x = rng.poisson(lam, (2000, e.size)).astype(float)
         assert P.preprocess(x, e).valid.mean() <= 0.005, lam
+
+
+def _chain_by_whole_rows(spectra, e, center_offset_eV=0.0):
+    """The preprocessing chain written with the public functions on whole rows."""
+    p = P.DEFAULT_PREPROCESSING
+    step = p["energy_step_eV"]
+    y, grid = P.to_uniform_grid(spectra, e, step, (599.0, 694.0))
+    peak = P.locate_l3(y, grid)
+    sub = P.subtract_background(np.asarray(y, np.float64), grid, peak)
+    e_in = e[(e >= grid[0]) & (e <= grid[-1])]
+    raw = spectra[:, (e >= grid[0]) & (e <= grid[-1])]
+    ok = P.edge_present(sub, grid, peak, noise=P.smoothed_noise(raw, e_in))
+    start = peak + int(round((p["window_eV"][0] + center_offset_eV) / step))
+    x = P.normalise(P.extract_window(sub, start, 300))
+    return x, ok, grid[peak]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("center_offset_eV", [0.0, -6.0, 6.0])
+def test_preprocess_equals_the_whole_row_chain(dtype, center_offset_eV):
+    """preprocess works on per-row segments and aligned slices; the numbers must be
+    those of the plain chain on whole rows, for L3 peaks anywhere in the search range
+    (near the grid ends too, where rows are clipped), noisy or noise-free."""
+    rng = np.random.default_rng(3)
+    e = np.arange(605.0, 690.0, 0.05)  # rows with L3 below 624 or above 666 eV are clipped
+    l3 = np.r_[rng.uniform(620.0, 670.0, 40), 619.0, 671.5]
+    bg = 5.0 * (e / 605.0) ** -3.0
+    clean = np.stack([toy_edge(e, c) for c in l3]) + bg
+    noisy = rng.poisson(2000 * clean) / 2000.0
+    spectra = np.concatenate([clean, noisy, np.zeros((1, e.size))]).astype(dtype)
+    out = P.preprocess(spectra, e, center_offset_eV=center_offset_eV)
+    x, ok, peak_eV = _chain_by_whole_rows(spectra, e, center_offset_eV)
+    ok[-1] = False  # the all-zero row: reason 2 in preprocess
+    np.testing.assert_array_equal(out.valid, ok)
+    assert out.valid.sum() >= 80
+    np.testing.assert_array_equal(out.peak_eV[ok], peak_eV[ok])
+    np.testing.assert_allclose(out.x[ok], x[ok], rtol=0, atol=2e-6)
+    # single precision in, single precision resampled
+    assert P.to_uniform_grid(spectra[:2], e)[0].dtype == dtype
+
+
+def test_long_spectra_noise_from_a_sample_of_differences():
+    rng = np.random.default_rng(0)
+    for m in (300, 4000):
+        y = 100.0 + 0.01 * np.arange(m) + rng.normal(0.0, 3.0, (200, m))
+        est = P.channel_noise(y)
+        assert abs(np.median(est) / 3.0 - 1) < 0.05, (m, np.median(est))
+
+
+def test_single_threaded_blas_restores_the_users_setting():
+    from threadpoolctl import threadpool_info
+
+    before = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    with P.single_threaded_blas():
+        with P.single_threaded_blas():  # nested / concurrent callers share the limit
+            inside = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+        still = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    after = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    assert all(n == 1 for n in inside) and all(n == 1 for n in still)
+    assert after == before
