@@ -122,7 +122,9 @@ def test_translation_moves_window():
     assert shift.max() > 5 and shift.max() <= 51
 
 
-@pytest.mark.parametrize("arch", ["fcn", "fcn_wide", "dense", "conv_dense"])
+@pytest.mark.parametrize(
+    "arch", ["fcn", "fcn_wide", "fcn_lite", "fcn_small", "dense", "conv_dense"]
+)
 def test_architectures_build(arch):
     from hyperspy_mnvalence.training.architectures import build_model
 
@@ -171,6 +173,27 @@ def test_export_matches_keras(tmp_path):
     assert REQUIRED_META <= set(got)
     assert got["preprocessing"] == json.loads(json.dumps(DEFAULT_PREPROCESSING))
     assert got["n_members"] == 2
+    # batch norms and biases were folded into the convolutions (the outputs above
+    # still equal Keras): no element-wise Add left, one Mul (the spread's square)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("Add") == 0 and ops.count("Mul") == 1, ops
+    assert ops.count("Conv") == 12 and "folded" in got["graph"]
+
+
+def test_fold_batchnorm_leaves_other_graphs_alone(tmp_path):
+    from hyperspy_mnvalence.training.architectures import build_model
+    from hyperspy_mnvalence.training.export import export_onnx, fold_batchnorm
+
+    m = build_model("dense")
+    path = export_onnx(m, tmp_path / "d.onnx", {"test": True})
+    x = np.random.default_rng(0).normal(0, 0.3, (16, 300)).astype(np.float32)
+    p, _ = ort.InferenceSession(str(path)).run(None, {"spectra": x})
+    np.testing.assert_allclose(p, np.asarray(m(x[..., None], training=False)), atol=1e-5)
+    # nothing matches the convolution patterns: folding again changes nothing
+    proto = onnx.load(str(path))
+    assert [n.op_type for n in fold_batchnorm(proto).graph.node] == [
+        n.op_type for n in proto.graph.node
+    ]
 
 
 @needs_data
