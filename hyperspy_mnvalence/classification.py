@@ -308,8 +308,10 @@ def classify_mn_valence(
     model : str, path-like or MnValenceModel, optional
         ``"fast"`` for the shipped single-network model (several times faster on
         large maps; no ensemble spread, and a single network is somewhat less robust to
-        noise; see ``mnv.model_card("fast")``), or a
-        retrained ``.onnx`` model; default the shipped ten-network ensemble.
+        noise; see ``mnv.model_card("fast")``), ``"lite"`` for the smaller single
+        network (about twice as fast again, a little less accurate; see
+        ``mnv.model_card("lite")``), or a retrained ``.onnx`` model; default the
+        shipped ten-network ensemble.
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float

@@ -413,7 +413,9 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="NAME|PATH",
         help="'fast' for the shipped single network (several times faster on large maps, "
-        "no ensemble spread), or a retrained .onnx file (default: the shipped ensemble)",
+        "no ensemble spread), 'lite' for the smaller single network (about twice as fast "
+        "again, a little less accurate), or a retrained .onnx file (default: the shipped "
+        "ensemble)",
     )
 
 

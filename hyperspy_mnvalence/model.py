@@ -35,10 +35,12 @@ METADATA_KEY = "hyperspy_mnvalence"
 DEFAULT_MODEL = "mn_valence_fcn.onnx"
 FRACTIONS_MODEL = "mn_valence_fractions.onnx"
 FAST_MODEL = "mn_valence_fcn_fast.onnx"
+LITE_MODEL = "mn_valence_fcn_lite.onnx"
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
     "ensemble": DEFAULT_MODEL,
     "fast": FAST_MODEL,
+    "lite": LITE_MODEL,
     "fractions": FRACTIONS_MODEL,
 }
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")
@@ -246,7 +248,8 @@ def load_model(
     model : str, path-like, MnValenceModel or None
         ``None`` for the shipped model; ``"ensemble"`` (the shipped classifier, ten
         networks), ``"fast"`` (one network, several times faster, no ensemble spread:
-        see its model card) or ``"fractions"`` for a shipped model by name;
+        see its model card), ``"lite"`` (one smaller network, about twice as fast
+        again, a little less accurate) or ``"fractions"`` for a shipped model by name;
         a path to a retrained ``.onnx`` file; or an already-loaded model (returned as
         is).
     name : str
@@ -278,7 +281,7 @@ def model_card(model: str | os.PathLike | MnValenceModel | None = None) -> dict:
     ----------
     model : str, path-like, MnValenceModel or None
         ``None`` for the shipped classifier, a shipped model's name (``"fast"``,
-        ``"fractions"``), or a model file.
+        ``"lite"``, ``"fractions"``), or a model file.
 
     Returns
     -------

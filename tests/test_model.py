@@ -140,15 +140,19 @@ def test_shipped_models_by_name(shipped_model):
     assert load_model("ensemble") is shipped_model
     assert load_model("fractions").task == "fractions"
     assert model_card("fast")["n_members"] == 1
+    lite = load_model("lite")
+    assert lite.n_members == 1 and model_card("lite")["architecture"] == "fcn_lite"
+    assert lite.preprocessing == shipped_model.preprocessing
 
 
-def test_fast_model_agrees_with_ensemble_on_the_demo():
-    """The single network and the ensemble give the same answer almost everywhere."""
+@pytest.mark.parametrize("name", ["fast", "lite"])
+def test_single_network_agrees_with_ensemble_on_the_demo(name):
+    """The single networks and the ensemble give the same answer almost everywhere."""
     from hyperspy_mnvalence import classify_mn_valence, make_demo_spectrum_image
 
     s = make_demo_spectrum_image(shape=(24, 24), seed=3)
     a = classify_mn_valence(s, show_progressbar=False).data
-    b = classify_mn_valence(s, model="fast", show_progressbar=False).data
+    b = classify_mn_valence(s, model=name, show_progressbar=False).data
     valid = np.isfinite(a[0])
     np.testing.assert_array_equal(valid, np.isfinite(b[0]))  # same edge test
     agree = np.mean(a[:, valid].argmax(0) == b[:, valid].argmax(0))
