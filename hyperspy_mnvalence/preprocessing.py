@@ -618,6 +618,15 @@ def smoothed_noise(spectra: np.ndarray, energy: np.ndarray, sigma_eV: float = 0.
     return channel_noise(spectra) / np.sqrt(max(2 * np.sqrt(np.pi) * s_ch, 1.0))
 
 
+#: Windows (eV from the L3 peak) that :func:`edge_present` reads on the smoothed spectrum.
+_EDGE_WINDOWS_EV = {
+    "pre": (-8.0, -4.0),
+    "trough": (4.5, 7.0),
+    "l2": (8.0, 14.0),
+    "post": (17.0, 22.0),
+}
+
+
 def edge_present(
     y: np.ndarray,
     grid: np.ndarray,
@@ -660,9 +669,8 @@ def edge_present(
     peak = np.asarray(peak)
     # The tests read the smoothed spectrum only between -8 and +22 eV of the peak
     # (clipped to the data): smooth that segment of each row, not the whole row.
-    windows = {"pre": (-8.0, -4.0), "trough": (4.5, 7.0), "l2": (8.0, 14.0), "post": (17.0, 22.0)}
-    lo_off = min(0, *(int(round(w[0] / step)) for w in windows.values()))
-    hi_off = max(1, *(int(round(w[1] / step)) for w in windows.values()))
+    lo_off = min(0, *(int(round(w[0] / step)) for w in _EDGE_WINDOWS_EV.values()))
+    hi_off = max(1, *(int(round(w[1] / step)) for w in _EDGE_WINDOWS_EV.values()))
     width = hi_off - lo_off
     first = peak + lo_off
     r = _gauss_radius(0.3 / step)
@@ -689,10 +697,10 @@ def edge_present(
             return np.where(mk, ys, 0).sum(1) / np.maximum(mk.sum(1), 1)
 
     h3 = ys[np.arange(n), peak - first]
-    pre = mean_at(-8.0, -4.0)
-    trough = mean_at(4.5, 7.0)
-    l2 = mean_at(8.0, 14.0, np.max)
-    post = mean_at(17.0, 22.0)
+    pre = mean_at(*_EDGE_WINDOWS_EV["pre"])
+    trough = mean_at(*_EDGE_WINDOWS_EV["trough"])
+    l2 = mean_at(*_EDGE_WINDOWS_EV["l2"], np.max)
+    post = mean_at(*_EDGE_WINDOWS_EV["post"])
     if noise is None:
         noise = channel_noise(y) / np.sqrt(2 * np.sqrt(np.pi) * 0.3 / step)
     # digitized/noise-free data: noise ~ 0; use a small fraction of the height
@@ -833,7 +841,8 @@ def preprocess(
     # a fraction of the work); the others, near a grid end, as whole rows.
     lo_ch = min(-int(round(margin_lo / step)), int(np.floor((w0 + off.min(initial=0)) / step)))
     lo_ch -= 1
-    hi_ch = max(int(round(22.0 / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
+    reach = max(w[1] for w in _EDGE_WINDOWS_EV.values())
+    hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
     hi_ch += _gauss_radius(0.3 / step) + 2
     inner = (peak + lo_ch >= 0) & (peak + hi_ch <= grid.size)
     if background_window is not None:
