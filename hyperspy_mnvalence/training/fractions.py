@@ -146,7 +146,7 @@ class FractionConfig:
 
     arch: str = "fcn_wide"
     epochs: int = 120
-    n_mixtures: int = 3000
+    n_mixtures: int = 10000
     p_pure: float = 0.2
     p_binary: float = 0.3
     dirichlet_alpha: float = 1.0
@@ -702,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--members", type=int, default=3, help="fold models trained/ensembled")
     p.add_argument("--epochs", type=int, default=120)
-    p.add_argument("--n-mixtures", type=int, default=3000, help="mixtures per epoch")
+    p.add_argument("--n-mixtures", type=int, default=10000, help="mixtures per epoch")
     p.add_argument("--n-eval", type=int, default=2000, help="held-out mixtures per fold")
     p.add_argument("--arch", default="fcn_wide")
     p.add_argument("--loss", choices=("cce", "mse"), default="cce")
