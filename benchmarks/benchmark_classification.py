@@ -152,6 +152,7 @@ def case_eager(shape, model, repeat: int) -> dict:
         "case": "eager",
         "shape": list(shape),
         "seconds": min(times),
+        "seconds_all": times,
         "cpu_seconds": min(cpu),
         "spectra_per_s": n / min(times),
         "valid_fraction": valid,
@@ -175,6 +176,7 @@ def case_exspy(shape, repeat: int) -> dict:
         "case": "exspy_remove_background_fast",
         "shape": list(shape),
         "seconds": min(times),
+        "seconds_all": times,
         "cpu_seconds": min(cpu),
         "spectra_per_s": n / min(times),
         "peak_rss_MiB": _peak_rss_mib(),
@@ -268,14 +270,17 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"eager {tuple(r['shape'])}: {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} CPU s), {r['spectra_per_s']:,.0f} spectra/s, "
             f"peak RSS {r['peak_rss_MiB']:.0f} MiB (data alone {r['rss_after_data_MiB']:.0f} MiB), "
-            f"valid {r['valid_fraction']:.1%}"
+            f"valid {r['valid_fraction']:.1%}; every repeat: "
+            + ", ".join(f"{t:.2f}" for t in r["seconds_all"])
+            + " s"
         )
     if not a.skip_exspy:
         r = results["exspy"] = _run_child(["--case", "exspy", *common])
         print(
             f"exspy remove_background(fast=True) {tuple(r['shape'])}: {r['seconds']:.2f} s "
             f"({r['cpu_seconds']:.2f} CPU s), "
-            f"{r['spectra_per_s']:,.0f} spectra/s, peak RSS {r['peak_rss_MiB']:.0f} MiB"
+            f"{r['spectra_per_s']:,.0f} spectra/s, peak RSS {r['peak_rss_MiB']:.0f} MiB; "
+            "every repeat: " + ", ".join(f"{t:.2f}" for t in r["seconds_all"]) + " s"
         )
         if "eager" in results:
             ratio = results["eager"]["seconds"] / r["seconds"]
