@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "FRACTIONS_MODEL",
     "FAST_MODEL",
+    "LITE_MODEL",
     "METADATA_KEY",
     "SHIPPED_MODELS",
     "ModelError",

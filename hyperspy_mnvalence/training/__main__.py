@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "--fit-all",
         action="store_true",
         help="after cross-validation, train one network on all the data and ship it "
-        "(the shipped 'fast' model); the CV metrics describe its configuration",
+        "(how the shipped 'fast' and 'lite' models were made); the CV metrics describe its "
+        "configuration",
     )
     p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
     p.add_argument(

@@ -25,6 +25,11 @@ __all__ = [
 
 METADATA_KEY = "hyperspy_mnvalence"
 OPSET = 17
+#: The ``graph`` entry of the metadata of a folded export.
+FOLDED_NOTE = (
+    "batch normalisations and biases folded into the convolutions "
+    "(hyperspy_mnvalence.training.export.fold_batchnorm)"
+)
 
 
 def build_metadata(
@@ -144,11 +149,7 @@ def export_onnx(models, path: str | os.PathLike, metadata: dict) -> Path:
             if out.name != n and out.name.split(":")[0].endswith(n):
                 _rename_output(proto, out.name, n)
     proto = fold_batchnorm(proto)
-    metadata = {
-        **metadata,
-        "graph": "batch normalisations and biases folded into the convolutions "
-        "(hyperspy_mnvalence.training.export.fold_batchnorm)",
-    }
+    metadata = {**metadata, "graph": FOLDED_NOTE}
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key = METADATA_KEY
@@ -228,12 +229,6 @@ def fold_batchnorm(proto):
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     counter = [0]
 
-    def producer(t):
-        for nd in graph.node:
-            if t in nd.output:
-                return nd
-        return None
-
     def consumers(t):
         return [nd for nd in graph.node if t in nd.input]
 
@@ -256,6 +251,11 @@ def fold_batchnorm(proto):
         graph.initializer.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
         consts[name] = np.asarray(arr, np.float32)
         return name
+
+    def replace_const(node, arr):
+        # the constant operand of a binary node becomes a new initializer holding arr
+        k = next(i for i, name in enumerate(node.input) if name in consts)
+        node.input[k] = new_const(arr)
 
     def per_channel(c):
         return lambda shp: len(shp) == 3 and shp[0] == 1 and shp[1] == c and shp[2] == 1
@@ -303,9 +303,7 @@ def fold_batchnorm(proto):
                 continue
             mul, add, a, c = aff
             conv.input[1] = new_const(w * a[:, None, None, None])
-            badd.input[list(badd.input).index(next(i for i in badd.input if i in consts))] = (
-                new_const((bias.ravel() * a + c)[None, :, None])
-            )
+            replace_const(badd, (bias.ravel() * a + c)[None, :, None])
             rewire(add.output[0], badd.output[0])
             removed += [mul, add]
             continue
@@ -324,9 +322,7 @@ def fold_batchnorm(proto):
         wn = consts[nxt.input[1]]
         nxt.input[1] = new_const(wn * a[None, :, None, None])
         shift = np.einsum("oihk,i->o", wn, c)
-        nadd.input[list(nadd.input).index(next(i for i in nadd.input if i in consts))] = new_const(
-            nbias + shift[None, :, None]
-        )
+        replace_const(nadd, nbias + shift[None, :, None])
         rewire(add.output[0], relu.output[0])
         removed += [mul, add]
     # biases into the Conv nodes: Conv(X, W, B) -> Squeeze, no Add
@@ -385,10 +381,7 @@ def fold_batchnorm_file(path: str | os.PathLike, atol: float = 1e-5) -> dict:
     if diff > atol:
         raise ValueError(f"folding changed the outputs of {path} by {diff:.2e} (> {atol})")
     meta = read_metadata(path)
-    meta["graph"] = (
-        "batch normalisations and biases folded into the convolutions "
-        f"(hyperspy_mnvalence.training.export.fold_batchnorm; outputs within {diff:.1e})"
-    )
+    meta["graph"] = f"{FOLDED_NOTE}; outputs within {diff:.1e} of the unfolded graph"
     for p in folded.metadata_props:
         if p.key == METADATA_KEY:
             p.value = json.dumps(meta, sort_keys=True)
