@@ -11,7 +11,6 @@ the result signal; the helpers below derive maps from that result.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -101,7 +100,6 @@ def classify_spectra(
     if n_threads is None:
         n_threads = min(os.cpu_count() or 1, 4)
     n_threads = max(1, min(int(n_threads), len(starts)))
-    predict_lock = threading.Lock()
 
     def run(i: int) -> None:
         # every batch writes its own rows of ``out``; float64 only per batch
@@ -118,10 +116,11 @@ def classify_spectra(
         block[:, 7] = pre.reason
         ok = pre.valid
         if np.any(ok):
-            # one onnxruntime call at a time: its own thread pool uses the cores, while
-            # the other threads preprocess the next batches
-            with predict_lock:
-                probs, spread = m.predict(pre.x[ok], batch_size=min(batch_size, ONNX_BATCH))
+            # onnxruntime runs one thread per call, so batches preprocess and infer side
+            # by side (measured, 2 cores, fcn_lite: 0.70 -> 0.60 CPU s per 16k spectra)
+            probs, spread = m.predict(
+                pre.x[ok], batch_size=min(batch_size, ONNX_BATCH), n_threads=1
+            )
             block[ok, 0:3] = probs
             block[ok, 3:6] = spread
             block[ok, 6] = pre.peak_eV[ok]

@@ -130,6 +130,18 @@ def test_shipped_model_predicts_probabilities(shipped_model):
     assert np.all(s >= 0)
 
 
+def test_predict_in_threads_equals_one_call(shipped_model):
+    # predict spreads its batches over threads; every row must come back where it went
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(37, 300)).astype(np.float32)
+    x[::5] *= 3.0  # distinct rows, so a misplaced batch would show
+    p1, s1 = shipped_model.predict(x, batch_size=37, n_threads=1)
+    p3, s3 = shipped_model.predict(x, batch_size=4, n_threads=3)
+    np.testing.assert_allclose(p3, p1, atol=1e-6)
+    np.testing.assert_allclose(s3, s1, atol=1e-6)
+    assert np.ptp(p1[:, 0]) > 0.01
+
+
 def test_shipped_models_by_name(shipped_model):
     fast = load_model("fast")
     assert fast.n_members == 1
