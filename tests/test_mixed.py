@@ -313,3 +313,16 @@ def test_fraction_training_smoke(tmp_path):
     # the exported model runs through decompose_mn_valence
     f = decompose_mn_valence(_eels(data["spectra"][:3], offset=635.0), model=out)
     assert f.data.shape == (3, 3)
+
+
+def test_fraction_l1_loss_is_the_scored_error():
+    pytest.importorskip("tensorflow")
+    from hyperspy_mnvalence.training.fractions import fraction_l1
+
+    true = np.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5], [0.0, 0.5, 0.5]], np.float32)
+    pred = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.3, 0.0, 0.7]], np.float32)
+    loss = np.asarray(fraction_l1(true, pred))
+    # |fraction errors| summed, plus |mean-valence error| (valences 2, 3, 4)
+    mv_err = np.abs(pred @ [2, 3, 4] - true @ [2, 3, 4])
+    np.testing.assert_allclose(loss, np.abs(pred - true).sum(1) + mv_err, atol=1e-6)
+    np.testing.assert_allclose(loss, [1.5, 0.0, 1.1], atol=1e-6)
