@@ -133,6 +133,26 @@ def _signal(data, energy, lazy: bool = False):
     return s
 
 
+def _cpu_split(flat: np.ndarray, energy: np.ndarray, model, batch: int = 512) -> dict:
+    # CPU seconds of the two stages, each run alone on one thread in the same batches
+    # as classify_mn_valence: where the time goes
+    from hyperspy_mnvalence.model import load_model
+    from hyperspy_mnvalence.preprocessing import preprocess, single_threaded_blas
+
+    m = load_model(model)
+    m.predict(np.zeros((1, 300), np.float32), n_threads=1)  # session created outside
+    xs, c = [], _cpu_s()
+    with single_threaded_blas():
+        for i in range(0, flat.shape[0], batch):
+            pre = preprocess(flat[i : i + batch], energy, params=m.preprocessing)
+            xs.append(pre.x[pre.valid])
+    c_pre = _cpu_s() - c
+    c = _cpu_s()
+    for x in xs:
+        m.predict(x, batch_size=batch, n_threads=1)
+    return {"cpu_seconds_preprocessing": c_pre, "cpu_seconds_network": _cpu_s() - c}
+
+
 def case_eager(shape, model, repeat: int) -> dict:
     from hyperspy_mnvalence import classify_mn_valence
 
@@ -148,7 +168,10 @@ def case_eager(shape, model, repeat: int) -> dict:
         cpu.append(_cpu_s() - c)
     n = shape[0] * shape[1]
     valid = float(np.isfinite(p.data[0]).mean())
+    peak = _peak_rss_mib()  # before the stage split below, which keeps its inputs
+    split = _cpu_split(data.reshape(n, -1), energy, model)
     return {
+        **split,
         "case": "eager",
         "shape": list(shape),
         "seconds": min(times),
@@ -156,13 +179,13 @@ def case_eager(shape, model, repeat: int) -> dict:
         "cpu_seconds": min(cpu),
         "spectra_per_s": n / min(times),
         "valid_fraction": valid,
-        "peak_rss_MiB": _peak_rss_mib(),
+        "peak_rss_MiB": peak,
         "rss_after_data_MiB": rss_data,
     }
 
 
-#: exspy is timed at least this often: its first runs in a process are often 3-4x slower
-#: than the later ones (kernel time spent on fresh memory pages), see RESULTS.md
+#: exspy is timed at least this often: some of its runs are 3-4x slower than others
+#: (about 1 s of kernel time spent on fresh memory pages), see RESULTS.md
 EXSPY_MIN_REPEAT = 8
 
 
@@ -284,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             f"peak RSS {r['peak_rss_MiB']:.0f} MiB (data alone {r['rss_after_data_MiB']:.0f} MiB), "
             f"valid {r['valid_fraction']:.1%}; every repeat: "
             + ", ".join(f"{t:.2f}" for t in r["seconds_all"])
-            + " s"
+            + " s; CPU of each stage run alone: preprocessing "
+            f"{r['cpu_seconds_preprocessing']:.2f} s, network {r['cpu_seconds_network']:.2f} s"
         )
     if not a.skip_exspy:
         r = results["exspy"] = _run_child(["--case", "exspy", *common])
