@@ -51,6 +51,14 @@ def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
     ``std(f2) + std(f4)`` (Minkowski inequality). That bound is returned; it is zero
     for a single-network model.
 
+    It measures how much the members disagree, not the whole error: use it to rank
+    pixels, not as an error bar. On 2000 held-out mixtures of real Titan spectra, with
+    three members trained on the same 4/5 of the data, its mean was 0.055 against a
+    mean absolute error of 0.149, and the pixels in its top quartile had 1.8 times the
+    error of those in its bottom quartile (0.187 against 0.106). On the demo spectrum
+    image the shipped model gives 0.038 against an error of 0.156 (quartiles: 0.075 to
+    0.246).
+
     Parameters
     ----------
     f : hyperspy.signal.BaseSignal
