@@ -10,13 +10,12 @@ the result signal; the helpers below derive maps from that result.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .model import DEFAULT_MODEL, MnValenceModel, load_model
+from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
 from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess, single_threaded_blas
 
 if TYPE_CHECKING:
@@ -97,9 +96,7 @@ def classify_spectra(
     out = np.full((n, N_OUT), np.nan, np.float32)
     batch_size = max(int(batch_size), 1)
     starts = range(0, n, batch_size)
-    if n_threads is None:
-        n_threads = min(os.cpu_count() or 1, 4)
-    n_threads = max(1, min(int(n_threads), len(starts)))
+    n_threads = _resolve_threads(n_threads, len(starts))
 
     def run(i: int) -> None:
         # every batch writes its own rows of ``out``; float64 only per batch

@@ -246,9 +246,7 @@ class MnValenceModel:
             if len(res) > 1:
                 spread[i : i + batch_size] = res[1]
 
-        if n_threads is None:
-            n_threads = min(os.cpu_count() or 1, 4)
-        n_threads = max(1, min(int(n_threads), len(starts)))
+        n_threads = _resolve_threads(n_threads, len(starts))
         if n_threads > 1:
             with ThreadPoolExecutor(n_threads, thread_name_prefix="mnvalence-onnx") as pool:
                 list(pool.map(run, starts))
@@ -256,6 +254,14 @@ class MnValenceModel:
             for i in starts:
                 run(i)
         return probs, spread
+
+
+def _resolve_threads(n_threads: int | None, n_tasks: int) -> int:
+    # threads for n_tasks tasks: n_threads, by default the CPUs (at most 4); never more
+    # than the tasks, at least 1 (shared by predict and classification's batch pool)
+    if n_threads is None:
+        n_threads = min(os.cpu_count() or 1, 4)
+    return max(1, min(int(n_threads), n_tasks))
 
 
 @lru_cache(maxsize=8)
