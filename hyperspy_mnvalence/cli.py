@@ -1,4 +1,4 @@
-"""Command-line interface: ``mnvalence classify | demo | info``.
+"""Command-line interface: ``mnvalence classify | decompose | demo | info``.
 
 ``mnvalence`` (or ``python -m hyperspy_mnvalence``) maps Mn oxidation states without
 opening Python:
@@ -6,6 +6,8 @@ opening Python:
 * ``mnvalence classify INPUT... -o OUTPUT`` classifies spectrum images in any format
   RosettaSciIO reads and writes the probability stacks as ``.hspy`` files (and PNG maps
   with ``--png``);
+* ``mnvalence decompose INPUT... -o OUTPUT`` does the same for mixed valence: the
+  fractions of Mn2+, Mn3+ and Mn4+, with the mean oxidation state and its uncertainty;
 * ``mnvalence demo`` builds the synthetic demo spectrum image, classifies it, writes a
   PNG of the maps and prints a summary with the accuracy against the demo's truth;
 * ``mnvalence info`` prints the model card of the shipped (or a given) model.
@@ -108,7 +110,7 @@ def _load_spectra(path: Path, lazy: bool) -> list:
     return spectra
 
 
-def _output_paths(inputs: list[Path], output: Path) -> list[Path]:
+def _output_paths(inputs: list[Path], output: Path, suffix: str = "mn_valence") -> list[Path]:
     """One ``.hspy`` path per input: OUTPUT itself for one input, else OUTPUT/<stem>."""
     if len(inputs) == 1 and not output.is_dir():
         return [output if output.suffix else output.with_suffix(".hspy")]
@@ -117,10 +119,10 @@ def _output_paths(inputs: list[Path], output: Path) -> list[Path]:
     output.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for inp in inputs:
-        candidate = output / f"{inp.stem}_mn_valence.hspy"
+        candidate = output / f"{inp.stem}_{suffix}.hspy"
         k = 1
         while candidate in paths:
-            candidate = output / f"{inp.stem}_{k}_mn_valence.hspy"
+            candidate = output / f"{inp.stem}_{k}_{suffix}.hspy"
             k += 1
         paths.append(candidate)
     return paths
@@ -148,16 +150,16 @@ def _save_hspy(p, path: Path) -> None:
 def _compute(p, progress: bool | None) -> None:
     """Compute a lazy result in place, with the maps in its metadata, in one pass.
 
-    The probabilities, their spread, the L3 peak and the reason codes are slices of one
-    dask graph: persisting them together classifies every spectrum once.
+    The probabilities (or fractions), their spread, the L3 peak, the reason codes and
+    (fractions) the mean oxidation state and its uncertainty are slices of one dask
+    graph: persisting them together runs every spectrum through the network once.
     """
     if not p._lazy:
         return
     import dask
 
-    subs = [
-        p.metadata.get_item(f"MnValence.{k}") for k in ("probability_std", "l3_peak_eV", "reason")
-    ]
+    keys = ("probability_std", "l3_peak_eV", "reason", "mean_valence", "mean_valence_std")
+    subs = [p.metadata.get_item(f"MnValence.{k}") for k in keys]
     sigs = [p] + [s for s in subs if s is not None and s._lazy]
     if progress is not False:
         from dask.diagnostics import ProgressBar
@@ -186,17 +188,41 @@ def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {n} ({100.0 * n / total:.0f}%)" for k, n in counts.items())
 
 
+def _fraction_summary(f) -> str:
+    """Mean fractions and the spread of the mean oxidation state over the Mn pixels."""
+    frac = np.asarray(f.data, dtype=float).reshape(3, -1)
+    mos = np.asarray(f.metadata.MnValence.mean_valence.data, dtype=float).ravel()
+    mn = np.isfinite(mos)
+    if not mn.any():
+        return "no pixel has a Mn L2,3 edge"
+    q5, q50, q95 = np.percentile(mos[mn], [5, 50, 95])
+    means = ", ".join(
+        f"Mn{v}+ {m:.2f}" for v, m in zip((2, 3, 4), frac[:, mn].mean(axis=1), strict=True)
+    )
+    return (
+        f"mean oxidation state {q50:.2f} (5-95%: {q5:.2f}-{q95:.2f}); mean fractions {means}; "
+        f"Mn edge on {int(mn.sum())} of {mn.size} pixels"
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------
 
 
-def _classify_kwargs(args: argparse.Namespace) -> dict:
+def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
     kw: dict = {"show_progressbar": _progress(args)}
     if args.model is not None:
         from .model import load_model
 
-        kw["model"] = load_model(str(args.model))  # fail before reading any data
+        model = load_model(str(args.model))  # fail before reading any data
+        if fractions and model.task != "fractions":
+            raise CLIError(
+                f"--model {args.model} is a {model.task!r} model, not a fraction model; pass "
+                "a model exported by hyperspy_mnvalence.training.fractions, or leave --model "
+                "out for the shipped one"
+            )
+        kw["model"] = model
     if args.no_background:
         kw["background"] = "none"
     if args.energy_window is not None:
@@ -207,16 +233,20 @@ def _classify_kwargs(args: argparse.Namespace) -> dict:
     return kw
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    """Classify each input file and write its probabilities."""
+def _process_files(args: argparse.Namespace, fractions: bool) -> int:
+    """Classify (or decompose) each input file and write the result maps."""
     from .classification import classify_mn_valence, no_edge_mask
+    from .mixed import decompose_mn_valence
 
+    run = decompose_mn_valence if fractions else classify_mn_valence
     inputs = [Path(x) for x in args.inputs]
     for inp in inputs:  # fail before any long computation
         if not inp.exists():
             raise CLIError(f"{inp}: no such file")
-    outputs = _output_paths(inputs, Path(args.output))
-    kw = _classify_kwargs(args)
+    outputs = _output_paths(
+        inputs, Path(args.output), "mn_fractions" if fractions else "mn_valence"
+    )
+    kw = _classify_kwargs(args, fractions)
     progress = _progress(args)
     for inp, out in zip(inputs, outputs, strict=True):
         t0 = time.perf_counter()
@@ -224,7 +254,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         results, errors = [], []
         for s in spectra:
             try:
-                p = classify_mn_valence(s, **kw)
+                p = run(s, **kw)
                 _compute(p, progress)
             except ValueError as exc:
                 errors.append(exc)
@@ -249,8 +279,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if args.png:
                 written.append(str(_save_png(p, target.with_suffix(".png"))))
             print(f"{inp} -> {', '.join(written)}")
-            print(f"  {_format_counts(_counts(p))} [{time.perf_counter() - t0:.1f} s]")
+            summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
+            print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")
     return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Classify each input file and write its probabilities."""
+    return _process_files(args, fractions=False)
+
+
+def cmd_decompose(args: argparse.Namespace) -> int:
+    """Decompose each input file into valence fractions and write them."""
+    return _process_files(args, fractions=True)
 
 
 def _demo_summary(s, p) -> list[str]:
@@ -294,9 +335,38 @@ def _demo_summary(s, p) -> list[str]:
     return lines
 
 
+def _demo_fraction_summary(s, f) -> list[str]:
+    """Mean oxidation state summary and, where the demo carries its truth, its error."""
+    lines = [_fraction_summary(f)]
+    truth = s.metadata.get_item("Sample.mn_fractions_truth")
+    region = s.metadata.get_item("Sample.region_truth")
+    if truth is None or region is None:
+        return lines
+    truth, region = np.asarray(truth, dtype=float), np.asarray(region)
+    mos = np.asarray(f.metadata.MnValence.mean_valence.data, dtype=float)
+    ok = (region >= 2) & np.isfinite(mos)
+    if not ok.any():
+        return lines
+    err = np.abs(mos - np.tensordot([2.0, 3.0, 4.0], truth, axes=1))
+    lines.append(
+        f"mean oxidation state vs the demo's truth: MAE {np.mean(err[ok]):.3f} on "
+        f"{int(ok.sum())} Mn pixels (a constant 3 would score "
+        f"{np.mean(np.abs(3.0 - np.tensordot([2.0, 3.0, 4.0], truth, axes=1)[ok])):.2f})"
+    )
+    mixed = ok & (truth.max(axis=0) < 0.99)
+    if mixed.any():
+        lines.append(
+            f"  on the {int(mixed.sum())} mixed interface pixels: MAE {np.mean(err[mixed]):.3f}"
+        )
+    frac = np.asarray(f.data, dtype=float)
+    lines.append(f"fraction MAE on Mn pixels: {np.mean(np.abs(frac - truth)[:, ok]):.3f}")
+    return lines
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo spectrum image, classify it, write the maps and a summary."""
     from .classification import classify_mn_valence
+    from .mixed import decompose_mn_valence
     from .synthetic import make_demo_spectrum_image
 
     t0 = time.perf_counter()
@@ -314,16 +384,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     kw: dict = {"show_progressbar": _progress(args)}
     if args.model is not None:
         kw["model"] = str(args.model)
-    p = classify_mn_valence(s, **kw)
+    run = decompose_mn_valence if args.fractions else classify_mn_valence
+    p = run(s, **kw)
     out = Path(args.output)
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
     _save_png(p, out)
-    print(f"valence maps written to {out}")
+    print(f"{'fraction' if args.fractions else 'valence'} maps written to {out}")
     if args.hspy is not None:
         _save_hspy(p, Path(args.hspy))
-        print(f"probabilities written to {args.hspy}")
-    for line in _demo_summary(s, p):
+        print(f"{'fractions' if args.fractions else 'probabilities'} written to {args.hspy}")
+    summary = _demo_fraction_summary if args.fractions else _demo_summary
+    for line in summary(s, p):
         print(line)
     print(f"done in {time.perf_counter() - t0:.1f} s (model {p.metadata.MnValence.model})")
     return 0
@@ -424,6 +496,45 @@ def _add_progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
+    """Inputs, output and options shared by ``classify`` and ``decompose``."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="spectrum image file(s)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="output .hspy file for one input, or a folder for several",
+    )
+    parser.add_argument(
+        "--png", action="store_true", help="also write PNG maps next to each output"
+    )
+    if fractions:
+        parser.add_argument(
+            "--model",
+            metavar="PATH",
+            help="a retrained fraction model (.onnx) (default: the shipped fraction ensemble)",
+        )
+    else:
+        _add_model_option(parser)
+    parser.add_argument(
+        "--no-background",
+        action="store_true",
+        help="the spectra are already background-subtracted: skip the pre-edge fit",
+    )
+    parser.add_argument(
+        "--energy-window",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="energies (eV) between which to look for the L3 edge (default 618-672 eV)",
+    )
+    parser.add_argument(
+        "--lazy", action="store_true", help="load and process lazily (data larger than memory)"
+    )
+    _add_progress_option(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mnvalence`` command.
 
@@ -453,33 +564,21 @@ def build_parser() -> argparse.ArgumentParser:
             "classified."
         ),
     )
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="spectrum image file(s)")
-    c.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUTPUT",
-        help="output .hspy file for one input, or a folder for several",
-    )
-    c.add_argument("--png", action="store_true", help="also write PNG maps next to each output")
-    _add_model_option(c)
-    c.add_argument(
-        "--no-background",
-        action="store_true",
-        help="the spectra are already background-subtracted: skip the pre-edge fit",
-    )
-    c.add_argument(
-        "--energy-window",
-        nargs=2,
-        type=float,
-        metavar=("LO", "HI"),
-        help="energies (eV) between which to look for the L3 edge (default 618-672 eV)",
-    )
-    c.add_argument(
-        "--lazy", action="store_true", help="load and classify lazily (data larger than memory)"
-    )
-    _add_progress_option(c)
+    _add_file_options(c, fractions=False)
     c.set_defaults(func=cmd_classify)
+
+    f = sub.add_parser(
+        "decompose",
+        help="map mixed valence: fractions of Mn2+/Mn3+/Mn4+ and the mean oxidation state",
+        description=(
+            "Decompose every pixel of EELS spectrum images (any format RosettaSciIO reads) "
+            "into the fractions of Mn2+, Mn3+ and Mn4+ and write them as .hspy (NaN where "
+            "no Mn edge), with the mean oxidation state and its uncertainty (the spread of "
+            "the ensemble members) in metadata.MnValence."
+        ),
+    )
+    _add_file_options(f, fractions=True)
+    f.set_defaults(func=cmd_decompose)
 
     d = sub.add_parser(
         "demo",
@@ -510,6 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixels of the demo map (default: 48 64)",
     )
     d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    d.add_argument(
+        "--fractions",
+        action="store_true",
+        help="decompose into valence fractions (mixed valence) instead of classifying; "
+        "prints the error of the mean oxidation state against the demo's truth",
+    )
     _add_model_option(d)
     _add_progress_option(d)
     d.set_defaults(func=cmd_demo)

@@ -146,41 +146,84 @@ def _valence_handles() -> list[Patch]:
     ]
 
 
-def plot_valence_maps(p, *, fig: Figure | None = None, title: str | None = None) -> Figure:
-    """Figure of a Mn valence classification result.
+def _kind(p, kind: str | None) -> str:
+    """``"probabilities"`` (classification) or ``"fractions"`` (mixed valence)."""
+    if kind is None:
+        task = None if isinstance(p, np.ndarray) else p.metadata.get_item("MnValence.task")
+        return "fractions" if task == "fractions" else "probabilities"
+    if kind not in ("probabilities", "fractions"):
+        raise ValueError(f"kind must be 'probabilities' or 'fractions', not {kind!r}")
+    return kind
 
-    * 2D navigation (a map): six panels - the three probability maps (cividis, 0-1,
-      each with a colourbar), the RGB composite in the valence colours (grey: no Mn
-      edge; legend of the three colours), the most likely valence (same colours), and
-      the mean valence ``sum_k p_k v_k`` (colourbar 2-4). Extents and axis labels come
-      from the spatial calibration. 10 axes in all (6 panels, 4 colourbars).
-    * 1D navigation (a line scan): two panels - the probability profiles against
-      position, and the mean valence profile.
-    * no navigation (one spectrum): a bar chart of the three probabilities.
+
+def _mean_valence_std(p) -> np.ndarray | None:
+    """The mean-valence uncertainty map stored by ``decompose_mn_valence``, if any."""
+    if isinstance(p, np.ndarray):
+        return None
+    std = p.metadata.get_item("MnValence.mean_valence_std")
+    if std is None:
+        return None
+    data = std.data.compute() if getattr(std, "_lazy", False) else std.data
+    data = np.asarray(data, dtype=np.float64)
+    # a single network has no spread: nothing to show
+    return data if np.any(data[np.isfinite(data)] > 0) else None
+
+
+def plot_valence_maps(
+    p,
+    *,
+    fig: Figure | None = None,
+    title: str | None = None,
+    kind: str | None = None,
+) -> Figure:
+    """Figure of a Mn valence result: class probabilities or mixed-valence fractions.
+
+    * 2D navigation (a map): six panels - the three probability (or fraction) maps
+      (cividis, 0-1, each with a colourbar), the RGB composite in the valence colours
+      (grey: no Mn edge; legend of the three colours), the most likely valence (same
+      colours), and the mean valence ``sum_k p_k v_k`` (colourbar 2-4). For fractions
+      (:func:`~hyperspy_mnvalence.decompose_mn_valence`) the mean oxidation state and,
+      where the result holds it, the map of its uncertainty (the ensemble members'
+      disagreement, ``metadata.MnValence.mean_valence_std``) take the last two panels.
+      Extents and axis labels come from the spatial calibration. 10 or 11 axes in all
+      (6 panels, 4 or 5 colourbars).
+    * 1D navigation (a line scan): two panels - the profiles of the three values
+      against position, and the mean valence profile (for fractions with a band of
+      +- its uncertainty where the result holds it).
+    * no navigation (one spectrum): a bar chart of the three values.
 
     Parameters
     ----------
     p : hyperspy.signal.BaseSignal or numpy.ndarray
-        The probabilities, shape ``(3,) + navigation shape`` (see the module notes).
+        The probabilities or fractions, shape ``(3,) + navigation shape`` (see the
+        module notes).
     fig : matplotlib.figure.Figure, optional
         Figure to draw into (cleared first); a new one by default.
     title : str, optional
         Figure title; default the signal's title.
+    kind : {"probabilities", "fractions"}, optional
+        What the three values are; by default read from the result's metadata
+        (``MnValence.task``), probabilities for numpy arrays.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     prob, axes = _result_arrays(p)
+    kind = _kind(p, kind)
+    std = _mean_valence_std(p) if kind == "fractions" else None
+    if std is not None:
+        # None for a sliced result, whose metadata still hold the whole map's
+        std = std.reshape(prob.shape[1:]) if std.size == prob[0].size else None
     if title is None and not isinstance(p, np.ndarray):
         title = p.metadata.get_item("General.title", None)
     ndim = len(axes)
     if ndim == 0:
-        fig = _bar_chart(prob, fig)
+        fig = _bar_chart(prob, fig, kind, std)
     elif ndim == 1:
-        fig = _profiles(prob, axes[0], fig)
+        fig = _profiles(prob, axes[0], fig, kind, std)
     elif ndim == 2:
-        fig = _maps(prob, axes, fig)
+        fig = _maps(prob, axes, fig, kind, std)
     else:
         raise ValueError(
             f"Cannot plot a result with {ndim} spatial dimensions; slice it to a map, a "
@@ -191,42 +234,63 @@ def plot_valence_maps(p, *, fig: Figure | None = None, title: str | None = None)
     return fig
 
 
-def _bar_chart(prob: np.ndarray, fig: Figure | None) -> Figure:
+#: Labels of the three values and of the mean, per kind of result.
+_KIND_LABELS = {
+    "probabilities": {"value": "Probability", "panel": "P({})", "mean": "Mean valence"},
+    "fractions": {"value": "Fraction", "panel": "{} fraction", "mean": "Mean oxidation state"},
+}
+
+
+def _bar_chart(prob: np.ndarray, fig: Figure | None, kind: str, std: np.ndarray | None) -> Figure:
     from .classification import _expected_valence
 
+    labels = _KIND_LABELS[kind]
     fig = _new_figure(fig, (4.0, 3.2))
     ax = fig.add_subplot()
     vals = np.asarray(prob, dtype=float).reshape(3)
     if np.all(np.isfinite(vals)):
         ax.bar(VALENCE_LABELS, vals, color=VALENCE_COLORS, edgecolor="black")
-        ax.set_title(f"mean valence {float(_expected_valence(vals, _VALENCES)):.2f}")
+        spread = "" if std is None else f" ± {float(np.ravel(std)[0]):.2f}"
+        mean = float(_expected_valence(vals, _VALENCES))
+        ax.set_title(f"{labels['mean'].lower()} {mean:.2f}{spread}")
     else:
         ax.bar(VALENCE_LABELS, [0, 0, 0], color=VALENCE_COLORS)
         ax.set_title("no Mn L2,3 edge")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("Probability")
+    ax.set_ylabel(labels["value"])
     return fig
 
 
-def _profiles(prob: np.ndarray, axis: dict, fig: Figure | None) -> Figure:
+def _profiles(
+    prob: np.ndarray, axis: dict, fig: Figure | None, kind: str, std: np.ndarray | None
+) -> Figure:
+    labels = _KIND_LABELS[kind]
     fig = _new_figure(fig, (6.0, 5.0))
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     x = axis["coords"]
     for k in range(3):
         ax1.plot(x, prob[k], color=VALENCE_COLORS[k], label=VALENCE_LABELS[k], lw=1.5)
     ax1.set_ylim(-0.02, 1.02)
-    ax1.set_ylabel("Probability")
+    ax1.set_ylabel(labels["value"])
     ax1.legend(loc="best", fontsize="small")
     mean, _ = _mean_and_label(prob)
+    if std is not None:
+        ax2.fill_between(
+            x, mean - std, mean + std, color="0.75", lw=0, label="± uncertainty (spread)"
+        )
+        ax2.legend(loc="best", fontsize="small")
     ax2.plot(x, mean, color="black", lw=1.5)
     ax2.set_ylim(1.9, 4.1)
     ax2.set_yticks([2, 3, 4])
-    ax2.set_ylabel("Mean valence")
+    ax2.set_ylabel(labels["mean"])
     ax2.set_xlabel(_label(axis))
     return fig
 
 
-def _maps(prob: np.ndarray, axes: list[dict], fig: Figure | None) -> Figure:
+def _maps(
+    prob: np.ndarray, axes: list[dict], fig: Figure | None, kind: str, std: np.ndarray | None
+) -> Figure:
+    labels = _KIND_LABELS[kind]
     fig = _new_figure(fig, (12.0, 7.0))
     grid = fig.subplots(2, 3)
     ay, ax_ = axes  # numpy order: rows, columns
@@ -236,23 +300,33 @@ def _maps(prob: np.ndarray, axes: list[dict], fig: Figure | None) -> Figure:
     for k in range(3):
         a = grid[0, k]
         im = a.imshow(np.ma.masked_invalid(prob[k]), cmap=pcmap, vmin=0.0, vmax=1.0, **kw)
-        a.set_title(f"P({VALENCE_LABELS[k]})")
-        fig.colorbar(im, ax=a, shrink=0.8, label="Probability")
+        a.set_title(labels["panel"].format(VALENCE_LABELS[k]))
+        fig.colorbar(im, ax=a, shrink=0.8, label=labels["value"])
     mean, label = _mean_and_label(prob)
     a = grid[1, 0]
     a.imshow(composite_rgb(prob), **kw)
     a.set_title("RGB composite")
     a.legend(handles=_valence_handles(), loc="upper right", fontsize="x-small", framealpha=0.8)
-    a = grid[1, 1]
-    cmap = mcolors.ListedColormap(list(VALENCE_COLORS)).with_extremes(bad=NAN_COLOR)
-    a.imshow(np.ma.masked_invalid(label), cmap=cmap, vmin=-0.5, vmax=2.5, **kw)
-    a.set_title("Most likely valence")
-    a.legend(handles=_valence_handles(), loc="upper right", fontsize="x-small", framealpha=0.8)
-    a = grid[1, 2]
     vcmap = colormaps[_VALENCE_CMAP].with_extremes(bad=NAN_COLOR)
-    im = a.imshow(np.ma.masked_invalid(mean), cmap=vcmap, vmin=2.0, vmax=4.0, **kw)
-    a.set_title("Mean valence")
-    fig.colorbar(im, ax=a, shrink=0.8, label="Valence", ticks=[2, 2.5, 3, 3.5, 4])
+    # fractions: the mean oxidation state, then its uncertainty where there is one
+    a_mean, a_last = (grid[1, 1], grid[1, 2]) if std is not None else (grid[1, 2], grid[1, 1])
+    im = a_mean.imshow(np.ma.masked_invalid(mean), cmap=vcmap, vmin=2.0, vmax=4.0, **kw)
+    a_mean.set_title(labels["mean"])
+    fig.colorbar(im, ax=a_mean, shrink=0.8, label="Valence", ticks=[2, 2.5, 3, 3.5, 4])
+    if std is None:
+        cmap = mcolors.ListedColormap(list(VALENCE_COLORS)).with_extremes(bad=NAN_COLOR)
+        a_last.imshow(np.ma.masked_invalid(label), cmap=cmap, vmin=-0.5, vmax=2.5, **kw)
+        a_last.set_title("Most likely valence" if kind == "probabilities" else "Majority valence")
+        legend_kw = {"loc": "upper right", "fontsize": "x-small", "framealpha": 0.8}
+        a_last.legend(handles=_valence_handles(), **legend_kw)
+    else:
+        finite = std[np.isfinite(std)]
+        top = float(np.percentile(finite, 99))  # not set by a few outliers
+        top = top if top > 0 else float(finite.max())
+        ucmap = colormaps["magma"].with_extremes(bad=NAN_COLOR)
+        im = a_last.imshow(np.ma.masked_invalid(std), cmap=ucmap, vmin=0.0, vmax=top, **kw)
+        a_last.set_title("Uncertainty (ensemble spread)")
+        fig.colorbar(im, ax=a_last, shrink=0.8, label="Valence")
     for a in grid.ravel():
         a.set_xlabel(_label(ax_))
         a.set_ylabel(_label(ay))

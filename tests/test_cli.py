@@ -120,6 +120,60 @@ def test_classify_options_reach_the_library(tmp_path, demo_file):
     assert _load(out2).metadata.MnValence.parameters.background == "none"
 
 
+# --- decompose (mixed valence) ------------------------------------------------------------
+
+
+def test_decompose_writes_fractions_and_mean_oxidation_state(tmp_path, demo_file, capsys):
+    out = tmp_path / "fractions.hspy"
+    rc = main(["decompose", str(demo_file), "-o", str(out), "--png", "--no-progress"])
+    assert rc == 0
+    assert out.with_suffix(".png").stat().st_size > 1000
+    f = _load(out)
+    assert f.data.shape == (3,) + SHAPE
+    assert f.metadata.MnValence.task == "fractions"
+    from hyperspy_mnvalence.synthetic import demo_ground_truth
+
+    truth = demo_ground_truth(SHAPE, seed=3)
+    mos = f.metadata.MnValence.mean_valence.data
+    mn = (truth["region"] >= 2) & np.isfinite(mos)
+    assert mn.sum() > 0.9 * (truth["region"] >= 2).sum()  # edge found on most Mn pixels
+    np.testing.assert_allclose(f.data.sum(axis=0)[mn], 1.0, atol=1e-5)
+    true_mos = np.tensordot([2.0, 3.0, 4.0], truth["fractions"], axes=1)
+    assert np.mean(np.abs(mos - true_mos)[mn]) < 0.3
+    assert np.all(np.isnan(mos[truth["region"] == 0]))  # vacuum: no edge
+    assert f.metadata.MnValence.mean_valence_std.data.shape == SHAPE
+    stdout = capsys.readouterr().out
+    median = float(stdout.split("mean oxidation state ")[1].split(" ")[0])
+    assert median == pytest.approx(np.nanmedian(mos), abs=0.005)
+
+
+def test_decompose_lazy_matches_eager_and_names_outputs(tmp_path, demo_file):
+    eager, folder = tmp_path / "eager.hspy", tmp_path / "lazy"
+    second = tmp_path / "other.hspy"
+    shutil.copy(demo_file, second)
+    assert main(["decompose", str(demo_file), "-o", str(eager), "--no-progress"]) == 0
+    rc = main(["decompose", str(demo_file), str(second), "-o", str(folder), "--lazy"])
+    assert rc == 0
+    assert sorted(p.name for p in folder.glob("*.hspy")) == [
+        "demo_si_mn_fractions.hspy",
+        "other_mn_fractions.hspy",
+    ]
+    lazy = _load(folder / "demo_si_mn_fractions.hspy")
+    np.testing.assert_allclose(lazy.data, _load(eager).data, atol=1e-5)
+    np.testing.assert_allclose(
+        lazy.metadata.MnValence.mean_valence.data,
+        _load(eager).metadata.MnValence.mean_valence.data,
+        atol=1e-5,
+    )
+
+
+def test_decompose_rejects_a_classification_model(tmp_path, demo_file, capsys):
+    out = tmp_path / "x.hspy"
+    assert main(["decompose", str(demo_file), "-o", str(out), "--model", "fast"]) == 1
+    _assert_one_error_line(capsys.readouterr().err, "not a fraction model")
+    assert not out.exists()
+
+
 # --- errors: one line on stderr, non-zero exit ------------------------------------------
 
 
@@ -213,6 +267,17 @@ def test_demo_writes_maps_and_summary(tmp_path, capsys, model_path):
         out.split("accuracy on Mn pixels (majority valence of the grain): ")[1].split("%")[0]
     )
     assert acc > 80.0
+
+
+def test_demo_fractions_reports_the_error_against_the_truth(tmp_path, capsys, model_path):
+    png = tmp_path / "fractions.png"
+    rc = main(["demo", "--fractions", "-o", str(png), "--shape", "12", "16", "--no-progress"])
+    assert rc == 0
+    assert png.stat().st_size > 1000
+    out = capsys.readouterr().out
+    mae = float(out.split("vs the demo's truth: MAE ")[1].split(" ")[0])
+    constant = float(out.split("a constant 3 would score ")[1].split(")")[0])
+    assert mae < 0.3 < constant
 
 
 def test_info_prints_model_card(capsys, model_path):

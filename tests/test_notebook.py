@@ -59,4 +59,5 @@ def test_tutorial_notebook_executes(tmp_path):
         for out in cell.get("outputs", [])
         if "image/png" in out.get("data", {})
     )
-    assert images >= 4  # maps, pixel spectra, uncertainty/L3 peak, mean oxidation state
+    assert images >= 5  # maps, pixel spectra, uncertainty/L3 peak, mean oxidation state,
+    # fraction maps

@@ -120,6 +120,62 @@ def test_valence_maps_numpy_input_and_errors():
         pl.plot_valence_maps(np.full((3, 2, 2, 2), 1 / 3))
 
 
+def _fraction_result(prob: np.ndarray, nav_axes: list, std: np.ndarray | None):
+    """A decompose_mn_valence-like result: task 'fractions', optional uncertainty map."""
+    f = _result(prob, nav_axes)
+    f.metadata.General.title = "Mn valence fractions"
+    f.metadata.set_item("MnValence.task", "fractions")
+    if std is not None:
+        f.metadata.set_item("MnValence.mean_valence_std", hs.signals.BaseSignal(std))
+    return f
+
+
+def test_fraction_maps_show_mean_oxidation_state_and_uncertainty():
+    rng = np.random.default_rng(1)
+    prob = rng.dirichlet((1, 1, 1), size=(6, 8)).transpose(2, 0, 1)
+    prob[:, 0, 0] = np.nan
+    std = np.linspace(0.0, 0.2, 48).reshape(6, 8)
+    std[0, 0] = np.nan
+    f = _fraction_result(prob, [("x", "nm", 1.0, 0.0), ("y", "nm", 1.0, 0.0)], std)
+    fig = pl.plot_valence_maps(f)
+    titles = [a.get_title() for a in fig.axes]
+    assert titles[:3] == ["Mn2+ fraction", "Mn3+ fraction", "Mn4+ fraction"]
+    assert "Mean oxidation state" in titles and "Uncertainty (ensemble spread)" in titles
+    assert len(fig.axes) == 11  # 6 panels, 5 colourbars
+    panel = {a.get_title(): a for a in fig.axes}
+    shown = panel["Uncertainty (ensemble spread)"].get_images()[0].get_array()
+    np.testing.assert_allclose(shown.filled(np.nan), std)
+    mean = panel["Mean oxidation state"].get_images()[0].get_array()
+    np.testing.assert_allclose(mean[1:, 1:], np.tensordot([2, 3, 4], prob, axes=1)[1:, 1:])
+    # a single network (no spread) or a numpy array: the majority valence instead
+    flat = _fraction_result(prob, [("x", "nm", 1.0, 0.0), ("y", "nm", 1.0, 0.0)], 0 * std)
+    assert "Majority valence" in [a.get_title() for a in pl.plot_valence_maps(flat).axes]
+    titles = [a.get_title() for a in pl.plot_valence_maps(prob, kind="fractions").axes]
+    assert "Mn3+ fraction" in titles and "Majority valence" in titles
+    with pytest.raises(ValueError, match="kind must be"):
+        pl.plot_valence_maps(prob, kind="percent")
+
+
+def test_fraction_line_scan_has_an_uncertainty_band():
+    prob = np.stack([np.linspace(1, 0, 10), np.zeros(10), np.linspace(0, 1, 10)])
+    std = np.full(10, 0.1)
+    fig = pl.plot_valence_maps(_fraction_result(prob, [("x", "nm", 1.0, 0.0)], std))
+    assert fig.axes[0].get_ylabel() == "Fraction"
+    assert fig.axes[1].get_ylabel() == "Mean oxidation state"
+    band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(1.9) and band.max() == pytest.approx(4.1)
+    # a slice of a result keeps the whole map's metadata: no band rather than a wrong one
+    fig = pl.plot_valence_maps(_fraction_result(prob, [("x", "nm", 1.0, 0.0)], np.ones(4)))
+    assert not fig.axes[1].collections
+
+
+def test_fraction_single_spectrum_title_has_the_uncertainty():
+    f = _fraction_result(np.array([0.2, 0.5, 0.3]), [], np.array([0.04]))
+    ax = pl.plot_valence_maps(f).axes[0]
+    assert ax.get_title() == "mean oxidation state 3.10 ± 0.04"
+    assert ax.get_ylabel() == "Fraction"
+
+
 def test_pixel_spectra():
     s = make_demo_spectrum_image((12, 16), seed=1)
     truth = s.metadata.Sample
