@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from .classification import (
     classify_mn_valence,
+    compute_result,
     confidence,
     mean_valence,
     most_likely_valence,
@@ -23,6 +24,7 @@ __all__ = [
     "MnValenceModel",
     "ModelError",
     "classify_mn_valence",
+    "compute_result",
     "confidence",
     "decompose_mn_valence",
     "load_model",

@@ -10,6 +10,9 @@ the result signal; the helpers below derive maps from that result.
 
 from __future__ import annotations
 
+import threading
+import warnings
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -25,6 +28,7 @@ __all__ = [
     "N_OUT",
     "classify_mn_valence",
     "classify_spectra",
+    "compute_result",
     "confidence",
     "mean_valence",
     "most_likely_valence",
@@ -142,10 +146,44 @@ def classify_spectra(
     return out.reshape(lead + (N_OUT,))
 
 
-def _block_kernel(block: np.ndarray, energy: np.ndarray, model_ref, kwargs: dict) -> np.ndarray:
+#: Results of the lazy path's blocks, kept per process (most recent first out last): a
+#: lazy result's probabilities, spread, L3 peak and reason code are four slices of one
+#: dask graph, and computing or saving them one after the other would otherwise run
+#: every spectrum through the network four times (six with the fraction maps).
+_BLOCK_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+#: Most bytes it holds (8 values per pixel: 8 million pixels).
+BLOCK_CACHE_BYTES = 256 * 2**20
+_block_cache_lock = threading.Lock()
+_block_cache_bytes = [0]
+
+
+def _block_kernel(
+    block: np.ndarray,
+    energy: np.ndarray,
+    model_ref,
+    kwargs: dict,
+    graph_key: str | None = None,
+    block_info=None,
+) -> np.ndarray:
     # model_ref is a path or None: each worker process loads (and caches) its own session;
     # one thread per block, the dask scheduler runs blocks in parallel
-    return classify_spectra(block, energy, model=model_ref, n_threads=1, **kwargs)
+    key = None
+    if graph_key is not None and block_info is not None:
+        key = (graph_key, tuple(block_info[None]["chunk-location"]))
+        with _block_cache_lock:
+            hit = _BLOCK_CACHE.get(key)
+            if hit is not None:
+                _BLOCK_CACHE.move_to_end(key)
+                return hit.copy()
+    out = classify_spectra(block, energy, model=model_ref, n_threads=1, **kwargs)
+    if key is not None and out.nbytes <= BLOCK_CACHE_BYTES:
+        with _block_cache_lock:
+            if key not in _BLOCK_CACHE:
+                _BLOCK_CACHE[key] = out.copy()
+                _block_cache_bytes[0] += out.nbytes
+            while _block_cache_bytes[0] > BLOCK_CACHE_BYTES:
+                _block_cache_bytes[0] -= _BLOCK_CACHE.popitem(last=False)[1].nbytes
+    return out
 
 
 #: Upper limits for one dask block of the lazy path: spectra and bytes of input.
@@ -221,6 +259,45 @@ def _check_signal(s) -> None:
         )
 
 
+def _check_window(name: str, window) -> tuple[float, float] | None:
+    """``window`` as ``(lo, hi)`` floats with lo < hi, or a clear error."""
+    if window is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in window)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a pair of energies (lo, hi) in eV, got {window!r}"
+        ) from None
+    if not lo < hi:
+        raise ValueError(f"{name} must be (lo, hi) with lo < hi, got ({lo:g}, {hi:g})")
+    return lo, hi
+
+
+#: What each kind of model is for, to point at the right function.
+_TASK_FUNCTIONS = {
+    "classification": "classify_mn_valence",
+    "fractions": "decompose_mn_valence",
+}
+
+
+def _warn_if_nothing_found(reason: np.ndarray, energy_window, params: dict) -> None:
+    """A warning, with the reasons, when no spectrum at all was classified."""
+    reason = np.asarray(reason)
+    if reason.size == 0 or np.any(reason == 0):
+        return
+    codes, counts = np.unique(reason[np.isfinite(reason)].astype(int), return_counts=True)
+    why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
+    lo, hi = energy_window or {**DEFAULT_PREPROCESSING, **params}["search_range_eV"]
+    warnings.warn(
+        f"No spectrum was classified ({why}); every value of the result is NaN. The L3 "
+        f"edge was looked for between {lo:g} and {hi:g} eV: check the energy calibration "
+        "and range of the data, energy_window, and background ('none' for "
+        "background-subtracted data).",
+        stacklevel=3,
+    )
+
+
 def _check_range(energy: np.ndarray, energy_window, params: dict) -> None:
     lo, hi = energy_window if energy_window is not None else params["search_range_eV"]
     e0, e1 = float(np.min(energy)), float(np.max(energy))
@@ -279,6 +356,7 @@ def classify_mn_valence(
     lazy_output: bool | None = None,
     _model_name: str = DEFAULT_MODEL,
     _title: str = "Mn valence probability",
+    _task: str = "classification",
 ):
     """Probability that the Mn in each pixel is Mn2+, Mn3+ or Mn4+.
 
@@ -338,7 +416,15 @@ def classify_mn_valence(
     from hyperspy.defaults_parser import preferences
 
     _check_signal(s)
+    energy_window = _check_window("energy_window", energy_window)
+    background_window = _check_window("background_window", background_window)
     m = load_model(model, name=_model_name)
+    if m.task != _task:
+        raise ValueError(
+            f"The model {m.path.name} is a {m.task!r} model, not a {_task!r} model: use "
+            f"{_TASK_FUNCTIONS.get(m.task, 'the function made for it')} with it, or "
+            "model=None for the shipped one."
+        )
     energy = _energy_axis(s)
     _check_range(energy, energy_window, {**DEFAULT_PREPROCESSING, **m.preprocessing})
     if show_progressbar is None:
@@ -373,12 +459,18 @@ def classify_mn_valence(
         if data.ndim == 1:
             data = data[None]
         data = _navigation_chunks(data)
+        from dask.base import tokenize
+
+        # the same name for the same input, model and settings: the key of the block cache
+        name = "mn-valence-" + tokenize(data.name, energy, model_ref, kwargs)
         res = da.map_blocks(
             _block_kernel,
             data,
             energy,
             model_ref,
             kwargs,
+            graph_key=name,
+            name=name,
             chunks=data.chunks[:-1] + ((N_OUT,),),
             dtype=np.float32,
             meta=np.empty((0,) * data.ndim, np.float32),
@@ -399,6 +491,8 @@ def classify_mn_valence(
             np.asarray(s.data), energy, model=m, show_progressbar=show_progressbar, **kwargs
         )
         stack = np.moveaxis(res, -1, 0)
+    if not lazy:
+        _warn_if_nothing_found(stack[7], energy_window, m.preprocessing)
     p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
     spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
@@ -453,6 +547,18 @@ def _map_like(p, arr, title: str, quantity: str):
     return out
 
 
+def _result_data(p):
+    """The data of a result, valence axis first; a clear error for anything else."""
+    axes = getattr(getattr(p, "axes_manager", None), "_axes", [])
+    first = next((a for a in axes if a.index_in_array == 0), None)
+    if first is None or first.name != VALENCE_AXIS["name"] or first.size != 3:
+        raise ValueError(
+            f"{p!r} is not a Mn valence result (an axis 'Mn valence' of 3 values); pass "
+            "the result of classify_mn_valence or decompose_mn_valence, not the spectra."
+        )
+    return p.data
+
+
 def _valid_argmax(prob):
     """Most likely class index along axis 0, and where all three values are finite.
 
@@ -490,10 +596,13 @@ def most_likely_valence(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = p.data  # valence axis first for every layout
+    d = _result_data(p)  # valence axis first for every layout
     xp = _xp(d)
     idx, valid = _valid_argmax(d)
-    val = xp.where(valid, xp.asarray(_valences(p))[idx], np.nan).astype(np.float32)
+    v = _valences(p)
+    # a lookup per block: dask cannot index with a dask array of more than one dimension
+    chosen = v[idx] if xp is np else idx.map_blocks(v.__getitem__, dtype=v.dtype)
+    val = xp.where(valid, chosen, np.nan).astype(np.float32)
     return _map_like(p, val, "Most likely Mn valence", "Valence")
 
 
@@ -512,7 +621,7 @@ def mean_valence(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    val = _expected_valence(p.data, _valences(p)).astype(np.float32)
+    val = _expected_valence(_result_data(p), _valences(p)).astype(np.float32)
     return _map_like(p, val, "Mean Mn valence", "Valence")
 
 
@@ -527,7 +636,7 @@ def confidence(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    return _map_like(p, p.data.max(axis=0), "Confidence", "Probability")
+    return _map_like(p, _result_data(p).max(axis=0), "Confidence", "Probability")
 
 
 def uncertainty(p: BaseSignal) -> BaseSignal:
@@ -544,7 +653,7 @@ def uncertainty(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = p.data  # valence axis first for every layout
+    d = _result_data(p)  # valence axis first for every layout
     xp = _xp(d)
     q = xp.clip(d, 1e-12, 1.0)
     h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
@@ -563,9 +672,99 @@ def no_edge_mask(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = p.data  # valence axis first for every layout
+    d = _result_data(p)  # valence axis first for every layout
     xp = _xp(d)
     return _map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
+
+
+def _metadata_map(p, key: str):
+    """``p.metadata.MnValence.<key>``, cut to the pixels of ``p`` if ``p`` was sliced.
+
+    HyperSpy slices a signal's data, not the signals kept in its metadata: after
+    ``p.isig[...]`` the maps there still cover the whole original result. They share the
+    spatial calibration of ``p``, so the pixels ``p`` kept are found by their
+    coordinates. Returns None where the map is absent or those pixels cannot be found in
+    it (a recalibrated result, a single pixel cut out).
+    """
+    m = p.metadata.get_item(f"MnValence.{key}")
+    if m is None:
+        return None
+    have, want = (
+        [a for a in x.axes_manager.signal_axes if a.name != VALENCE_AXIS["name"]] for x in (m, p)
+    )
+    if not want:  # one spectrum
+        return m if all(a.size == 1 for a in have) else None
+    if [a.size for a in have] == [a.size for a in want]:
+        return m
+    if len(have) != len(want):
+        return None
+    slices = []
+    for a, b in zip(want, have, strict=True):
+        if not (a.is_uniform and b.is_uniform) or b.scale == 0:
+            return None
+        pos = (np.asarray(a.axis) - b.offset) / b.scale
+        k = np.round(pos).astype(int)
+        step = int(k[1] - k[0]) if k.size > 1 else 1
+        if (
+            np.any(np.abs(pos - k) > 1e-3)
+            or k.min() < 0
+            or k.max() >= b.size
+            or step <= 0
+            or np.any(np.diff(k) != step)
+        ):
+            return None
+        slices.append(slice(int(k[0]), int(k[-1]) + 1, step))
+    return m.isig[tuple(slices)]
+
+
+#: The maps a result keeps in ``metadata.MnValence`` (the last two: fractions only).
+_RESULT_MAPS = ("probability_std", "l3_peak_eV", "reason", "mean_valence", "mean_valence_std")
+
+
+def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseSignal:
+    """Compute a lazy result and the maps in its metadata together, in place.
+
+    The probabilities (or fractions), their ensemble spread, the L3 peak, the reason
+    codes and (fractions) the mean oxidation state and its uncertainty are slices of
+    one dask graph. ``p.compute()`` computes only the first; this computes them all in
+    one pass, so every spectrum goes through the network once, also on a
+    ``dask.distributed`` cluster (where a lazy result cannot be saved to ``.hspy``
+    directly: compute it with this first). The result is small (8 numbers per pixel).
+    An eager result is returned unchanged.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+        Result of :func:`classify_mn_valence` or
+        :func:`~hyperspy_mnvalence.decompose_mn_valence`.
+    show_progressbar : bool, optional
+        Default: HyperSpy's ``preferences.General.show_progressbar``.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        ``p``, now eager, with eager maps in its metadata.
+    """
+    if not p._lazy:
+        return p
+    import dask
+    from hyperspy.defaults_parser import preferences
+
+    if show_progressbar is None:
+        show_progressbar = bool(preferences.General.show_progressbar)
+    subs = [p.metadata.get_item(f"MnValence.{k}") for k in _RESULT_MAPS]
+    sigs = [p] + [m for m in subs if m is not None and m._lazy]
+    if show_progressbar:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            arrays = dask.compute(*(m.data for m in sigs))
+    else:
+        arrays = dask.compute(*(m.data for m in sigs))
+    for sig, arr in zip(sigs, arrays, strict=True):
+        sig.data = arr  # in-memory chunks now: computing them reads them
+        sig.compute(show_progressbar=False)
+    return p
 
 
 def valence_maps(p) -> dict:
@@ -579,7 +778,8 @@ def valence_maps(p) -> dict:
     -------
     dict
         ``most_likely``, ``mean_valence``, ``confidence``, ``uncertainty``,
-        ``no_edge``, and ``spread`` / ``l3_peak_eV`` from the metadata when present.
+        ``no_edge``, and ``spread`` / ``l3_peak_eV`` from the metadata when present
+        (cut to the pixels of ``p`` where ``p`` is a slice of a result).
     """
     out = {
         "most_likely": most_likely_valence(p),
@@ -589,6 +789,7 @@ def valence_maps(p) -> dict:
         "no_edge": no_edge_mask(p),
     }
     for k, key in (("spread", "probability_std"), ("l3_peak_eV", "l3_peak_eV")):
-        if p.metadata.has_item(f"MnValence.{key}"):
-            out[k] = p.metadata.get_item(f"MnValence.{key}")
+        m = _metadata_map(p, key)
+        if m is not None:
+            out[k] = m
     return out

@@ -105,7 +105,8 @@ def _load_spectra(path: Path, lazy: bool) -> list:
         )
         raise CLIError(
             f"{path} holds no EELS spectrum (found: {kinds or 'nothing'}); the classifier "
-            "needs spectra with an energy-loss signal axis"
+            "needs spectra with an energy-loss signal axis (a file whose energy axis loads "
+            "as an image axis: load it in Python and use s.as_signal1D(energy_axis_index))"
         )
     return spectra
 
@@ -113,6 +114,11 @@ def _load_spectra(path: Path, lazy: bool) -> list:
 def _output_paths(inputs: list[Path], output: Path, suffix: str = "mn_valence") -> list[Path]:
     """One ``.hspy`` path per input: OUTPUT itself for one input, else OUTPUT/<stem>."""
     if len(inputs) == 1 and not output.is_dir():
+        if output.suffix and output.suffix.lower() != ".hspy":
+            raise CLIError(
+                f"-o {output}: results are written as .hspy (the only format that keeps "
+                "the maps in their metadata); give a .hspy file, or a folder"
+            )
         return [output if output.suffix else output.with_suffix(".hspy")]
     if output.exists() and not output.is_dir():
         raise CLIError(f"{output} exists and is not a folder; with several inputs -o is a folder")
@@ -145,32 +151,6 @@ def _save_png(p, path: Path) -> Path:
 def _save_hspy(p, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     p.save(str(path), overwrite=True)
-
-
-def _compute(p, progress: bool | None) -> None:
-    """Compute a lazy result in place, with the maps in its metadata, in one pass.
-
-    The probabilities (or fractions), their spread, the L3 peak, the reason codes and
-    (fractions) the mean oxidation state and its uncertainty are slices of one dask
-    graph: persisting them together runs every spectrum through the network once.
-    """
-    if not p._lazy:
-        return
-    import dask
-
-    keys = ("probability_std", "l3_peak_eV", "reason", "mean_valence", "mean_valence_std")
-    subs = [p.metadata.get_item(f"MnValence.{k}") for k in keys]
-    sigs = [p] + [s for s in subs if s is not None and s._lazy]
-    if progress is not False:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            arrays = dask.persist(*(s.data for s in sigs))
-    else:
-        arrays = dask.persist(*(s.data for s in sigs))
-    for sig, arr in zip(sigs, arrays, strict=True):
-        sig.data = arr
-        sig.compute(show_progressbar=False)
 
 
 def _counts(p) -> dict[str, int]:
@@ -235,7 +215,7 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
 
 def _process_files(args: argparse.Namespace, fractions: bool) -> int:
     """Classify (or decompose) each input file and write the result maps."""
-    from .classification import classify_mn_valence, no_edge_mask
+    from .classification import classify_mn_valence, compute_result, no_edge_mask
     from .mixed import decompose_mn_valence
 
     run = decompose_mn_valence if fractions else classify_mn_valence
@@ -254,8 +234,7 @@ def _process_files(args: argparse.Namespace, fractions: bool) -> int:
         results, errors = [], []
         for s in spectra:
             try:
-                p = run(s, **kw)
-                _compute(p, progress)
+                p = compute_result(run(s, **kw), progress is not False)
             except ValueError as exc:
                 errors.append(exc)
                 continue

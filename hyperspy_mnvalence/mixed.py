@@ -15,13 +15,29 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .classification import _map_like, _valences, classify_mn_valence, mean_valence
+from .classification import (
+    _map_like,
+    _metadata_map,
+    _valences,
+    classify_mn_valence,
+    mean_valence,
+)
 from .model import FRACTIONS_MODEL, MnValenceModel
 
 if TYPE_CHECKING:
     from hyperspy.signal import BaseSignal
 
 __all__ = ["decompose_mn_valence", "mean_oxidation_state", "mean_valence_uncertainty"]
+
+
+def _check_fractions(f) -> None:
+    task = f.metadata.get_item("MnValence.task") if hasattr(f, "metadata") else None
+    if task == "classification":
+        raise ValueError(
+            "This is a classification result: class probabilities are not fractions. Use "
+            "decompose_mn_valence for fractions, or mean_valence for the "
+            "probability-weighted mean valence of a classification."
+        )
 
 
 def mean_oxidation_state(f: BaseSignal) -> BaseSignal:
@@ -38,6 +54,7 @@ def mean_oxidation_state(f: BaseSignal) -> BaseSignal:
         Map with the navigation shape of the decomposed signal (between 2 and 4;
         NaN where there is no Mn edge). Lazy if ``f`` is lazy.
     """
+    _check_fractions(f)
     out = mean_valence(f)
     out.metadata.General.title = "Mean Mn oxidation state"
     return out
@@ -63,7 +80,7 @@ def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
     ----------
     f : hyperspy.signal.BaseSignal
         Result of :func:`decompose_mn_valence` (needs
-        ``metadata.MnValence.probability_std``).
+        ``metadata.MnValence.probability_std``), or a slice of one.
 
     Returns
     -------
@@ -71,12 +88,20 @@ def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
         Map of the upper bound of the standard deviation of the mean valence (NaN
         where there is no Mn edge).
     """
+    _check_fractions(f)
     if not f.metadata.has_item("MnValence.probability_std"):
         raise ValueError(
             "This signal has no metadata.MnValence.probability_std; pass the result of "
             "decompose_mn_valence."
         )
-    spread = f.metadata.MnValence.probability_std.data
+    spread = _metadata_map(f, "probability_std")
+    if spread is None:
+        raise ValueError(
+            "The ensemble spread in metadata.MnValence.probability_std does not cover the "
+            "pixels of this signal (cut with an integer index, or recalibrated); compute "
+            "mean_valence_uncertainty on the whole result and slice that."
+        )
+    spread = spread.data
     v = _valences(f)
     dv = np.abs(v - v.mean()).reshape((3,) + (1,) * (spread.ndim - 1))
     unc = (spread * dv).sum(axis=0).astype(np.float32)
@@ -163,14 +188,8 @@ def decompose_mn_valence(
         lazy_output=lazy_output,
         _model_name=FRACTIONS_MODEL,
         _title="Mn valence fractions",
+        _task="fractions",
     )
-    task = f.metadata.get_item("MnValence.task")
-    if task != "fractions":
-        raise ValueError(
-            f"The model {f.metadata.get_item('MnValence.model')} is a {task!r} model, not "
-            "a fraction model; pass a model exported by "
-            "hyperspy_mnvalence.training.fractions, or model=None for the shipped one."
-        )
     f.metadata.Signal.quantity = "Fraction"
     f.metadata.MnValence.probability_std.metadata.General.title = "Ensemble spread of fractions"
     f.metadata.set_item("MnValence.mean_valence", mean_oxidation_state(f))

@@ -299,7 +299,8 @@ def load_model(
         hint = (
             " The shipped model is missing from the installation; reinstall hyperspy_mnvalence."
             if model is None
-            else ""
+            else f" Give one of the shipped models by name ({', '.join(SHIPPED_MODELS)}) or "
+            "the path of a retrained .onnx file."
         )
         raise ModelError(f"Model file {path} does not exist.{hint}")
     return _load_cached(str(path.resolve()), path.stat().st_mtime)

@@ -160,7 +160,9 @@ def _mean_valence_std(p) -> np.ndarray | None:
     """The mean-valence uncertainty map stored by ``decompose_mn_valence``, if any."""
     if isinstance(p, np.ndarray):
         return None
-    std = p.metadata.get_item("MnValence.mean_valence_std")
+    from .classification import _metadata_map
+
+    std = _metadata_map(p, "mean_valence_std")
     if std is None:
         return None
     data = std.data.compute() if getattr(std, "_lazy", False) else std.data
@@ -212,8 +214,7 @@ def plot_valence_maps(
     prob, axes = _result_arrays(p)
     kind = _kind(p, kind)
     std = _mean_valence_std(p) if kind == "fractions" else None
-    if std is not None:
-        # None for a sliced result, whose metadata still hold the whole map's
+    if std is not None:  # a single spectrum's is (1,)
         std = std.reshape(prob.shape[1:]) if std.size == prob[0].size else None
     if title is None and not isinstance(p, np.ndarray):
         title = p.metadata.get_item("General.title", None)

@@ -65,7 +65,7 @@ DEFAULT_PREPROCESSING: dict = {
 # Reason codes for spectra that are not classified.
 REASONS = {
     0: "ok",
-    1: "non-finite values (NaN or Inf)",
+    1: "non-finite values (NaN or Inf) in the energies used",
     2: "all zero or constant over the energies used",
     3: "no Mn L2,3 edge found",
 }
@@ -570,7 +570,11 @@ def channel_noise(spectra: np.ndarray, max_differences: int = 512) -> np.ndarray
     """
     m = spectra.shape[1]
     k = max(1, -(-(m - 1) // max_differences))  # every k-th difference
-    d = spectra[:, 1::k] - spectra[:, : m - 1 : k] if k > 1 else np.diff(spectra, axis=1)
+    hi, lo = spectra[:, 1::k], spectra[:, : m - 1 : k]
+    if spectra.dtype not in (np.float32, np.float64):
+        # integer counts (unsigned differences would wrap) and float16 (too coarse)
+        hi, lo = hi.astype(np.float64), lo.astype(np.float64)
+    d = hi - lo
     floor = d.std(axis=1)
     d -= _row_median(d)[:, None]
     np.abs(d, out=d)
@@ -800,17 +804,24 @@ def preprocess(
     hi = search[1] + w1 + 2
     if background_window is not None:
         lo = min(lo, background_window[0])
+    # Only the channels the resampling reads must be finite (a NaN far from the edge,
+    # such as the padding of a drift correction, does not matter): those between lo
+    # and hi, plus two input or grid steps for the interpolation and box averaging.
+    e = _check_energy(energy, spectra.shape[1])
+    margin = 2.0 * max(step, float(np.max(np.abs(np.diff(e)))))
+    read = np.nonzero((e >= lo - margin) & (e <= hi + margin))[0]
+    read = slice(int(read[0]), int(read[-1]) + 1) if read.size else slice(0, 0)
     # one pass: a row sums to a finite value iff its values are finite (short of
     # overflow, which the exact test of the rows that fail settles)
-    finite = np.isfinite(spectra.sum(axis=1))
+    acc = np.float64 if spectra.dtype == np.float16 else None  # float16 sums overflow
+    finite = np.isfinite(spectra[:, read].sum(axis=1, dtype=acc))
     if not finite.all():
-        finite[~finite] = np.all(np.isfinite(spectra[~finite]), axis=1)
+        finite[~finite] = np.all(np.isfinite(spectra[~finite, read]), axis=1)
     data = spectra if finite.all() else np.where(finite[:, None], spectra, 0)
     y, grid = to_uniform_grid(data, energy, step, (lo, hi))
     peak = locate_l3(y, grid, search)
     off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
     # the raw channels inside the grid are contiguous (monotonic axis): slice, not mask
-    e = np.asarray(energy, dtype=np.float64)
     inside = np.nonzero((e >= grid[0]) & (e <= grid[-1]))[0]
     inside = slice(int(inside[0]), int(inside[-1]) + 1)
     used = data[:, inside]

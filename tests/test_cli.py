@@ -243,6 +243,22 @@ def test_missing_model_file(tmp_path, demo_file, capsys):
     _assert_one_error_line(capsys.readouterr().err, "no.onnx")
 
 
+def test_output_format_and_model_name_checked_before_any_work(
+    tmp_path, demo_file, capsys, monkeypatch
+):
+    from hyperspy_mnvalence import classification
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("classified before the arguments were checked")
+
+    monkeypatch.setattr(classification, "classify_spectra", must_not_run)
+    assert main(["classify", str(demo_file), "-o", str(tmp_path / "maps.png")]) == 1
+    _assert_one_error_line(capsys.readouterr().err, "written as .hspy")
+    assert main(["classify", str(demo_file), "-o", str(tmp_path / "x.hspy"), "--model", "FAST"])
+    _assert_one_error_line(capsys.readouterr().err, "ensemble, fast, lite, fractions")
+    assert not list(tmp_path.iterdir())
+
+
 def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
     assert main(["classify"]) == 2

@@ -163,6 +163,17 @@ def test_lazy_equals_eager(demo, fraction_model):
     assert decompose_mn_valence(demo, lazy_output=True)._lazy
 
 
+def test_uncertainty_of_a_sliced_result_is_the_slice(demo, fraction_model):
+    f = decompose_mn_valence(demo, model=fraction_model)
+    full = mnv.mean_valence_uncertainty(f).data
+    crop = f.isig[2:8, 1:6]
+    np.testing.assert_array_equal(
+        mnv.mean_valence_uncertainty(crop).data, full[1:6, 2:8], strict=True
+    )
+    with pytest.raises(ValueError, match="whole result and slice that"):
+        mnv.mean_valence_uncertainty(f.isig[:, 3])
+
+
 def test_method_equals_function(demo, fraction_model):
     s = demo.deepcopy()
     s.set_signal_type("EELS_MnValence")
@@ -179,7 +190,7 @@ def test_single_spectrum(fraction_model):
 
 
 def test_rejects_a_classification_model(demo):
-    with pytest.raises(ValueError, match="not a fraction model"):
+    with pytest.raises(ValueError, match="not a 'fractions' model"):
         decompose_mn_valence(demo, model=default_model_path())
 
 

@@ -228,18 +228,62 @@ def test_missing_or_broken_model(tmp_path, spectra3):
 
 def test_bad_pixels_give_nan_not_errors(spectra3):
     e, y = spectra3
-    data = np.stack([y[0], y[0], y[0], y[0], y[0], -y[0]])
-    data[1, 40] = np.nan
-    data[2, 41] = np.inf
+    data = np.stack([y[0], y[0], y[0], y[0], y[0], -y[0], y[0]])
+    data[1, 500] = np.nan  # 640 eV: at the edge
+    data[2, 300] = np.inf  # 620 eV: pre-edge
     data[3] = 0.0
     data[4] = 7.0
+    data[6, :40] = np.nan  # 590-594 eV, far below what is read (drift-correction padding)
     s = eels(data, e)
     copy = s.data.copy()
     p = mnv.classify_mn_valence(s)
     valid = np.isfinite(p.data).all(0)
-    assert valid.tolist() == [True, False, False, False, False, False]
-    assert p.metadata.MnValence.reason.data.tolist() == [0, 1, 1, 2, 2, 3]
+    assert valid.tolist() == [True, False, False, False, False, False, True]
+    assert p.metadata.MnValence.reason.data.tolist() == [0, 1, 1, 2, 2, 3, 0]
+    np.testing.assert_allclose(p.data[:, 6], p.data[:, 0], atol=1e-6)
     np.testing.assert_array_equal(s.data, copy)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int32, np.float16])
+def test_integer_and_half_precision_counts(spectra3, dtype):
+    # raw counts often come as (unsigned) integers; differences of unsigned values
+    # must not wrap around
+    e, y = spectra3
+    counts = np.round(y).astype(dtype)
+    p = mnv.classify_mn_valence(eels(counts.astype(np.float32), e))
+    s = eels(counts.astype(np.float32), e)
+    s.data = counts
+    q = mnv.classify_mn_valence(s)
+    atol = 0.05 if dtype == np.float16 else 1e-5
+    np.testing.assert_allclose(q.data, p.data, atol=atol)
+    assert np.all(np.isfinite(q.data))
+
+
+def test_nothing_classified_warns_with_the_reasons(spectra3):
+    e, y = spectra3
+    data = y.copy()
+    data[:, 500] = np.nan  # every pixel bad at the edge
+    with pytest.warns(UserWarning, match=r"No spectrum was classified \(non-finite.*: 3\)"):
+        p = mnv.classify_mn_valence(eels(data, e))
+    assert np.all(np.isnan(p.data))
+
+
+def test_misuse_gets_clear_errors(spectra3):
+    e, y = spectra3
+    s = eels(y, e)
+    with pytest.raises(ValueError, match="lo < hi"):
+        mnv.classify_mn_valence(s, energy_window=(660, 630))
+    with pytest.raises(ValueError, match="pair of energies"):
+        mnv.classify_mn_valence(s, energy_window=640)
+    with pytest.raises(ValueError, match="background_window must be"):
+        mnv.classify_mn_valence(s, background_window=(630, 610))
+    with pytest.raises(ValueError, match="not a Mn valence result"):
+        mnv.most_likely_valence(s)
+    fractions = mnv.model.default_model_path(mnv.model.FRACTIONS_MODEL)
+    with pytest.raises(ValueError, match="use decompose_mn_valence"):
+        mnv.classify_mn_valence(s, model=fractions)
+    with pytest.raises(ValueError, match="probabilities are not fractions"):
+        mnv.mean_oxidation_state(mnv.classify_mn_valence(s))
 
 
 def test_energy_in_kev_is_understood(spectra3):

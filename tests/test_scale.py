@@ -126,7 +126,7 @@ def test_lazy_graph_one_task_per_navigation_chunk(spectrum_image, model_path):
     assert n_chunks > 1
     p = classify_mn_valence(lz, model=model_path, show_progressbar=False)
     graph = dict(p.data.__dask_graph__())
-    kernel = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("_block_kernel")]
+    kernel = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("mn-valence-")]
     assert len(kernel) == n_chunks
     # the result keeps the input's navigation chunks: nothing was gathered whole
     assert p.data.chunks[1:] == lz.data.chunks[:-1]
@@ -161,6 +161,51 @@ def test_crop_equals_same_pixels_of_full_result(spectrum_image, eager_result, mo
     _assert_same(got, eager_result.data[:, 2:9, 3:11])
 
 
+def test_lazy_maps_and_save_classify_each_spectrum_once(
+    spectrum_image, eager_result, model_path, tmp_path, monkeypatch
+):
+    import hyperspy.api as hs
+
+    from hyperspy_mnvalence import classification, most_likely_valence, valence_maps
+
+    seen = []
+    real = classification.classify_spectra
+
+    def counting(x, *args, **kwargs):
+        seen.append(x.size // x.shape[-1])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(classification, "classify_spectra", counting)
+    monkeypatch.setattr(classification, "_BLOCK_CACHE", type(classification._BLOCK_CACHE)())
+    p = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path)
+    # the probabilities, spread, L3 peak and reason are saved from one classification
+    p.save(tmp_path / "p.hspy")
+    assert sum(seen) == NAV[0] * NAV[1]
+    saved = hs.load(tmp_path / "p.hspy")
+    _assert_same(saved.data, eager_result.data)
+    _assert_same(
+        saved.metadata.MnValence.l3_peak_eV.data, eager_result.metadata.MnValence.l3_peak_eV.data
+    )
+    # derived maps of a lazy 2D result (a lookup dask cannot do by fancy indexing)
+    ml = most_likely_valence(p)
+    assert ml._lazy
+    _assert_same(ml.data.compute(), most_likely_valence(eager_result).data)
+    assert valence_maps(p)["spread"].data.shape == (3,) + NAV
+    assert sum(seen) == NAV[0] * NAV[1]  # still nothing classified twice
+
+
+def test_maps_of_a_sliced_result_are_sliced_too(eager_result):
+    from hyperspy_mnvalence import valence_maps
+
+    crop = eager_result.isig[3:11:2, 2:9]  # x (columns) 3:11 every 2nd, y (rows) 2:9
+    maps = valence_maps(crop)
+    full = eager_result.metadata.MnValence
+    _assert_same(maps["l3_peak_eV"].data, full.l3_peak_eV.data[2:9, 3:11:2])
+    _assert_same(maps["spread"].data, full.probability_std.data[:, 2:9, 3:11:2])
+    # a row cut out with an integer index cannot be found again: left out, not wrong
+    assert "l3_peak_eV" not in valence_maps(eager_result.isig[:, 4])
+
+
 def test_model_pickles_into_working_model(model_path):
     m = load_model(model_path)
     w0, w1 = m.preprocessing["window_eV"]
@@ -177,7 +222,11 @@ def test_model_pickles_into_working_model(model_path):
 
 
 @pytest.mark.slow
-def test_distributed_two_processes_equals_eager(spectrum_image, eager_result, model_path):
+def test_distributed_two_processes_equals_eager(spectrum_image, eager_result, model_path, tmp_path):
+    import hyperspy.api as hs
+
+    from hyperspy_mnvalence import compute_result
+
     distributed = pytest.importorskip("distributed")
     lz = _lazy(spectrum_image, (6, 9, -1))
     with (
@@ -197,8 +246,17 @@ def test_distributed_two_processes_equals_eager(spectrum_image, eager_result, mo
         # both worker processes took part
         workers = client.run(lambda: os.getpid())
         assert len(set(workers.values())) == 2
+        # the documented way to save under a client: compute the result, maps included
+        compute_result(p, show_progressbar=False)
+        assert not p._lazy and not p.metadata.MnValence.l3_peak_eV._lazy
+        p.save(tmp_path / "distributed.hspy")
     _assert_same(got, eager_result.data)
     _assert_same(reason, eager_result.metadata.MnValence.reason.data)
+    saved = hs.load(tmp_path / "distributed.hspy")
+    _assert_same(saved.data, eager_result.data)
+    _assert_same(
+        saved.metadata.MnValence.l3_peak_eV.data, eager_result.metadata.MnValence.l3_peak_eV.data
+    )
 
 
 # ---------------------------------------------------------------------------------------
