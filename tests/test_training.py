@@ -123,7 +123,7 @@ def test_translation_moves_window():
 
 
 @pytest.mark.parametrize(
-    "arch", ["fcn", "fcn_wide", "fcn_lite", "fcn_small", "dense", "conv_dense"]
+    "arch", ["fcn", "fcn_wide", "fcn_lite", "fcn_small", "fcn_big", "dense", "conv_dense"]
 )
 def test_architectures_build(arch):
     from hyperspy_mnvalence.training.architectures import build_model
@@ -131,6 +131,9 @@ def test_architectures_build(arch):
     m = build_model(arch)
     out = m(np.zeros((2, 300, 1), np.float32), training=False)
     assert tuple(out.shape) == (2, 3)
+    if arch == "fcn_big":  # twice fcn_wide's filters: about four times its weights
+        ratio = m.count_params() / build_model("fcn_wide").count_params()
+        assert 3.5 < ratio < 4.5
     if arch == "fcn":
         assert 500 < m.count_params() < 800
         # length-agnostic

@@ -25,6 +25,7 @@ ARCHITECTURES: dict[str, tuple[str, bool]] = {
     "fcn_wide": ("wider fully convolutional network, global average pooling", True),
     "fcn_lite": ("fully convolutional network widening with depth (4-64 filters), for speed", True),
     "fcn_small": ("fully convolutional network, half the filters of fcn_wide", True),
+    "fcn_big": ("fully convolutional network, twice the filters of fcn_wide (~4x compute)", True),
     "dense": ("Chatzidakis & Botton 2019 dense network, 2x32 hidden units", False),
     "conv_dense": ("Chatzidakis & Botton 2019 convolutional + dense network", False),
 }
@@ -69,6 +70,8 @@ def build_model(arch: str, n_channels: int = 300) -> keras.Model:
         return _fcn(layers, keras, (16, 32, 32, 64, 64), (9, 7, 7, 5, 3), 0.3, "fcn_wide")
     if arch == "fcn_lite":
         return _fcn(layers, keras, (4, 8, 16, 32, 64), (9, 7, 7, 5, 3), 0.3, "fcn_lite")
+    if arch == "fcn_big":
+        return _fcn(layers, keras, (32, 64, 64, 128, 128), (9, 7, 7, 5, 3), 0.3, "fcn_big")
     if arch == "fcn_small":
         return _fcn(layers, keras, (8, 16, 16, 32, 32), (9, 7, 7, 5, 3), 0.3, "fcn_small")
     if arch == "dense":
