@@ -146,10 +146,10 @@ def classify_spectra(
     return out.reshape(lead + (N_OUT,))
 
 
-#: Results of the lazy path's blocks, kept per process (most recent first out last): a
-#: lazy result's probabilities, spread, L3 peak and reason code are four slices of one
-#: dask graph, and computing or saving them one after the other would otherwise run
-#: every spectrum through the network four times (six with the fraction maps).
+#: Results of the lazy path's blocks, kept per process (the least recently used go
+#: first): a lazy result's probabilities, spread, L3 peak and reason code are four
+#: slices of one dask graph, and computing or saving them one after the other would
+#: otherwise run every spectrum through the network four times (six for fractions).
 _BLOCK_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 #: Most bytes it holds (8 values per pixel: 8 million pixels).
 BLOCK_CACHE_BYTES = 256 * 2**20
@@ -461,8 +461,10 @@ def classify_mn_valence(
         data = _navigation_chunks(data)
         from dask.base import tokenize
 
-        # the same name for the same input, model and settings: the key of the block cache
-        name = "mn-valence-" + tokenize(data.name, energy, model_ref, kwargs)
+        # the same name for the same input, model file and settings: the key of the
+        # block cache (a model file rewritten by retraining gets a new name)
+        stamp = (str(m.path), m.path.stat().st_mtime_ns)
+        name = "mn-valence-" + tokenize(data.name, energy, stamp, model_ref, kwargs)
         res = da.map_blocks(
             _block_kernel,
             data,
