@@ -424,6 +424,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     names = card.get("class_names") or [f"Mn{c}+" for c in card.get("classes", [])]
     print(f"model: {card.get('path')}")
+    if (card.get("training") or {}).get("smoke"):
+        print("NOTE: a smoke-test model (a tiny pipeline check), not for use on data")
     print(f"task: {card.get('task', 'classification')}")
     print(f"classes: {', '.join(str(n) for n in names)}")
     for key in ("architecture", "n_members", "energy_step_eV", "created", "version"):

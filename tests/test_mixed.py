@@ -352,3 +352,21 @@ def test_uncertainty_ranks_the_error_on_the_demo(fraction_model):
     # measured with the shipped model: 0.075 in the lowest quartile, 0.246 in the highest
     assert err[ok & (unc >= hi)].mean() > 1.5 * err[ok & (unc <= lo)].mean()
     assert np.mean(err[ok]) < 0.25  # measured 0.156
+
+
+def test_fraction_cli_protects_the_shipped_model(capsys):
+    pytest.importorskip("tensorflow")
+    from hyperspy_mnvalence.training.fractions import main
+
+    shipped = default_model_path(FRACTIONS_MODEL)
+    before = shipped.stat().st_mtime_ns
+    for argv, message in [
+        (["--smoke", "--out", str(shipped)], "would replace the shipped model"),
+        (["--arch", "fcnwide"], "invalid choice: 'fcnwide'"),
+        (["--folds", "0", "--no-export"], "--folds must be at least 1"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+    assert shipped.stat().st_mtime_ns == before

@@ -434,3 +434,87 @@ def test_cli_data_dir_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "5 file(s)/group(s) but 6 folds" in err and "--folds N with 2 <= N <= 5" in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+# --- the user's training data are checked before any training ---------------------------
+
+
+def _user_npz(path, n_per_class=6, **override):
+    """A small valid .npz of synthetic single-valence spectra (2 per class by default)."""
+    from hyperspy_mnvalence.synthetic import synthetic_spectra
+
+    e = np.arange(600.0, 690.0, 0.1)
+    spectra = np.concatenate(
+        [
+            synthetic_spectra(e, v, counts=800, rng=v + k)
+            for v in (2, 3, 4)
+            for k in range(n_per_class)
+        ]
+    ).reshape(3 * n_per_class, -1)
+    arrays = {
+        "spectra": spectra.astype(np.float32),
+        "labels": np.repeat([2, 3, 4], n_per_class),
+        "energy_eV": e,
+    }
+    arrays.update(override)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"labels": np.repeat([2, 3, 4], 5)}, "15 labels for 18 spectra"),
+        ({"labels": np.repeat([2.7, 3.7, 4.7], 6)}, "labels must be Mn valences 2, 3 or 4"),
+        ({"labels": np.repeat(["MnO", "Mn2O3", "MnO2"], 6)}, "found 'Mn2O3', 'MnO'"),
+        ({"labels": np.repeat([2, 3, 3], 6)}, "none of Mn4+"),
+        ({"energy_eV": np.arange(600.0, 690.0, 0.1) / 1000}, "energies must be in eV"),
+    ],
+)
+def test_user_npz_mistakes_are_clear_errors(tmp_path, override, message):
+    from hyperspy_mnvalence.training.cv import load_training_data
+
+    path = _user_npz(tmp_path / "mine.npz", **override)
+    with pytest.raises(ValueError, match=message):
+        load_training_data(path)
+
+
+def test_user_npz_labels_as_text_and_spectra_without_edge(tmp_path):
+    from hyperspy_mnvalence.training.cv import load_training_data
+
+    path = _user_npz(tmp_path / "ok.npz", labels=np.repeat(["Mn2+", "3+", "4"], 6))
+    d = load_training_data(path)
+    np.testing.assert_array_equal(np.bincount(d["y"]), [6, 6, 6])
+    assert "n_without_edge" not in d["training_data"][0]
+    # three vacuum-like spectra (a power law only) labelled Mn3+: left out and counted
+    with np.load(path) as z:
+        spectra = z["spectra"].copy()
+        e = z["energy_eV"]
+    spectra[6:9] = (2e3 * (e / 600.0) ** -3.0).astype(np.float32)
+    bad = _user_npz(tmp_path / "bad.npz", spectra=spectra)
+    with pytest.warns(UserWarning, match="3 of 18 training spectra show no Mn L2,3 edge"):
+        d = load_training_data(bad)
+    np.testing.assert_array_equal(np.bincount(d["y"]), [6, 3, 6])
+    assert d["training_data"][0]["n_without_edge"] == 3
+
+
+def test_cli_protects_the_shipped_model_and_checks_options(tmp_path, capsys):
+    from hyperspy_mnvalence.model import default_model_path
+    from hyperspy_mnvalence.training.__main__ import DEFAULT_OUT, main
+
+    assert not DEFAULT_OUT.is_absolute()  # the current folder, not the package
+    shipped = default_model_path()
+    before = shipped.stat().st_mtime_ns
+    for argv, message in [
+        (["--smoke", "--out", str(shipped)], "would replace the shipped model"),
+        (["--arch", "fcnwide"], "invalid choice: 'fcnwide'"),
+        (["--epochs", "0"], "must be at least 1"),
+        (["--no-aug", "pcanoise"], "Unknown augmentation 'pcanoise'"),
+        (["--data", str(tmp_path)], "give an .npz file"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--out", str(tmp_path / "x.onnx")] if "--out" not in argv else argv)
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+    assert shipped.stat().st_mtime_ns == before
+    assert not (tmp_path / "x.onnx").exists()

@@ -286,7 +286,11 @@ def test_ranges_must_overlap(folder):
     e = 600.0 + 0.2 * np.arange(250)
     short = synthetic_spectra(e, 3, counts=np.full(2, 300.0), offset_eV=-17.0, rng=0)
     _eels(short, offset=600.0).save(root / "short_mn3.hspy")
-    with pytest.raises(ValueError, match="energy range all files share"):
+    # first a warning that names the file limiting the shared range, then the error
+    with (
+        pytest.warns(UserWarning, match=r"share only 615\.0-649\.8 eV .* to short_mn3\.hspy"),
+        pytest.raises(ValueError, match="energy range all files share"),
+    ):
         load_labelled_folder(root)
 
 

@@ -18,7 +18,17 @@ import numpy as np
 
 from .architectures import ARCHITECTURES
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "mn_valence_fcn.onnx"
+#: Where a run writes its model unless told: the current folder, never the package.
+DEFAULT_OUT = Path("mn_valence_model.onnx")
+#: The installed package's models (the shipped ones): a smoke run may not replace them.
+PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,11 +36,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m hyperspy_mnvalence.training",
         description="Retrain the Mn L2,3 valence classifier and export it to ONNX.",
     )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .onnx file")
-    p.add_argument("--arch", default="fcn_wide", help="one of " + ", ".join(sorted(ARCHITECTURES)))
-    p.add_argument("--folds", type=int, default=10, help="CV folds (1: one model, no CV)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--aug-factor", type=int, default=10, help="augmented copies per epoch")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output .onnx file (default: %(default)s in the current folder; the shipped "
+        "models are replaced only when their path in the package is given)",
+    )
+    p.add_argument("--arch", default="fcn_wide", choices=sorted(ARCHITECTURES))
+    p.add_argument("--folds", type=_positive, default=10, help="CV folds (1: one model, no CV)")
+    p.add_argument("--epochs", type=_positive, default=30)
+    p.add_argument("--aug-factor", type=_positive, default=10, help="augmented copies per epoch")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="initial Adam learning rate")
     p.add_argument("--label-smoothing", type=float, default=0.05)
@@ -124,12 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     from .export import build_metadata, export_onnx
 
     t0 = time.time()
+    if args.smoke and args.out.resolve().parent == PACKAGE_MODELS:
+        parser.error(f"--smoke would replace the shipped model {args.out}; give another --out")
+    try:
+        aug = augmentation_config(disable=args.no_aug, enable=args.aug)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         data = load_training_data(args.data, data_dir=args.data_dir)
-    except (ValueError, FileNotFoundError) as exc:
-        if args.data is None and args.data_dir is None:
-            raise
-        parser.error(str(exc))  # the user's own data: one line, exit status 2
+    except (ValueError, OSError) as exc:  # also the data folder missing: one line
+        parser.error(str(exc))
     if args.smoke:
         rng = np.random.default_rng(args.seed)
         members = [np.nonzero(data["y"] == c)[0] for c in range(3)]
@@ -148,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             cv_splits(data["y"], groups, args.folds, args.seed)
         except ValueError as exc:
             parser.error(str(exc))
-    aug = augmentation_config(disable=args.no_aug, enable=args.aug)
     if data["noise_values"] is None and aug["pca_noise"]["enabled"]:
         print("PCA noise file not found: pca_noise augmentation switched off", file=sys.stderr)
         aug["pca_noise"]["enabled"] = False
@@ -280,10 +299,18 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     path = export_onnx(models, args.out, meta)
-    if args.report_dir is not None and args.folds >= 2 and have_refs:
-        from .reports import shipped_report
+    if args.report_dir is not None:
+        if args.folds >= 2 and have_refs:
+            from .reports import shipped_report
 
-        shipped_report(models, data, res, args.report_dir)
+            shipped_report(models, data, res, args.report_dir)
+        else:
+            why = (
+                "--folds 1 (no cross-validation)"
+                if args.folds < 2
+                else ("the digitized references (test/digitized_references.csv) are not found")
+            )
+            print(f"no report written to {args.report_dir}: {why}", file=sys.stderr)
     print(json.dumps({k: v for k, v in metrics.items() if k != "digitized_predicted"}, indent=1))
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB) in {wall:.0f} s")
     if args.summary:

@@ -185,13 +185,19 @@ def load_training_data(
         ]
     else:
         p = Path(data)
+        if p.suffix.lower() != ".npz" or not p.is_file():
+            raise ValueError(
+                f"{p}: give an .npz file (arrays spectra, labels, energy_eV) with --data, or "
+                "a folder of labelled EELS files with --data-dir"
+            )
         with np.load(p) as z:
             missing = {"spectra", "labels", "energy_eV"} - set(z.files)
             if missing:
                 raise ValueError(f"{p} lacks the arrays {sorted(missing)}")
             spectra = z["spectra"].astype(np.float32)
-            labels = z["labels"].astype(int)
+            labels = _valence_labels(z["labels"], p.name)
             energy = z["energy_eV"].astype(np.float64)
+            _check_user_arrays(p.name, spectra, labels, energy)
             if "groups" in z.files:
                 raw = np.asarray(z["groups"])
                 if raw.ndim != 1 or raw.size != labels.size:
@@ -206,7 +212,18 @@ def load_training_data(
     if np.any(bad):
         raise ValueError(f"labels must be valences 2, 3 or 4; found {np.unique(labels[bad])}")
     if spectra.ndim != 2 or spectra.shape[1] != energy.size:
-        raise ValueError("spectra must be (n, C) with energy_eV of length C")
+        raise ValueError(
+            f"spectra must be (n, C) with energy_eV of length C; got spectra "
+            f"{spectra.shape} and energy_eV ({energy.size},)"
+        )
+    if data is not None or data_dir is not None:
+        spectra, labels, groups = _drop_without_edge(spectra, labels, energy, groups, records)
+    absent = [f"Mn{c}+" for c in CLASSES if not np.any(labels == c)]
+    if absent:
+        raise ValueError(
+            f"the model has one output per valence (Mn2+, Mn3+, Mn4+) and needs training "
+            f"spectra of each; none of {', '.join(absent)}"
+        )
     if noise_record is not None:
         records.append(noise_record)
     return {
@@ -218,6 +235,74 @@ def load_training_data(
         "groups": groups,
         "group_by": group_by,
     }
+
+
+def _drop_without_edge(spectra, labels, energy, groups, records):
+    """A user's spectra without a Mn L2,3 edge, dropped with a warning and counted.
+
+    Background-only pixels of a labelled spectrum image (vacuum, another phase) would
+    otherwise be learnt as that label; the classifier calls them "no Mn edge" anyway.
+    The count goes into each file's record (``n_without_edge``) in the model card.
+    """
+    keep = preprocess(spectra, energy).valid
+    if keep.all():
+        return spectra, labels, groups
+    # a record per file (folder: the group is the file) or one for the .npz
+    owner = groups if groups is not None and len(records) > 1 else np.zeros(len(labels), int)
+    dropped = np.bincount(owner[~keep], minlength=len(records))
+    for rec, n in zip(records, dropped, strict=False):
+        if n:
+            rec["n_without_edge"] = int(n)
+    where = ", ".join(f"{r['file']}: {int(n)}" for r, n in zip(records, dropped, strict=False) if n)
+    warnings.warn(
+        f"{int((~keep).sum())} of {keep.size} training spectra show no Mn L2,3 edge and are "
+        f"left out ({where})",
+        stacklevel=3,
+    )
+    return spectra[keep], labels[keep], None if groups is None else groups[keep]
+
+
+def _valence_labels(raw: np.ndarray, name: str) -> np.ndarray:
+    """Labels of an .npz as valences: 2, 3, 4, 3.0, "3", "3+" or "Mn3+"; else an error."""
+    from .userdata import _as_valence
+
+    raw = np.asarray(raw).ravel()
+    out = np.array([_as_valence(str(v).strip().removeprefix("Mn")) for v in raw], dtype=object)
+    bad = np.array([v is None for v in out], dtype=bool)
+    if bad.any():
+        shown = ", ".join(repr(str(v)) for v in np.unique(raw[bad].astype(str))[:5])
+        raise ValueError(
+            f"{name}: labels must be Mn valences 2, 3 or 4 (also '3+' or 'Mn3+'); found {shown}"
+        )
+    return out.astype(int)
+
+
+def _check_user_arrays(name: str, spectra, labels, energy) -> None:
+    """Shapes, finiteness and the energy range of a user's arrays, with clear errors."""
+    if spectra.ndim != 2 or spectra.shape[1] != energy.size:
+        raise ValueError(
+            f"{name}: spectra must be (n, C) with energy_eV of length C; got spectra "
+            f"{spectra.shape} and energy_eV ({energy.size},)"
+        )
+    if labels.size != spectra.shape[0]:
+        raise ValueError(
+            f"{name}: {labels.size} labels for {spectra.shape[0]} spectra; give one label "
+            "per spectrum"
+        )
+    lo, hi = DEFAULT_PREPROCESSING["search_range_eV"]
+    e0, e1 = float(np.min(energy)), float(np.max(energy))
+    if e1 < lo + 5.0 or e0 > hi - 5.0:
+        raise ValueError(
+            f"{name}: energy_eV runs {e0:.1f}-{e1:.1f}, which does not contain the Mn L2,3 "
+            f"edge (looked for between {lo:.0f} and {hi:.0f} eV); energies must be in eV "
+            "and cover about 620-670 eV"
+        )
+    if not np.all(np.isfinite(spectra)):
+        rows = np.nonzero(~np.all(np.isfinite(spectra), axis=1))[0]
+        raise ValueError(
+            f"{name}: {rows.size} spectra contain NaN or Inf (first: index {rows[0]}); "
+            "remove or fix them"
+        )
 
 
 def cv_splits(

@@ -38,6 +38,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -145,6 +146,8 @@ class FractionConfig:
         Overrides of the instrument augmentations (default
         :data:`FRACTION_AUGMENTATION`).
     seed : int
+    smoke : bool
+        A tiny pipeline check (recorded in the model card), not a usable model.
     """
 
     arch: str = "fcn_wide"
@@ -159,6 +162,7 @@ class FractionConfig:
     max_average: int = 1
     augmentation: dict = field(default_factory=lambda: copy.deepcopy(FRACTION_AUGMENTATION))
     seed: int = 0
+    smoke: bool = False
 
 
 def per_atom_scale() -> np.ndarray:
@@ -719,7 +723,10 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status.
     """
+    from hyperspy_mnvalence import datasets
     from hyperspy_mnvalence.model import default_model_path
+
+    from .architectures import ARCHITECTURES
 
     p = argparse.ArgumentParser(
         prog="python -m hyperspy_mnvalence.training.fractions",
@@ -727,15 +734,24 @@ def main(argv: list[str] | None = None) -> int:
         "real single-valence Titan spectra, cross-validate it on mixtures of held-out "
         "spectra, and export the fold ensemble to ONNX.",
     )
-    p.add_argument("--out", default=str(default_model_path("mn_valence_fractions.onnx")))
+    p.add_argument(
+        "--out",
+        default="mn_valence_fractions.onnx",
+        help="output .onnx file (default: %(default)s in the current folder; the shipped "
+        "model is replaced only when its path in the package is given)",
+    )
     p.add_argument("--no-export", action="store_true", help="do not write the ONNX file")
-    p.add_argument("--report-dir", default="training/reports")
+    p.add_argument(
+        "--report-dir",
+        default=None,
+        help="folder for fractions_report.json and the figures (default: the folder of --out)",
+    )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--members", type=int, default=3, help="fold models trained/ensembled")
     p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--n-mixtures", type=int, default=10000, help="mixtures per epoch")
     p.add_argument("--n-eval", type=int, default=2000, help="held-out mixtures per fold")
-    p.add_argument("--arch", default="fcn_wide")
+    p.add_argument("--arch", default="fcn_wide", choices=sorted(ARCHITECTURES))
     p.add_argument("--loss", choices=("cce", "mse", "l1"), default="cce")
     p.add_argument("--learning-rate", type=float, default=3e-3)
     p.add_argument(
@@ -760,19 +776,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     n_eval = a.n_eval
     if a.smoke:
-        cfg.epochs, cfg.n_mixtures, n_eval = 1, 128, 64
+        cfg.epochs, cfg.n_mixtures, n_eval, cfg.smoke = 1, 128, 64, True
     from .cv import load_training_data
 
-    data = load_training_data(a.data)
+    if a.smoke and not a.no_export:
+        if Path(a.out).resolve() == default_model_path("mn_valence_fractions.onnx").resolve():
+            p.error(f"--smoke would replace the shipped model {a.out}; give another --out")
+    for name in ("folds", "members", "epochs", "n_mixtures", "n_eval"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        data = load_training_data(a.data)
+    except (ValueError, OSError) as exc:
+        p.error(str(exc))
+    digitized = not a.no_digitized
+    if digitized:
+        try:
+            datasets.load_digitized_references()
+        except datasets.DataNotFoundError:
+            print("digitized references not found: not evaluated on them", file=sys.stderr)
+            digitized = False
+    report_dir = a.report_dir if a.report_dir is not None else str(Path(a.out).parent)
     rep = run(
         cfg,
         folds=a.folds,
         members=a.members,
         out=None if a.no_export else a.out,
-        report_dir=a.report_dir,
+        report_dir=report_dir,
         data=data,
         n_eval=n_eval,
-        digitized=not a.no_digitized,
+        digitized=digitized,
     )
     print(json.dumps({k: v for k, v in rep["metrics"].items()}, indent=1))
     return 0

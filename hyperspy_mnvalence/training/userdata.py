@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,10 @@ import numpy as np
 from hyperspy_mnvalence.classification import _EELS_TYPES, _energy_axis
 from hyperspy_mnvalence.datasets import file_sha256
 from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess, to_uniform_grid
+
+#: A shared energy range narrower than this (eV) is warned about: the pre-edge fit and the
+#: model window need about 20 eV before and 22 eV after the L3 peak.
+_WARN_SHARED_EV = 50.0
 
 __all__ = [
     "LABELS_FILE",
@@ -286,6 +291,15 @@ def load_labelled_folder(
             lo = max(lo, float(energy.min()))
             hi = min(hi, float(energy.max()))
 
+    if hi - lo < _WARN_SHARED_EV:
+        first = max(loaded, key=lambda t: float(t[4].min()))[0].name
+        last = min(loaded, key=lambda t: float(t[4].max()))[0].name
+        warnings.warn(
+            f"the files share only {lo:.1f}-{hi:.1f} eV (from {first} to {last}), and every "
+            f"file is cut to it; the model reads about 20 eV before to 22 eV after the L3 "
+            "peak, so leave out the files with the narrowest ranges if that is too short",
+            stacklevel=2,
+        )
     spectra, grids = [], []
     for path, _, _, data, energy in loaded:
         try:
