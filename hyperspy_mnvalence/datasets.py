@@ -19,6 +19,7 @@ __all__ = [
     "DATA_ENV",
     "DataNotFoundError",
     "data_dir",
+    "evaluation_records",
     "file_sha256",
     "load_digitized_references",
     "load_pca_noise",
@@ -160,4 +161,28 @@ def load_digitized_references() -> list[dict]:
         inten = np.bincount(inv, weights=pts[:, 1]) / np.bincount(inv)
         d["energy"], d["intensity"] = e, inten
         out.append(d)
+    return out
+
+
+#: Files used only to evaluate a trained model (never to train or choose it).
+EVALUATION_FILES = {
+    "test/digitized_references.csv": "evaluation only: 31 digitized literature spectra",
+    "train/titan_mn2_wide.npz": "evaluation only: wide-window Mn2+ spectra",
+}
+
+
+def evaluation_records() -> list[dict]:
+    """File name, SHA-256 and use of each evaluation file that is present.
+
+    Returns
+    -------
+    list of dict
+        ``file``, ``sha256``, ``use`` per file of :data:`EVALUATION_FILES` found in
+        :func:`data_dir` (absent files are left out).
+    """
+    out = []
+    for rel, use in EVALUATION_FILES.items():
+        p = data_dir() / rel
+        if p.is_file():
+            out.append({"file": rel, "sha256": file_sha256(p), "use": use})
     return out

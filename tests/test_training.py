@@ -233,6 +233,10 @@ def test_smoke_cli_real_data(tmp_path):
     files = {r["file"]: r for r in meta["training_data"]}
     sha = datasets.file_sha256(datasets.data_dir() / "train" / "titan_mn_valence.npz")
     assert files["train/titan_mn_valence.npz"]["sha256"] == sha
+    evaluation = {r["file"]: r["sha256"] for r in meta["evaluation_data"]}
+    ref = datasets.data_dir() / "test" / "digitized_references.csv"
+    assert evaluation["test/digitized_references.csv"] == datasets.file_sha256(ref)
+    assert not set(evaluation) & set(files)  # evaluation files are not training files
     assert meta["n_members"] == 2
     sess = ort.InferenceSession(str(out))
     p, _ = sess.run(None, {"spectra": np.zeros((2, 300), np.float32)})

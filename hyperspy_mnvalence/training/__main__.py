@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    from hyperspy_mnvalence import datasets
+
     from .augment import augmentation_config
     from .cv import (
         TrainConfig,
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         metrics=metrics,
         extra={
+            "evaluation_data": datasets.evaluation_records(),
             "training": {
                 "epochs": args.epochs,
                 "aug_factor": args.aug_factor,
@@ -295,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_time_s": round(wall, 1),
                 "cpu_count": os.cpu_count(),
                 "smoke": bool(args.smoke),
-            }
+            },
         },
     )
     path = export_onnx(models, args.out, meta)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hyperspy_mnvalence import datasets
 from hyperspy_mnvalence.preprocessing import preprocess, resampling_matrix
 
 from .augment import augment_and_preprocess, augmentation_config
@@ -687,6 +688,7 @@ def run(
             metrics=metrics,
             extra={
                 "task": "fractions",
+                "evaluation_data": datasets.evaluation_records(),
                 "class_names": ["Mn2+", "Mn3+", "Mn4+"],
                 "training": {
                     **{k: v for k, v in asdict(cfg).items() if k != "augmentation"},
@@ -723,7 +725,6 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status.
     """
-    from hyperspy_mnvalence import datasets
     from hyperspy_mnvalence.model import default_model_path
 
     from .architectures import ARCHITECTURES

@@ -50,8 +50,9 @@ __all__ = [
     "shipped_report",
 ]
 
-#: Default folder of the reports (``training/reports`` at the repository root).
-REPORT_DIR = Path(__file__).resolve().parents[2] / "training" / "reports"
+#: Default output folder, relative to the current folder (``training/reports`` of a
+#: checkout when run from its root; never inside an installed package).
+REPORT_DIR = Path("training") / "reports"
 NAMES = ["Mn2+", "Mn3+", "Mn4+"]
 
 
