@@ -20,6 +20,7 @@ Usage::
     python benchmarks/benchmark_classification.py                 # full sizes
     python benchmarks/benchmark_classification.py --eager 64 64 1024 --lazy 128 128 1024
     python benchmarks/benchmark_classification.py --skip-lazy --model path/to/model.onnx
+    python benchmarks/benchmark_classification.py --fractions --skip-exspy   # mixed valence
 """
 
 from __future__ import annotations
@@ -133,13 +134,25 @@ def _signal(data, energy, lazy: bool = False):
     return s
 
 
-def _cpu_split(flat: np.ndarray, energy: np.ndarray, model, batch: int = 512) -> dict:
+def _runner(fractions: bool):
+    """The function a case times and the name of its shipped model."""
+    from hyperspy_mnvalence import classify_mn_valence, decompose_mn_valence
+    from hyperspy_mnvalence.model import DEFAULT_MODEL, FRACTIONS_MODEL
+
+    if fractions:
+        return decompose_mn_valence, FRACTIONS_MODEL
+    return classify_mn_valence, DEFAULT_MODEL
+
+
+def _cpu_split(
+    flat: np.ndarray, energy: np.ndarray, model, batch: int = 512, fractions: bool = False
+) -> dict:
     # CPU seconds of the two stages, each run alone on one thread in the same batches
     # as classify_mn_valence: where the time goes
     from hyperspy_mnvalence.model import load_model
     from hyperspy_mnvalence.preprocessing import preprocess, single_threaded_blas
 
-    m = load_model(model)
+    m = load_model(model, name=_runner(fractions)[1])
     xs, c = [], _cpu_s()
     with single_threaded_blas():
         for i in range(0, flat.shape[0], batch):
@@ -153,26 +166,25 @@ def _cpu_split(flat: np.ndarray, energy: np.ndarray, model, batch: int = 512) ->
     return {"cpu_seconds_preprocessing": c_pre, "cpu_seconds_network": _cpu_s() - c}
 
 
-def case_eager(shape, model, repeat: int) -> dict:
-    from hyperspy_mnvalence import classify_mn_valence
-
+def case_eager(shape, model, repeat: int, fractions: bool = False) -> dict:
+    run = _runner(fractions)[0]
     data, energy = eager_data(shape)
     s = _signal(data, energy)
     rss_data = _peak_rss_mib()
-    classify_mn_valence(s.inav[:4, :4], model=model, show_progressbar=False)  # warm-up
+    run(s.inav[:4, :4], model=model, show_progressbar=False)  # warm-up
     times, cpu = [], []
     for _ in range(repeat):
         t, c = time.perf_counter(), _cpu_s()
-        p = classify_mn_valence(s, model=model, show_progressbar=False)
+        p = run(s, model=model, show_progressbar=False)
         times.append(time.perf_counter() - t)
         cpu.append(_cpu_s() - c)
     n = shape[0] * shape[1]
     valid = float(np.isfinite(p.data[0]).mean())
     peak = _peak_rss_mib()  # before the stage split below, which keeps its inputs
-    split = _cpu_split(data.reshape(n, -1), energy, model)
+    split = _cpu_split(data.reshape(n, -1), energy, model, fractions=fractions)
     return {
         **split,
-        "case": "eager",
+        "case": "eager_fractions" if fractions else "eager",
         "shape": list(shape),
         "seconds": min(times),
         "seconds_all": times,
@@ -216,15 +228,14 @@ def case_exspy(shape, repeat: int) -> dict:
     }
 
 
-def case_lazy(shape, model, crop: int = 48) -> dict:
+def case_lazy(shape, model, crop: int = 48, fractions: bool = False) -> dict:
     import dask
 
-    from hyperspy_mnvalence import classify_mn_valence
-
+    run = _runner(fractions)[0]
     data, energy = lazy_data(shape)
     s = _signal(data, energy, lazy=True)
     t, c = time.perf_counter(), _cpu_s()
-    p = classify_mn_valence(s, model=model, show_progressbar=False)
+    p = run(s, model=model, show_progressbar=False)
     assert p._lazy
     probs, reason = dask.compute(p.data, p.metadata.MnValence.reason.data)
     dt, dc = time.perf_counter() - t, _cpu_s() - c
@@ -234,12 +245,12 @@ def case_lazy(shape, model, crop: int = 48) -> dict:
     y0, x0 = (shape[0] - c) // 2 + 3, (shape[1] - c) // 2 + 5
     y0, x0 = min(y0, shape[0] - c), min(x0, shape[1] - c)
     sub = _signal(np.asarray(data[y0 : y0 + c, x0 : x0 + c].compute()), energy)
-    pe = classify_mn_valence(sub, model=model, show_progressbar=False).data
+    pe = run(sub, model=model, show_progressbar=False).data
     got = probs[:, y0 : y0 + c, x0 : x0 + c]
     same_mask = bool(np.array_equal(np.isnan(got), np.isnan(pe)))
     max_diff = float(np.nanmax(np.abs(got - pe))) if np.isfinite(pe).any() else 0.0
     return {
-        "case": "lazy",
+        "case": "lazy_fractions" if fractions else "lazy",
         "shape": list(shape),
         "input_chunks": [list(map(int, ch[:2])) for ch in data.chunks[:2]],
         "seconds": dt,
@@ -272,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         "--lazy", nargs=3, type=int, default=[512, 512, 1024], metavar=("NY", "NX", "NCH")
     )
     ap.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    ap.add_argument(
+        "--fractions",
+        action="store_true",
+        help="time decompose_mn_valence (mixed valence, the shipped fraction model by "
+        "default) instead of classify_mn_valence",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="timed repeats of the eager cases")
     ap.add_argument("--skip-eager", action="store_true")
     ap.add_argument("--skip-exspy", action="store_true")
@@ -282,17 +299,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.case:  # child process: one case, one line of JSON
         if a.case == "eager":
-            res = case_eager(tuple(a.eager), a.model, a.repeat)
+            res = case_eager(tuple(a.eager), a.model, a.repeat, a.fractions)
         elif a.case == "exspy":
             res = case_exspy(tuple(a.eager), a.repeat)
         else:
-            res = case_lazy(tuple(a.lazy), a.model)
+            res = case_lazy(tuple(a.lazy), a.model, fractions=a.fractions)
         print("RESULT " + json.dumps(res))
         return 0
 
     common = ["--eager", *map(str, a.eager), "--lazy", *map(str, a.lazy), "--repeat", str(a.repeat)]
     if a.model:
         common += ["--model", a.model]
+    if a.fractions:
+        common += ["--fractions"]
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  {platform.processor() or platform.machine()}"
         f"  {os.cpu_count()} CPUs  python {platform.python_version()}"
