@@ -489,6 +489,14 @@ def test_user_npz_labels_as_text_and_spectra_without_edge(tmp_path):
     path = _user_npz(tmp_path / "ok.npz", labels=np.repeat(["Mn2+", "3+", "4"], 6))
     d = load_training_data(path)
     np.testing.assert_array_equal(np.bincount(d["y"]), [6, 6, 6])
+    with np.load(path) as z:  # the Titan files' key "valence" for the labels
+        np.savez(
+            tmp_path / "titan_like.npz",
+            spectra=z["spectra"],
+            energy_eV=z["energy_eV"],
+            valence=np.repeat([2, 3, 4], 6),
+        )
+    np.testing.assert_array_equal(load_training_data(tmp_path / "titan_like.npz")["y"], d["y"])
     assert "n_without_edge" not in d["training_data"][0]
     # three vacuum-like spectra (a power law only) labelled Mn3+: left out and counted
     with np.load(path) as z:

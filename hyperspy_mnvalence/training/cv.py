@@ -191,11 +191,13 @@ def load_training_data(
                 "a folder of labelled EELS files with --data-dir"
             )
         with np.load(p) as z:
-            missing = {"spectra", "labels", "energy_eV"} - set(z.files)
+            # "valence", as in the Titan files, is accepted for "labels"
+            label_key = "labels" if "labels" in z.files or "valence" not in z.files else "valence"
+            missing = {"spectra", label_key, "energy_eV"} - set(z.files)
             if missing:
                 raise ValueError(f"{p} lacks the arrays {sorted(missing)}")
             spectra = z["spectra"].astype(np.float32)
-            labels = _valence_labels(z["labels"], p.name)
+            labels = _valence_labels(z[label_key], p.name)
             energy = z["energy_eV"].astype(np.float64)
             _check_user_arrays(p.name, spectra, labels, energy)
             if "groups" in z.files:
