@@ -781,7 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     from .cv import load_training_data
 
     if a.smoke and not a.no_export:
-        if Path(a.out).resolve() == default_model_path("mn_valence_fractions.onnx").resolve():
+        shipped = default_model_path("mn_valence_fractions.onnx").resolve().parent
+        if Path(a.out).resolve().parent == shipped:  # the package's models
             p.error(f"--smoke would replace the shipped model {a.out}; give another --out")
     for name in ("folds", "members", "epochs", "n_mixtures", "n_eval"):
         if getattr(a, name) < 1:
