@@ -551,7 +551,8 @@ def _map_like(p, arr, title: str, quantity: str):
 
 def _result_data(p):
     """The data of a result, valence axis first; a clear error for anything else."""
-    axes = getattr(getattr(p, "axes_manager", None), "_axes", [])
+    am = getattr(p, "axes_manager", None)
+    axes = [] if am is None else [*am.navigation_axes, *am.signal_axes]
     first = next((a for a in axes if a.index_in_array == 0), None)
     if first is None or first.name != VALENCE_AXIS["name"] or first.size != 3:
         raise ValueError(
