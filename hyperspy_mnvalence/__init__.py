@@ -6,8 +6,8 @@ A HyperSpy extension: ``s.set_signal_type("EELS_MnValence")`` then
 
 __version__ = "0.1.0"
 
-from .classification import (
-    classify_mn_valence,
+from .classification import classify_mn_valence
+from .maps import (
     compute_result,
     confidence,
     mean_valence,

@@ -155,7 +155,7 @@ def _save_hspy(p, path: Path) -> None:
 
 def _counts(p) -> dict[str, int]:
     """Pixels per most likely valence, and pixels without a Mn edge."""
-    from .classification import most_likely_valence
+    from .maps import most_likely_valence
 
     ml = np.asarray(most_likely_valence(p).data)
     out = {f"Mn{v}+": int(np.sum(ml == v)) for v in (2, 3, 4)}
@@ -215,7 +215,8 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
 
 def _process_files(args: argparse.Namespace, fractions: bool) -> int:
     """Classify (or decompose) each input file and write the result maps."""
-    from .classification import classify_mn_valence, compute_result, no_edge_mask
+    from .classification import classify_mn_valence
+    from .maps import compute_result, no_edge_mask
     from .mixed import decompose_mn_valence
 
     run = decompose_mn_valence if fractions else classify_mn_valence
@@ -275,7 +276,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
 
 def _demo_summary(s, p) -> list[str]:
     """Pixel counts and, where the demo carries its truth, the accuracy."""
-    from .classification import most_likely_valence
+    from .maps import most_likely_valence
 
     lines = [f"pixels per most likely valence: {_format_counts(_counts(p))}"]
     region = s.metadata.get_item("Sample.region_truth")

@@ -15,13 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .classification import (
-    _map_like,
-    _metadata_map,
-    _valences,
-    classify_mn_valence,
-    mean_valence,
-)
+from .classification import classify_mn_valence
+from .maps import _map_like, _metadata_map, _valences, mean_valence
 from .model import FRACTIONS_MODEL, MnValenceModel
 
 if TYPE_CHECKING:

@@ -134,7 +134,7 @@ def _new_figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
 
 
 def _mean_and_label(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from .classification import _expected_valence, _valid_argmax
+    from .maps import _expected_valence, _valid_argmax
 
     idx, valid = _valid_argmax(prob)
     return _expected_valence(prob, _VALENCES), np.where(valid, idx.astype(float), np.nan)
@@ -160,7 +160,7 @@ def _mean_valence_std(p) -> np.ndarray | None:
     """The mean-valence uncertainty map stored by ``decompose_mn_valence``, if any."""
     if isinstance(p, np.ndarray):
         return None
-    from .classification import _metadata_map
+    from .maps import _metadata_map
 
     std = _metadata_map(p, "mean_valence_std")
     if std is None:
@@ -243,7 +243,7 @@ _KIND_LABELS = {
 
 
 def _bar_chart(prob: np.ndarray, fig: Figure | None, kind: str, std: np.ndarray | None) -> Figure:
-    from .classification import _expected_valence
+    from .maps import _expected_valence
 
     labels = _KIND_LABELS[kind]
     fig = _new_figure(fig, (4.0, 3.2))

@@ -1,0 +1,307 @@
+"""Maps derived from a Mn valence result, and the maps kept in its metadata.
+
+A result of :func:`~hyperspy_mnvalence.classify_mn_valence` or
+:func:`~hyperspy_mnvalence.decompose_mn_valence` holds three values per pixel (class
+probabilities or fractions) on a first axis named "Mn valence", followed by the
+spatial axes of the input, NaN where a pixel has no Mn L2,3 edge; its
+``metadata.MnValence`` keeps the ensemble spread, the L3 peak and the reason codes
+(and, for fractions, the mean oxidation state and its uncertainty) as signals of the
+same layout. Everything here works on eager and lazy (dask) results alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from hyperspy.signal import BaseSignal
+
+__all__ = [
+    "VALENCE_AXIS",
+    "compute_result",
+    "confidence",
+    "mean_valence",
+    "most_likely_valence",
+    "no_edge_mask",
+    "uncertainty",
+    "valence_maps",
+]
+
+#: The first axis of every result: the three valences.
+VALENCE_AXIS = {"name": "Mn valence", "units": "", "scale": 1.0, "offset": 2.0, "size": 3}
+
+
+def _xp(data):
+    if isinstance(data, np.ndarray):
+        return np
+    import dask.array as da
+
+    return da
+
+
+def _map_like(p, arr, title: str, quantity: str):
+    """A map with the signal axes of result ``p``."""
+    if p.axes_manager.navigation_dimension == 0:
+        import hyperspy.api as hs
+
+        out = hs.signals.BaseSignal(np.asarray(arr) if np.ndim(arr) == 0 else arr)
+        if p._lazy:
+            out = out.as_lazy()
+    else:
+        out = p.inav[0]._deepcopy_with_new_data(arr)
+        if out.metadata.has_item("MnValence"):
+            del out.metadata.MnValence
+    out.metadata.General.title = title
+    out.metadata.Signal.quantity = quantity
+    return out
+
+
+def _result_data(p):
+    """The data of a result, valence axis first; a clear error for anything else."""
+    am = getattr(p, "axes_manager", None)
+    axes = [] if am is None else [*am.navigation_axes, *am.signal_axes]
+    first = next((a for a in axes if a.index_in_array == 0), None)
+    if first is None or first.name != VALENCE_AXIS["name"] or first.size != 3:
+        raise ValueError(
+            f"{p!r} is not a Mn valence result (an axis 'Mn valence' of 3 values); pass "
+            "the result of classify_mn_valence or decompose_mn_valence, not the spectra."
+        )
+    return p.data
+
+
+def _valid_argmax(prob):
+    """Most likely class index along axis 0, and where all three values are finite.
+
+    Works on numpy and dask arrays of shape ``(3, ...)``.
+    """
+    xp = _xp(prob)
+    valid = xp.all(xp.isfinite(prob), axis=0)
+    return xp.argmax(xp.where(valid, prob, -1.0), axis=0), valid
+
+
+def _expected_valence(prob, valences) -> np.ndarray:
+    """``sum_k p_k v_k / sum_k p_k`` along axis 0; NaN where not finite or all zero."""
+    xp = _xp(prob)
+    v = np.asarray(valences, dtype=np.float32).reshape((3,) + (1,) * (prob.ndim - 1))
+    valid = xp.all(xp.isfinite(prob), axis=0)
+    safe = xp.where(valid, prob, 0.0)
+    tot = safe.sum(axis=0)
+    ok = valid & (tot > 0)
+    return xp.where(ok, (safe * v).sum(axis=0) / xp.where(ok, tot, 1.0), np.nan)
+
+
+def _valences(p) -> np.ndarray:
+    return np.asarray(p.metadata.get_item("MnValence.classes", [2, 3, 4]), dtype=np.float32)
+
+
+def most_likely_valence(p: BaseSignal) -> BaseSignal:
+    """Map of the most likely valence (2, 3 or 4; NaN where no Mn edge).
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+        Result of :func:`classify_mn_valence`.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _result_data(p)  # valence axis first for every layout
+    xp = _xp(d)
+    idx, valid = _valid_argmax(d)
+    v = _valences(p)
+    # a lookup per block: dask cannot index with a dask array of more than one dimension
+    chosen = v[idx] if xp is np else idx.map_blocks(v.__getitem__, dtype=v.dtype)
+    val = xp.where(valid, chosen, np.nan).astype(np.float32)
+    return _map_like(p, val, "Most likely Mn valence", "Valence")
+
+
+def mean_valence(p: BaseSignal) -> BaseSignal:
+    """Probability-weighted mean valence, sum_k p_k v_k (NaN where no Mn edge).
+
+    For a classifier this is an expectation over classes, not a mixed-valence
+    fraction; see :func:`hyperspy_mnvalence.decompose_mn_valence` for fractions.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+        Result of :func:`classify_mn_valence` (or ``decompose_mn_valence``).
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    val = _expected_valence(_result_data(p), _valences(p)).astype(np.float32)
+    return _map_like(p, val, "Mean Mn valence", "Valence")
+
+
+def confidence(p: BaseSignal) -> BaseSignal:
+    """Highest class probability per pixel (NaN where no Mn edge).
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    return _map_like(p, _result_data(p).max(axis=0), "Confidence", "Probability")
+
+
+def uncertainty(p: BaseSignal) -> BaseSignal:
+    """Normalised entropy of the class probabilities, in [0, 1] (NaN where no edge).
+
+    0 means a certain answer, 1 means all three valences equally likely. The ensemble
+    spread of each probability is in ``p.metadata.MnValence.probability_std``.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _result_data(p)  # valence axis first for every layout
+    xp = _xp(d)
+    q = xp.clip(d, 1e-12, 1.0)
+    h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
+    h = xp.where(xp.isfinite(d[0]), h, np.nan).astype(np.float32)
+    return _map_like(p, h, "Uncertainty (normalised entropy)", "Entropy")
+
+
+def no_edge_mask(p: BaseSignal) -> BaseSignal:
+    """Boolean map, True where the pixel has no Mn L2,3 edge (or bad values).
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    d = _result_data(p)  # valence axis first for every layout
+    xp = _xp(d)
+    return _map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
+
+
+def _metadata_map(p, key: str):
+    """``p.metadata.MnValence.<key>``, cut to the pixels of ``p`` if ``p`` was sliced.
+
+    HyperSpy slices a signal's data, not the signals kept in its metadata: after
+    ``p.isig[...]`` the maps there still cover the whole original result. They share the
+    spatial calibration of ``p``, so the pixels ``p`` kept are found by their
+    coordinates. Returns None where the map is absent or those pixels cannot be found in
+    it (a recalibrated result, a single pixel cut out).
+    """
+    m = p.metadata.get_item(f"MnValence.{key}")
+    if m is None:
+        return None
+    have, want = (
+        [a for a in x.axes_manager.signal_axes if a.name != VALENCE_AXIS["name"]] for x in (m, p)
+    )
+    if not want:  # one spectrum
+        return m if all(a.size == 1 for a in have) else None
+    if [a.size for a in have] == [a.size for a in want]:
+        return m
+    if len(have) != len(want):
+        return None
+    slices = []
+    for a, b in zip(want, have, strict=True):
+        if not (a.is_uniform and b.is_uniform) or b.scale == 0:
+            return None
+        pos = (np.asarray(a.axis) - b.offset) / b.scale
+        k = np.round(pos).astype(int)
+        step = int(k[1] - k[0]) if k.size > 1 else 1
+        if (
+            np.any(np.abs(pos - k) > 1e-3)
+            or k.min() < 0
+            or k.max() >= b.size
+            or step <= 0
+            or np.any(np.diff(k) != step)
+        ):
+            return None
+        slices.append(slice(int(k[0]), int(k[-1]) + 1, step))
+    return m.isig[tuple(slices)]
+
+
+#: The maps a result keeps in ``metadata.MnValence`` (the last two: fractions only).
+_RESULT_MAPS = ("probability_std", "l3_peak_eV", "reason", "mean_valence", "mean_valence_std")
+
+
+def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseSignal:
+    """Compute a lazy result and the maps in its metadata together, in place.
+
+    The probabilities (or fractions), their ensemble spread, the L3 peak, the reason
+    codes and (fractions) the mean oxidation state and its uncertainty are slices of
+    one dask graph. ``p.compute()`` computes only the first; this computes them all in
+    one pass, so every spectrum goes through the network once, also on a
+    ``dask.distributed`` cluster (where a lazy result cannot be saved to ``.hspy``
+    directly: compute it with this first). The result is small (8 numbers per pixel).
+    An eager result is returned unchanged.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+        Result of :func:`classify_mn_valence` or
+        :func:`~hyperspy_mnvalence.decompose_mn_valence`.
+    show_progressbar : bool, optional
+        Default: HyperSpy's ``preferences.General.show_progressbar``.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        ``p``, now eager, with eager maps in its metadata.
+    """
+    if not p._lazy:
+        return p
+    import dask
+    from hyperspy.defaults_parser import preferences
+
+    if show_progressbar is None:
+        show_progressbar = bool(preferences.General.show_progressbar)
+    subs = [p.metadata.get_item(f"MnValence.{k}") for k in _RESULT_MAPS]
+    sigs = [p] + [m for m in subs if m is not None and m._lazy]
+    if show_progressbar:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            arrays = dask.compute(*(m.data for m in sigs))
+    else:
+        arrays = dask.compute(*(m.data for m in sigs))
+    for sig, arr in zip(sigs, arrays, strict=True):
+        sig.data = arr  # in-memory chunks now: computing them reads them
+        sig.compute(show_progressbar=False)
+    return p
+
+
+def valence_maps(p) -> dict:
+    """All derived maps of a result at once.
+
+    Parameters
+    ----------
+    p : hyperspy.signal.BaseSignal
+
+    Returns
+    -------
+    dict
+        ``most_likely``, ``mean_valence``, ``confidence``, ``uncertainty``,
+        ``no_edge``, and ``spread`` / ``l3_peak_eV`` from the metadata when present
+        (cut to the pixels of ``p`` where ``p`` is a slice of a result).
+    """
+    out = {
+        "most_likely": most_likely_valence(p),
+        "mean_valence": mean_valence(p),
+        "confidence": confidence(p),
+        "uncertainty": uncertainty(p),
+        "no_edge": no_edge_mask(p),
+    }
+    for k, key in (("spread", "probability_std"), ("l3_peak_eV", "l3_peak_eV")):
+        m = _metadata_map(p, key)
+        if m is not None:
+            out[k] = m
+    return out
