@@ -359,6 +359,9 @@ def test_smoke_cli_data_dir(folder_smoke):
     meta = read_metadata(folder_smoke["out"])
     assert REQUIRED_META <= set(meta)
     assert meta["n_members"] == 2 and meta["training"]["smoke"]
+    # the smoke subset, not the files' full counts: at most 40 spectra per valence
+    used = meta["training"]["spectra_used_per_class"]
+    assert sum(used) == meta["training"]["spectra_used"] and max(used) <= 40
     # CV grouped by file (the smoke subset keeps the file of each spectrum)
     assert meta["metrics"]["cv_splitter"] == "StratifiedGroupKFold by file"
     assert 2 <= meta["metrics"]["cv_groups"] <= len(folder_smoke["files"])

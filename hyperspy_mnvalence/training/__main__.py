@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_time_s": round(wall, 1),
                 "cpu_count": os.cpu_count(),
                 "smoke": bool(args.smoke),
+                # after a smoke run's subsampling and leaving out spectra without an edge
+                "spectra_used": int(len(y)),
+                "spectra_used_per_class": np.bincount(y, minlength=3).tolist(),
             },
         },
     )
