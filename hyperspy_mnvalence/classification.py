@@ -11,13 +11,12 @@ the result signal; :mod:`.maps` derives maps from that result.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .maps import VALENCE_AXIS
+from .maps import VALENCE_AXIS, _search_range, _warn_if_nothing_found
 from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
 from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess, single_threaded_blas
 
@@ -143,7 +142,6 @@ _BLOCK_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 #: Most bytes it holds (8 values per pixel: 8 million pixels).
 BLOCK_CACHE_BYTES = 256 * 2**20
 _block_cache_lock = threading.Lock()
-_block_cache_bytes = [0]
 
 
 def _block_kernel(
@@ -167,11 +165,10 @@ def _block_kernel(
     out = classify_spectra(block, energy, model=model_ref, n_threads=1, **kwargs)
     if key is not None and out.nbytes <= BLOCK_CACHE_BYTES:
         with _block_cache_lock:
-            if key not in _BLOCK_CACHE:
-                _BLOCK_CACHE[key] = out.copy()
-                _block_cache_bytes[0] += out.nbytes
-            while _block_cache_bytes[0] > BLOCK_CACHE_BYTES:
-                _block_cache_bytes[0] -= _BLOCK_CACHE.popitem(last=False)[1].nbytes
+            _BLOCK_CACHE[key] = out.copy()
+            # counted from the entries (a few thousand at most): never out of step
+            while sum(v.nbytes for v in _BLOCK_CACHE.values()) > BLOCK_CACHE_BYTES:
+                _BLOCK_CACHE.popitem(last=False)
     return out
 
 
@@ -268,23 +265,6 @@ _TASK_FUNCTIONS = {
     "classification": "classify_mn_valence",
     "fractions": "decompose_mn_valence",
 }
-
-
-def _warn_if_nothing_found(reason: np.ndarray, energy_window, params: dict) -> None:
-    """A warning, with the reasons, when no spectrum at all was classified."""
-    reason = np.asarray(reason)
-    if reason.size == 0 or np.any(reason == 0):
-        return
-    codes, counts = np.unique(reason[np.isfinite(reason)].astype(int), return_counts=True)
-    why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
-    lo, hi = energy_window or {**DEFAULT_PREPROCESSING, **params}["search_range_eV"]
-    warnings.warn(
-        f"No spectrum was classified ({why}); every value of the result is NaN. The L3 "
-        f"edge was looked for between {lo:g} and {hi:g} eV: check the energy calibration "
-        "and range of the data, energy_window, and background ('none' for "
-        "background-subtracted data).",
-        stacklevel=3,
-    )
 
 
 def _check_range(energy: np.ndarray, energy_window, params: dict) -> None:
@@ -483,7 +463,7 @@ def classify_mn_valence(
         )
         stack = np.moveaxis(res, -1, 0)
     if not lazy:
-        _warn_if_nothing_found(stack[7], energy_window, m.preprocessing)
+        _warn_if_nothing_found(stack[7], energy_window or _search_range(m.preprocessing))
     p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
     spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -111,9 +112,14 @@ def _load_spectra(path: Path, lazy: bool) -> list:
     return spectra
 
 
-def _output_paths(inputs: list[Path], output: Path, suffix: str = "mn_valence") -> list[Path]:
-    """One ``.hspy`` path per input: OUTPUT itself for one input, else OUTPUT/<stem>."""
-    if len(inputs) == 1 and not output.is_dir():
+def _output_paths(inputs: list[Path], output: str, suffix: str = "mn_valence") -> list[Path]:
+    """One ``.hspy`` path per input: OUTPUT itself for one input, else OUTPUT/<stem>.
+
+    OUTPUT is a folder if it is one already or ends with a slash.
+    """
+    folder = str(output).endswith(("/", os.sep))
+    output = Path(output)
+    if len(inputs) == 1 and not output.is_dir() and not folder:
         if output.suffix and output.suffix.lower() != ".hspy":
             raise CLIError(
                 f"-o {output}: results are written as .hspy (the only format that keeps "
@@ -190,18 +196,36 @@ def _fraction_summary(f) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+def _check_model_task(name, model, fractions: bool) -> None:
+    """A one-line error when --model does not fit the command."""
+    if fractions and model.task != "fractions":
+        raise CLIError(
+            f"--model {name} is a {model.task!r} model, not a fraction model; pass a model "
+            "exported by hyperspy_mnvalence.training.fractions, or leave --model out for "
+            "the shipped one"
+        )
+    if not fractions and model.task == "fractions":
+        raise CLIError(
+            f"--model {name} is a fraction (mixed-valence) model: use it with 'mnvalence "
+            "decompose' (or 'mnvalence demo --fractions')"
+        )
+
+
+def _check_hspy_path(option: str, path: str) -> Path:
+    """``path`` as a Path if it names a .hspy file, else a one-line error (before any work)."""
+    p = Path(path)
+    if p.suffix.lower() != ".hspy":
+        raise CLIError(f"{option} {path}: give a .hspy file (the format that keeps the metadata)")
+    return p
+
+
 def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
     kw: dict = {"show_progressbar": _progress(args)}
     if args.model is not None:
         from .model import load_model
 
         model = load_model(str(args.model))  # fail before reading any data
-        if fractions and model.task != "fractions":
-            raise CLIError(
-                f"--model {args.model} is a {model.task!r} model, not a fraction model; pass "
-                "a model exported by hyperspy_mnvalence.training.fractions, or leave --model "
-                "out for the shipped one"
-            )
+        _check_model_task(args.model, model, fractions)
         kw["model"] = model
     if args.no_background:
         kw["background"] = "none"
@@ -224,9 +248,7 @@ def _process_files(args: argparse.Namespace, fractions: bool) -> int:
     for inp in inputs:  # fail before any long computation
         if not inp.exists():
             raise CLIError(f"{inp}: no such file")
-    outputs = _output_paths(
-        inputs, Path(args.output), "mn_fractions" if fractions else "mn_valence"
-    )
+    outputs = _output_paths(inputs, args.output, "mn_fractions" if fractions else "mn_valence")
     kw = _classify_kwargs(args, fractions)
     progress = _progress(args)
     for inp, out in zip(inputs, outputs, strict=True):
@@ -235,7 +257,7 @@ def _process_files(args: argparse.Namespace, fractions: bool) -> int:
         results, errors = [], []
         for s in spectra:
             try:
-                p = compute_result(run(s, **kw), progress is not False)
+                p = compute_result(run(s, **kw), progress)
             except ValueError as exc:
                 errors.append(exc)
                 continue
@@ -353,17 +375,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows, cols = args.shape
     if rows < 8 or cols < 8:
         raise CLIError("--shape needs at least 8 x 8 pixels")
+    hspy = None if args.hspy is None else _check_hspy_path("--hspy", args.hspy)
+    save_input = (
+        None if args.save_input is None else _check_hspy_path("--save-input", args.save_input)
+    )
+    kw: dict = {"show_progressbar": _progress(args)}
+    if args.model is not None:
+        from .model import load_model
+
+        kw["model"] = load_model(str(args.model))
+        _check_model_task(args.model, kw["model"], args.fractions)
     s = make_demo_spectrum_image(shape=(rows, cols), seed=args.seed)
     print(
         f"demo spectrum image: {rows} x {cols} pixels, {s.axes_manager.signal_shape[0]} "
         "channels, Mn2+/Mn3+/Mn4+ grains, vacuum, substrate, drifting calibration"
     )
-    if args.save_input is not None:
-        s.save(str(args.save_input), overwrite=True)
-        print(f"spectrum image written to {args.save_input}")
-    kw: dict = {"show_progressbar": _progress(args)}
-    if args.model is not None:
-        kw["model"] = str(args.model)
+    if save_input is not None:
+        s.save(str(save_input), overwrite=True)
+        print(f"spectrum image written to {save_input}")
     run = decompose_mn_valence if args.fractions else classify_mn_valence
     p = run(s, **kw)
     out = Path(args.output)
@@ -371,9 +400,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     _save_png(p, out)
     print(f"{'fraction' if args.fractions else 'valence'} maps written to {out}")
-    if args.hspy is not None:
-        _save_hspy(p, Path(args.hspy))
-        print(f"{'fractions' if args.fractions else 'probabilities'} written to {args.hspy}")
+    if hspy is not None:
+        _save_hspy(p, hspy)
+        print(f"{'fractions' if args.fractions else 'probabilities'} written to {hspy}")
     summary = _demo_fraction_summary if args.fractions else _demo_summary
     for line in summary(s, p):
         print(line)
@@ -642,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _quiet_libraries():
         try:
             return int(args.func(args))
-        except (CLIError, ModelError, ValueError, TypeError, OSError) as exc:
+        except (CLIError, ModelError, ValueError, TypeError, OSError, ImportError) as exc:
             msg = _one_line(exc)
         except KeyboardInterrupt:
             msg = "interrupted"

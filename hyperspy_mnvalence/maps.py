@@ -11,6 +11,7 @@ same layout. Everything here works on eager and lazy (dask) results alike.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +29,43 @@ __all__ = [
     "uncertainty",
     "valence_maps",
 ]
+
+
+def _search_range(params: dict | None) -> tuple[float, float]:
+    """Where the L3 edge is looked for, from a model's preprocessing parameters."""
+    from .preprocessing import DEFAULT_PREPROCESSING
+
+    lo, hi = {**DEFAULT_PREPROCESSING, **(params or {})}["search_range_eV"]
+    return float(lo), float(hi)
+
+
+def _warn_if_nothing_found(reason, search: tuple[float, float]) -> None:
+    """A warning, with the reasons, when no spectrum at all was classified."""
+    from .preprocessing import REASONS
+
+    reason = np.asarray(reason)
+    if reason.size == 0 or np.any(reason == 0):
+        return
+    codes, counts = np.unique(reason[np.isfinite(reason)].astype(int), return_counts=True)
+    why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
+    lo, hi = search
+    if set(codes.tolist()) == {1}:
+        advice = (
+            f"the channels from about {lo - 20:g} to {hi + 22:g} eV must be finite: crop "
+            "the spectra or interpolate over the bad channels"
+        )
+    else:
+        advice = (
+            f"the L3 edge was looked for between {lo:g} and {hi:g} eV: check the energy "
+            "calibration and range of the data, energy_window, and background ('none' "
+            "for background-subtracted data)"
+        )
+    warnings.warn(
+        f"No spectrum was classified ({why}); every value of the result is NaN. "
+        f"{advice[0].upper()}{advice[1:]}.",
+        stacklevel=3,
+    )
+
 
 #: The first axis of every result: the three valences.
 VALENCE_AXIS = {"name": "Mn valence", "units": "", "scale": 1.0, "offset": 2.0, "size": 3}
@@ -238,44 +276,67 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
 
     The probabilities (or fractions), their ensemble spread, the L3 peak, the reason
     codes and (fractions) the mean oxidation state and its uncertainty are slices of
-    one dask graph. ``p.compute()`` computes only the first; this computes them all in
-    one pass, so every spectrum goes through the network once, also on a
+    one dask graph. ``p.compute()`` computes only the first; this computes all that is
+    still lazy in one pass, so every spectrum goes through the network once, also on a
     ``dask.distributed`` cluster (where a lazy result cannot be saved to ``.hspy``
-    directly: compute it with this first). The result is small (8 numbers per pixel).
-    An eager result is returned unchanged.
+    directly: compute it with this first). For a slice of a result (``p.isig[...]``)
+    the maps are first cut to its pixels, so only those are computed; maps that cannot
+    be matched to a slice taken with an integer index are left out, with a warning.
+    The result is small (8 to 10 numbers per pixel). Warns when no spectrum at all was
+    classified.
 
     Parameters
     ----------
     p : hyperspy.signal.BaseSignal
-        Result of :func:`classify_mn_valence` or
-        :func:`~hyperspy_mnvalence.decompose_mn_valence`.
+        Result of :func:`~hyperspy_mnvalence.classify_mn_valence` or
+        :func:`~hyperspy_mnvalence.decompose_mn_valence`, or a slice of one.
     show_progressbar : bool, optional
         Default: HyperSpy's ``preferences.General.show_progressbar``.
 
     Returns
     -------
     hyperspy.signal.BaseSignal
-        ``p``, now eager, with eager maps in its metadata.
+        ``p``, now eager, with eager maps (matching its pixels) in its metadata.
     """
-    if not p._lazy:
-        return p
     import dask
     from hyperspy.defaults_parser import preferences
 
     if show_progressbar is None:
         show_progressbar = bool(preferences.General.show_progressbar)
-    subs = [p.metadata.get_item(f"MnValence.{k}") for k in _RESULT_MAPS]
-    sigs = [p] + [m for m in subs if m is not None and m._lazy]
-    if show_progressbar:
-        from dask.diagnostics import ProgressBar
+    maps, dropped = {}, []
+    for key in _RESULT_MAPS:
+        if not p.metadata.has_item(f"MnValence.{key}"):
+            continue
+        m = _metadata_map(p, key)
+        if m is None:
+            delattr(p.metadata.MnValence, key)
+            dropped.append(key)
+        else:
+            maps[key] = m
+            p.metadata.set_item(f"MnValence.{key}", m)
+    if dropped:
+        warnings.warn(
+            f"metadata.MnValence {', '.join(dropped)} cover the whole original result and "
+            "cannot be matched to this slice (taken with an integer index): left out. Slice "
+            "with a range (e.g. p.isig[:, 5:6]) to keep them.",
+            stacklevel=2,
+        )
+    reason_was_lazy = "reason" in maps and maps["reason"]._lazy
+    sigs = ([p] if p._lazy else []) + [m for m in maps.values() if m._lazy]
+    if sigs:
+        if show_progressbar:
+            from dask.diagnostics import ProgressBar
 
-        with ProgressBar():
+            with ProgressBar():
+                arrays = dask.compute(*(m.data for m in sigs))
+        else:
             arrays = dask.compute(*(m.data for m in sigs))
-    else:
-        arrays = dask.compute(*(m.data for m in sigs))
-    for sig, arr in zip(sigs, arrays, strict=True):
-        sig.data = arr  # in-memory chunks now: computing them reads them
-        sig.compute(show_progressbar=False)
+        for sig, arr in zip(sigs, arrays, strict=True):
+            sig.data = arr  # in-memory chunks now: computing them reads them
+            sig.compute(show_progressbar=False)
+    if reason_was_lazy:  # the eager path warned when it classified
+        window = p.metadata.get_item("MnValence.parameters.energy_window")
+        _warn_if_nothing_found(maps["reason"].data, tuple(window or _search_range(None)))
     return p
 
 

@@ -96,10 +96,13 @@ def _result_arrays(p) -> tuple[np.ndarray, list[dict]]:
     am = p.axes_manager
     all_axes = list(am.navigation_axes) + list(am.signal_axes)
     val_ax = next((a for a in all_axes if a.name == "Mn valence"), None)
-    if val_ax is None:
-        val_ax = next(a for a in all_axes if a.index_in_array == 0)
-    if val_ax.size != 3:
-        raise ValueError(f"The 'Mn valence' axis of {p} has {val_ax.size} values, not 3.")
+    if val_ax is None or val_ax.size != 3:
+        raise ValueError(
+            f"{p} has no 'Mn valence' axis of 3 values: pass a whole result of "
+            "classify_mn_valence or decompose_mn_valence (or a spatial slice of one, "
+            "p.isig[...]), not one valence's map (p.inav[k]) or the spectra; "
+            "to show one map, use p.inav[k].plot()."
+        )
     data = np.moveaxis(data, val_ax.index_in_array, 0)
     others = sorted((a for a in all_axes if a is not val_ax), key=lambda a: a.index_in_array)
     axes = []

@@ -259,6 +259,31 @@ def test_output_format_and_model_name_checked_before_any_work(
     assert not list(tmp_path.iterdir())
 
 
+def test_model_of_the_other_task_and_demo_outputs_refused_up_front(
+    tmp_path, demo_file, capsys, monkeypatch
+):
+    from hyperspy_mnvalence import classification
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("classified before the arguments were checked")
+
+    monkeypatch.setattr(classification, "classify_spectra", must_not_run)
+    out = str(tmp_path / "x.hspy")
+    assert main(["classify", str(demo_file), "-o", out, "--model", "fractions"]) == 1
+    _assert_one_error_line(capsys.readouterr().err, "use it with 'mnvalence decompose'")
+    assert main(["demo", "--fractions", "--model", "fast", "-o", str(tmp_path / "d.png")]) == 1
+    _assert_one_error_line(capsys.readouterr().err, "not a fraction model")
+    assert main(["demo", "--hspy", str(tmp_path / "p.tif"), "-o", str(tmp_path / "d.png")]) == 1
+    _assert_one_error_line(capsys.readouterr().err, "--hspy", "give a .hspy file")
+    assert not list(tmp_path.iterdir())
+
+
+def test_output_with_a_trailing_slash_is_a_folder(tmp_path, demo_file):
+    rc = main(["classify", str(demo_file), "-o", f"{tmp_path / 'results'}/", "--no-progress"])
+    assert rc == 0
+    assert (tmp_path / "results" / "demo_si_mn_valence.hspy").is_file()
+
+
 def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
     assert main(["classify"]) == 2

@@ -154,6 +154,8 @@ def test_fraction_maps_show_mean_oxidation_state_and_uncertainty():
     assert "Mn3+ fraction" in titles and "Majority valence" in titles
     with pytest.raises(ValueError, match="kind must be"):
         pl.plot_valence_maps(prob, kind="percent")
+    with pytest.raises(ValueError, match=r"not one valence's map \(p.inav\[k\]\)"):
+        pl.plot_valence_maps(f.inav[1])
 
 
 def test_fraction_line_scan_has_an_uncertainty_band():

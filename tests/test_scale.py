@@ -194,6 +194,52 @@ def test_lazy_maps_and_save_classify_each_spectrum_once(
     assert sum(seen) == NAV[0] * NAV[1]  # still nothing classified twice
 
 
+def test_compute_result_of_a_crop_computes_only_its_pixels(
+    spectrum_image, eager_result, model_path, monkeypatch
+):
+    from hyperspy_mnvalence import classification, compute_result
+
+    seen = []
+    real = classification.classify_spectra
+
+    def counting(x, *args, **kwargs):
+        seen.append(x.size // x.shape[-1])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(classification, "classify_spectra", counting)
+    monkeypatch.setattr(classification, "_BLOCK_CACHE", type(classification._BLOCK_CACHE)())
+    p = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path)
+    crop = p.isig[0:9, 0:6]  # exactly the first navigation block
+    compute_result(crop, show_progressbar=False)
+    assert sum(seen) == 6 * 9
+    _assert_same(crop.data, eager_result.data[:, 0:6, 0:9])
+    peak = crop.metadata.MnValence.l3_peak_eV
+    assert not peak._lazy
+    _assert_same(peak.data, eager_result.metadata.MnValence.l3_peak_eV.data[0:6, 0:9])
+    # an eager result whose maps are still lazy (p.compute() alone) gets them computed
+    q = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path)
+    q.compute()
+    assert q.metadata.MnValence.reason._lazy
+    compute_result(q, show_progressbar=False)
+    assert not q.metadata.MnValence.reason._lazy
+    # a row cut with an integer index: the maps cannot be matched, left out with a warning
+    row = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path).isig[:, 4]
+    with pytest.warns(UserWarning, match="cannot be matched to this slice"):
+        compute_result(row, show_progressbar=False)
+    assert not row.metadata.has_item("MnValence.l3_peak_eV")
+    _assert_same(row.data, eager_result.data[:, 4, :])
+
+
+def test_lazy_result_with_nothing_classified_warns_when_computed(spectrum_image, model_path):
+    from hyperspy_mnvalence import compute_result
+
+    zeros = spectrum_image.deepcopy()
+    zeros.data[:] = 0
+    p = classify_mn_valence(_lazy(zeros, (6, 9, -1)), model=model_path)
+    with pytest.warns(UserWarning, match=r"No spectrum was classified \(all zero"):
+        compute_result(p, show_progressbar=False)
+
+
 def test_maps_of_a_sliced_result_are_sliced_too(eager_result):
     from hyperspy_mnvalence import valence_maps
 
