@@ -26,6 +26,7 @@ __all__ = [
     "VALENCE_COLORS",
     "VALENCE_LABELS",
     "composite_rgb",
+    "plot_class_spectra",
     "plot_pixel_spectra",
     "plot_valence_maps",
 ]
@@ -407,4 +408,84 @@ def plot_pixel_spectra(
     ax.legend(fontsize="small", loc="best")
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_class_spectra(
+    s,
+    p,
+    *,
+    max_per_class: int = 2000,
+    fig: Figure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The network's input averaged over the pixels of each most likely valence.
+
+    A check of a map: every spectrum is preprocessed as for classification (L3 peak
+    located, background removed, window of -10 to +20 eV around the peak, min-max
+    scaled), so calibration drift and thickness do not blur the averages, and the mean
+    of each valence's pixels is drawn with a band of +- one standard deviation. Edges
+    that look alike across classes, or a wide band, point at pixels worth a look with
+    :func:`plot_pixel_spectra`.
+
+    Parameters
+    ----------
+    s : hyperspy.signal.BaseSignal
+        The EELS spectrum image that was classified (eager or lazy).
+    p : hyperspy.signal.BaseSignal
+        Its result (classification or fractions: the majority valence is used).
+    max_per_class : int
+        At most this many pixels per valence, evenly spread over them.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into (cleared first).
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from .classification import _energy_axis
+    from .preprocessing import DEFAULT_PREPROCESSING, preprocess
+
+    prob, _ = _result_arrays(p)
+    label = _mean_and_label(prob)[1].ravel()  # NaN where no Mn edge
+    n_ch = s.axes_manager.signal_shape[0]
+    if label.size != int(np.prod(s.axes_manager.navigation_shape or (1,))):
+        raise ValueError("The result does not match the signal's pixels; pass the result of s.")
+    energy = _energy_axis(s)
+    flat = s.data.reshape(-1, n_ch)
+    params = p.metadata.get_item("MnValence.parameters")
+    params = params.as_dictionary() if params is not None else {}
+    kw = {
+        "background": params.get("background", "auto"),
+        "background_window": params.get("background_window"),
+        "energy_window": params.get("energy_window"),
+    }
+    w0, w1 = DEFAULT_PREPROCESSING["window_eV"]
+    step = float(DEFAULT_PREPROCESSING["energy_step_eV"])
+    fig = _new_figure(fig, (7.0, 4.5))
+    ax = fig.add_subplot()
+    for k in range(3):
+        idx = np.nonzero(label == k)[0]
+        if idx.size == 0:
+            continue
+        if idx.size > max_per_class:
+            idx = idx[np.linspace(0, idx.size - 1, max_per_class).astype(int)]
+        spectra = flat[idx]
+        if getattr(spectra, "compute", None) is not None:
+            spectra = spectra.compute()
+        pre = preprocess(np.asarray(spectra), energy, **kw)
+        x = pre.x[pre.valid]
+        if not len(x):
+            continue
+        e = w0 + step * np.arange(x.shape[1])
+        mean, sd = x.mean(0), x.std(0)
+        ax.fill_between(e, mean - sd, mean + sd, color=VALENCE_COLORS[k], alpha=0.2, lw=0)
+        ax.plot(e, mean, color=VALENCE_COLORS[k], lw=1.5, label=f"{VALENCE_LABELS[k]} (n={len(x)})")
+    ax.set_xlim(w0, w1)
+    ax.set_xlabel("Energy loss relative to the L3 peak (eV)")
+    ax.set_ylabel("Network input (min-max scaled, mean removed)")
+    ax.legend(fontsize="small", loc="best", title="most likely valence")
+    ax.set_title(title or "Mean preprocessed spectrum per valence (± 1 s.d.)")
     return fig

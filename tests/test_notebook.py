@@ -59,5 +59,5 @@ def test_tutorial_notebook_executes(tmp_path):
         for out in cell.get("outputs", [])
         if "image/png" in out.get("data", {})
     )
-    assert images >= 5  # maps, pixel spectra, uncertainty/L3 peak, mean oxidation state,
-    # fraction maps
+    assert images >= 6  # maps, pixel spectra, class means, uncertainty/L3 peak, mean
+    # oxidation state, fraction maps

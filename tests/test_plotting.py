@@ -195,3 +195,27 @@ def test_pixel_spectra():
     assert "eV" in ax.get_xlabel()
     with pytest.raises(ValueError, match="indices"):
         pl.plot_pixel_spectra(s, p, [(1,)])
+
+
+def test_class_spectra_are_aligned_means_per_valence():
+    from hyperspy_mnvalence import classify_mn_valence
+
+    s = make_demo_spectrum_image((12, 16), seed=1)
+    p = classify_mn_valence(s, show_progressbar=False)
+    ml = np.asarray(pl._mean_and_label(p.data)[1])
+    fig = pl.plot_class_spectra(s, p, max_per_class=25)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 3 and len(ax.collections) == 3  # a mean and a band per valence
+    for k, line in enumerate(lines):
+        n = int(line.get_label().split("n=")[1].rstrip(")"))
+        assert 0 < n <= min(25, int(np.sum(ml == k)))
+        x, y = line.get_xdata(), line.get_ydata()
+        assert x[0] == pytest.approx(-10.0) and x.size == 300
+        assert abs(x[np.argmax(y)]) <= 0.5  # aligned on each spectrum's own L3 peak
+    # the Mn4+ mean rises earlier than the Mn2+ one (a chemical shift the alignment keeps
+    # as a shape: its L3 onset is broader on the low-energy side)
+    onset = [x[np.argmax(line.get_ydata() > 0.2)] for line in lines]
+    assert onset[2] < onset[0]
+    with pytest.raises(ValueError, match="does not match the signal's pixels"):
+        pl.plot_class_spectra(s.inav[:4, :4], p)
