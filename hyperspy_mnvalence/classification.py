@@ -29,8 +29,11 @@ __all__ = [
 #: Values per spectrum returned by :func:`classify_spectra`:
 #: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code.
 N_OUT = 8
-#: Spectra per onnxruntime call: smaller calls keep the activations in cache (on 2
-#: cores 512-1024 used the least CPU time per spectrum; see benchmarks/RESULTS.md).
+#: Spectra per onnxruntime call for one network: smaller calls keep the activations in
+#: cache (on 2 cores 512-1024 used the least CPU time per spectrum; see
+#: benchmarks/RESULTS.md). An ensemble, whose members run side by side as grouped
+#: convolutions, gets proportionally fewer (at least 128: its CPU time per spectrum is
+#: the same from 128 to 1024), so that its activations take no more memory.
 ONNX_BATCH = 1024
 _EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
 
@@ -81,6 +84,7 @@ def classify_spectra(
         the spectrum is not valid.
     """
     m = load_model(model, name=model_name)
+    per_call = min(batch_size, ONNX_BATCH, max(128, ONNX_BATCH // max(m.n_members, 1)))
     spectra = np.asarray(spectra)
     lead = spectra.shape[:-1]
     flat = spectra.reshape(-1, spectra.shape[-1])
@@ -107,9 +111,7 @@ def classify_spectra(
         if np.any(ok):
             # onnxruntime runs one thread per call, so batches preprocess and infer side
             # by side (measured, 2 cores, fcn_lite: 0.70 -> 0.60 CPU s per 16k spectra)
-            probs, spread = m.predict(
-                pre.x[ok], batch_size=min(batch_size, ONNX_BATCH), n_threads=1
-            )
+            probs, spread = m.predict(pre.x[ok], batch_size=per_call, n_threads=1)
             block[ok, 0:3] = probs
             block[ok, 3:6] = spread
             block[ok, 6] = pre.peak_eV[ok]

@@ -183,6 +183,43 @@ def test_export_matches_keras(tmp_path):
     assert ops.count("Conv") == 12 and "folded" in got["graph"]
 
 
+def test_same_shaped_members_run_as_grouped_convolutions(tmp_path):
+    from hyperspy_mnvalence.training.architectures import build_model
+    from hyperspy_mnvalence.training.cv import set_seeds
+    from hyperspy_mnvalence.training.export import (
+        export_onnx,
+        group_ensemble,
+        group_ensemble_file,
+        read_metadata,
+    )
+
+    set_seeds(1)
+    members = [build_model("fcn_lite") for _ in range(3)]
+    s, y, e = _synthetic(4)
+    x = preprocess(s, e, check_edge=False).x
+    for m in members:  # a short fit so the members and their batch norms differ
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        m.fit(x[..., None], np.searchsorted([2, 3, 4], y), epochs=1, verbose=0)
+    path = export_onnx(members, tmp_path / "g.onnx", {"test": True})
+    p, sd = ort.InferenceSession(str(path)).run(None, {"spectra": x})
+    keras_p = np.stack([np.asarray(m(x[..., None], training=False)) for m in members])
+    np.testing.assert_allclose(p, keras_p.mean(0), atol=1e-5)
+    np.testing.assert_allclose(sd, keras_p.std(0), atol=1e-5)
+    assert sd.max() > 1e-4  # the members differ: the spread is not trivially zero
+    graph = onnx.load(str(path)).graph
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    groups = [next((a.i for a in n.attribute if a.name == "group"), 1) for n in convs]
+    assert groups == [1, 3, 3, 3, 3, 3]  # one convolution per layer for all members
+    assert "grouped" in read_metadata(path)["graph"]
+    # grouping again finds nothing to do; a file of another architecture is untouched
+    proto = onnx.load(str(path))
+    assert group_ensemble(proto) is proto
+    dense = export_onnx(build_model("dense"), tmp_path / "d.onnx", {"test": True})
+    before = dense.read_bytes()
+    assert group_ensemble_file(dense)["max_abs_difference"] is None
+    assert dense.read_bytes() == before
+
+
 def test_fold_batchnorm_leaves_other_graphs_alone(tmp_path):
     from hyperspy_mnvalence.training.architectures import build_model
     from hyperspy_mnvalence.training.export import export_onnx, fold_batchnorm
