@@ -18,7 +18,13 @@ import numpy as np
 
 from .maps import VALENCE_AXIS, _search_range, _warn_if_nothing_found
 from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
-from .preprocessing import DEFAULT_PREPROCESSING, REASONS, preprocess, single_threaded_blas
+from .preprocessing import (
+    DEFAULT_PREPROCESSING,
+    REASONS,
+    overlaps_search_range,
+    preprocess,
+    single_threaded_blas,
+)
 
 __all__ = [
     "N_OUT",
@@ -272,7 +278,7 @@ _TASK_FUNCTIONS = {
 def _check_range(energy: np.ndarray, energy_window, params: dict) -> None:
     lo, hi = energy_window if energy_window is not None else params["search_range_eV"]
     e0, e1 = float(np.min(energy)), float(np.max(energy))
-    if e1 < lo + 5.0 or e0 > hi - 5.0:
+    if not overlaps_search_range(energy, (lo, hi)):
         raise ValueError(
             f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
             f"which is looked for between {lo:.0f} and {hi:.0f} eV (nominal L3 at 640 eV "

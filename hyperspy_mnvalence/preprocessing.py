@@ -41,6 +41,7 @@ __all__ = [
     "extract_window",
     "locate_l3",
     "normalise",
+    "overlaps_search_range",
     "preprocess",
     "resampling_matrix",
     "smoothed_noise",
@@ -69,6 +70,26 @@ REASONS = {
     2: "all zero or constant over the energies used",
     3: "no Mn L2,3 edge found",
 }
+
+
+def overlaps_search_range(energy: np.ndarray, search_range, margin: float = 5.0) -> bool:
+    """Whether an energy axis reaches at least ``margin`` eV into the edge's search range.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        Energies in eV.
+    search_range : tuple of float
+        ``(lo, hi)`` in eV where the L3 edge is looked for.
+    margin : float
+        eV of overlap needed at either end.
+
+    Returns
+    -------
+    bool
+    """
+    lo, hi = (float(v) for v in search_range)
+    return float(np.max(energy)) >= lo + margin and float(np.min(energy)) <= hi - margin
 
 
 def _check_energy(energy: np.ndarray, n_channels: int) -> np.ndarray:

@@ -161,12 +161,10 @@ def test_crop_equals_same_pixels_of_full_result(spectrum_image, eager_result, mo
     _assert_same(got, eager_result.data[:, 2:9, 3:11])
 
 
-def test_lazy_maps_and_save_classify_each_spectrum_once(
-    spectrum_image, eager_result, model_path, tmp_path, monkeypatch
-):
-    import hyperspy.api as hs
-
-    from hyperspy_mnvalence import classification, most_likely_valence, valence_maps
+@pytest.fixture
+def classified(monkeypatch) -> list:
+    """The number of spectra of each classify_spectra call, from an empty block cache."""
+    from hyperspy_mnvalence import classification
 
     seen = []
     real = classification.classify_spectra
@@ -177,10 +175,20 @@ def test_lazy_maps_and_save_classify_each_spectrum_once(
 
     monkeypatch.setattr(classification, "classify_spectra", counting)
     monkeypatch.setattr(classification, "_BLOCK_CACHE", type(classification._BLOCK_CACHE)())
+    return seen
+
+
+def test_lazy_maps_and_save_classify_each_spectrum_once(
+    spectrum_image, eager_result, model_path, tmp_path, classified
+):
+    import hyperspy.api as hs
+
+    from hyperspy_mnvalence import most_likely_valence, valence_maps
+
     p = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path)
     # the probabilities, spread, L3 peak and reason are saved from one classification
     p.save(tmp_path / "p.hspy")
-    assert sum(seen) == NAV[0] * NAV[1]
+    assert sum(classified) == NAV[0] * NAV[1]
     saved = hs.load(tmp_path / "p.hspy")
     _assert_same(saved.data, eager_result.data)
     _assert_same(
@@ -191,27 +199,18 @@ def test_lazy_maps_and_save_classify_each_spectrum_once(
     assert ml._lazy
     _assert_same(ml.data.compute(), most_likely_valence(eager_result).data)
     assert valence_maps(p)["spread"].data.shape == (3,) + NAV
-    assert sum(seen) == NAV[0] * NAV[1]  # still nothing classified twice
+    assert sum(classified) == NAV[0] * NAV[1]  # still nothing classified twice
 
 
 def test_compute_result_of_a_crop_computes_only_its_pixels(
-    spectrum_image, eager_result, model_path, monkeypatch
+    spectrum_image, eager_result, model_path, classified
 ):
-    from hyperspy_mnvalence import classification, compute_result
+    from hyperspy_mnvalence import compute_result
 
-    seen = []
-    real = classification.classify_spectra
-
-    def counting(x, *args, **kwargs):
-        seen.append(x.size // x.shape[-1])
-        return real(x, *args, **kwargs)
-
-    monkeypatch.setattr(classification, "classify_spectra", counting)
-    monkeypatch.setattr(classification, "_BLOCK_CACHE", type(classification._BLOCK_CACHE)())
     p = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path)
     crop = p.isig[0:9, 0:6]  # exactly the first navigation block
     compute_result(crop, show_progressbar=False)
-    assert sum(seen) == 6 * 9
+    assert sum(classified) == 6 * 9
     _assert_same(crop.data, eager_result.data[:, 0:6, 0:9])
     peak = crop.metadata.MnValence.l3_peak_eV
     assert not peak._lazy

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess
+from hyperspy_mnvalence.preprocessing import (
+    DEFAULT_PREPROCESSING,
+    overlaps_search_range,
+    preprocess,
+)
 
 from .augment import NO_AUGMENTATION, add_pca_noise, augment_and_preprocess, augment_raw
 
@@ -293,7 +297,7 @@ def _check_user_arrays(name: str, spectra, labels, energy) -> None:
         )
     lo, hi = DEFAULT_PREPROCESSING["search_range_eV"]
     e0, e1 = float(np.min(energy)), float(np.max(energy))
-    if e1 < lo + 5.0 or e0 > hi - 5.0:
+    if not overlaps_search_range(energy, (lo, hi)):
         raise ValueError(
             f"{name}: energy_eV runs {e0:.1f}-{e1:.1f}, which does not contain the Mn L2,3 "
             f"edge (looked for between {lo:.0f} and {hi:.0f} eV); energies must be in eV "

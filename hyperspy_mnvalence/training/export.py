@@ -293,29 +293,47 @@ def group_ensemble_file(path: str | os.PathLike, atol: float = 1e-5) -> dict:
         ``nodes_before``, ``nodes_after``, ``max_abs_difference`` (``None`` if the graph
         was not an ensemble that can be grouped, and the file is untouched).
     """
+    return _rewrite_file(
+        path,
+        group_ensemble,
+        lambda meta, diff: (
+            f"{meta.get('graph', FOLDED_NOTE)}; {GROUPED_NOTE}, outputs within {diff:.1e}"
+        ),
+        "grouping",
+        atol,
+    )
+
+
+def _rewrite_file(path, rewrite, note, what: str, atol: float) -> dict:
+    """Rewrite a model file's graph in place if the outputs stay within ``atol``.
+
+    ``rewrite(proto)`` returns the new graph (the same object when there is nothing to
+    do: the file is then left alone); ``note(metadata, difference)`` gives the new
+    ``graph`` entry of the metadata.
+    """
     import onnx
 
     path = Path(path)
     proto = onnx.load(str(path))
-    grouped = group_ensemble(proto)
-    if grouped is proto:
+    new = rewrite(proto)
+    if new is proto:
         return {
             "nodes_before": len(proto.graph.node),
             "nodes_after": None,
             "max_abs_difference": None,
         }
-    diff = _max_output_difference(proto, grouped)
+    diff = _max_output_difference(proto, new)
     if diff > atol:
-        raise ValueError(f"grouping changed the outputs of {path} by {diff:.2e} (> {atol})")
+        raise ValueError(f"{what} changed the outputs of {path} by {diff:.2e} (> {atol})")
     meta = read_metadata(path)
-    meta["graph"] = f"{meta.get('graph', FOLDED_NOTE)}; {GROUPED_NOTE}, outputs within {diff:.1e}"
-    for p in grouped.metadata_props:
+    meta["graph"] = note(meta, diff)
+    for p in new.metadata_props:
         if p.key == METADATA_KEY:
             p.value = json.dumps(meta, sort_keys=True)
-    onnx.save(grouped, str(path))
+    onnx.save(new, str(path))
     return {
         "nodes_before": len(proto.graph.node),
-        "nodes_after": len(grouped.graph.node),
+        "nodes_after": len(new.graph.node),
         "max_abs_difference": diff,
     }
 
@@ -602,22 +620,10 @@ def fold_batchnorm_file(path: str | os.PathLike, atol: float = 1e-5) -> dict:
     dict
         ``nodes_before``, ``nodes_after``, ``max_abs_difference``.
     """
-    import onnx
-
-    path = Path(path)
-    proto = onnx.load(str(path))
-    folded = fold_batchnorm(proto)
-    diff = _max_output_difference(proto, folded)
-    if diff > atol:
-        raise ValueError(f"folding changed the outputs of {path} by {diff:.2e} (> {atol})")
-    meta = read_metadata(path)
-    meta["graph"] = f"{FOLDED_NOTE}; outputs within {diff:.1e} of the unfolded graph"
-    for p in folded.metadata_props:
-        if p.key == METADATA_KEY:
-            p.value = json.dumps(meta, sort_keys=True)
-    onnx.save(folded, str(path))
-    return {
-        "nodes_before": len(proto.graph.node),
-        "nodes_after": len(folded.graph.node),
-        "max_abs_difference": diff,
-    }
+    return _rewrite_file(
+        path,
+        fold_batchnorm,
+        lambda meta, diff: f"{FOLDED_NOTE}; outputs within {diff:.1e} of the unfolded graph",
+        "folding",
+        atol,
+    )

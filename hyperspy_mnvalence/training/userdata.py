@@ -40,7 +40,12 @@ import numpy as np
 
 from hyperspy_mnvalence.classification import _EELS_TYPES, _energy_axis
 from hyperspy_mnvalence.datasets import file_sha256
-from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess, to_uniform_grid
+from hyperspy_mnvalence.preprocessing import (
+    DEFAULT_PREPROCESSING,
+    overlaps_search_range,
+    preprocess,
+    to_uniform_grid,
+)
 
 #: A shared energy range narrower than this (eV) is warned about: the pre-edge fit and the
 #: model window need about 20 eV before and 22 eV after the L3 peak.
@@ -178,7 +183,7 @@ def _eels_signals(path: Path) -> list:
 def _check_mn(name: str, spectra: np.ndarray, energy: np.ndarray, search: Sequence[float]) -> None:
     """Error unless the range holds the Mn edge, the data are finite and the mean has it."""
     e0, e1 = float(np.min(energy)), float(np.max(energy))
-    if e1 < search[0] + 5.0 or e0 > search[1] - 5.0:
+    if not overlaps_search_range(energy, search):
         raise ValueError(
             f"{name}: its energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 "
             f"edge (looked for between {search[0]:.0f} and {search[1]:.0f} eV); training "
