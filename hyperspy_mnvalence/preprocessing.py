@@ -452,9 +452,10 @@ def subtract_background(
         b = np.full(n, np.searchsorted(grid, window[1]))
         if int(b[0] - a[0]) < 3:
             raise ValueError(
-                f"The background window {window} holds fewer than 3 channels of the "
-                f"spectrum ({grid[0]:.1f}-{grid[-1]:.1f} eV); choose a pre-edge window "
-                "inside the data."
+                f"The background window {tuple(window)} holds fewer than 3 channels of "
+                f"the energies read around the edge ({grid[0]:.1f}-{grid[-1]:.1f} eV); "
+                "choose a pre-edge window: below the Mn L3 onset (about 635 eV when "
+                "calibrated) and inside the data."
             )
     else:
         width = p["background_width_eV"] if width_eV is None else width_eV
