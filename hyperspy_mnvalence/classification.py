@@ -16,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .maps import VALENCE_AXIS, _search_range, _warn_if_nothing_found
+from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
 from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
 from .preprocessing import (
-    DEFAULT_PREPROCESSING,
     REASONS,
     overlaps_search_range,
     preprocess,
@@ -275,10 +274,10 @@ _TASK_FUNCTIONS = {
 }
 
 
-def _check_range(energy: np.ndarray, energy_window, params: dict) -> None:
-    lo, hi = energy_window if energy_window is not None else params["search_range_eV"]
-    e0, e1 = float(np.min(energy)), float(np.max(energy))
-    if not overlaps_search_range(energy, (lo, hi)):
+def _check_range(energy: np.ndarray, search: tuple[float, float]) -> None:
+    if not overlaps_search_range(energy, search):
+        lo, hi = search
+        e0, e1 = float(np.min(energy)), float(np.max(energy))
         raise ValueError(
             f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
             f"which is looked for between {lo:.0f} and {hi:.0f} eV (nominal L3 at 640 eV "
@@ -403,7 +402,8 @@ def classify_mn_valence(
             "model=None for the shipped one."
         )
     energy = _energy_axis(s)
-    _check_range(energy, energy_window, {**DEFAULT_PREPROCESSING, **m.preprocessing})
+    search = energy_window or _search_range(m.preprocessing)  # where the L3 edge is looked for
+    _check_range(energy, search)
     if show_progressbar is None:
         show_progressbar = bool(preferences.General.show_progressbar)
     lazy_in = bool(s._lazy)
@@ -457,13 +457,7 @@ def classify_mn_valence(
         if s.data.ndim == 1:
             res = res[0]
         if not lazy:
-            if show_progressbar:
-                from dask.diagnostics import ProgressBar
-
-                with ProgressBar():
-                    res = res.compute()
-            else:
-                res = res.compute()
+            (res,) = _dask_compute(res, show_progressbar=show_progressbar)
         stack = da.moveaxis(res, -1, 0) if lazy else np.moveaxis(res, -1, 0)
     else:
         res = classify_spectra(
@@ -471,7 +465,7 @@ def classify_mn_valence(
         )
         stack = np.moveaxis(res, -1, 0)
     if not lazy:
-        _warn_if_nothing_found(stack[7], energy_window or _search_range(m.preprocessing))
+        _warn_if_nothing_found(stack[7], search, m.preprocessing)
     p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
     spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)

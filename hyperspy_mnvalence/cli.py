@@ -120,12 +120,9 @@ def _output_paths(inputs: list[Path], output: str, suffix: str = "mn_valence") -
     folder = str(output).endswith(("/", os.sep))
     output = Path(output)
     if len(inputs) == 1 and not output.is_dir() and not folder:
-        if output.suffix and output.suffix.lower() != ".hspy":
-            raise CLIError(
-                f"-o {output}: results are written as .hspy (the only format that keeps "
-                "the maps in their metadata); give a .hspy file, or a folder"
-            )
-        return [output if output.suffix else output.with_suffix(".hspy")]
+        if not output.suffix:
+            return [output.with_suffix(".hspy")]
+        return [_check_hspy_path("-o", output, folder_ok=True)]
     if output.exists() and not output.is_dir():
         raise CLIError(f"{output} exists and is not a folder; with several inputs -o is a folder")
     output.mkdir(parents=True, exist_ok=True)
@@ -196,6 +193,21 @@ def _fraction_summary(f) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+def _model_kwargs(args: argparse.Namespace, fractions: bool) -> dict:
+    """``{"show_progressbar": ...}`` plus the ``--model`` loaded and checked, if given.
+
+    Loading first makes a missing file or a model for the other task fail before any
+    data are read.
+    """
+    kw: dict = {"show_progressbar": _progress(args)}
+    if args.model is not None:
+        from .model import load_model
+
+        kw["model"] = load_model(str(args.model))
+        _check_model_task(args.model, kw["model"], fractions)
+    return kw
+
+
 def _check_model_task(name, model, fractions: bool) -> None:
     """A one-line error when --model does not fit the command."""
     if fractions and model.task != "fractions":
@@ -211,29 +223,25 @@ def _check_model_task(name, model, fractions: bool) -> None:
         )
 
 
-def _check_hspy_path(option: str, path: str) -> Path:
+def _check_hspy_path(option: str, path: str | Path, folder_ok: bool = False) -> Path:
     """``path`` as a Path if it names a .hspy file, else a one-line error (before any work)."""
     p = Path(path)
     if p.suffix.lower() != ".hspy":
-        raise CLIError(f"{option} {path}: give a .hspy file (the format that keeps the metadata)")
+        raise CLIError(
+            f"{option} {path}: results are written as .hspy (the only format that keeps the "
+            f"maps in their metadata); give a .hspy file{', or a folder' if folder_ok else ''}"
+        )
     return p
 
 
 def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
-    kw: dict = {"show_progressbar": _progress(args)}
-    if args.model is not None:
-        from .model import load_model
+    from .classification import _check_window
 
-        model = load_model(str(args.model))  # fail before reading any data
-        _check_model_task(args.model, model, fractions)
-        kw["model"] = model
+    kw = _model_kwargs(args, fractions)
     if args.no_background:
         kw["background"] = "none"
-    if args.energy_window is not None:
-        lo, hi = args.energy_window
-        if not lo < hi:
-            raise CLIError(f"--energy-window needs LO < HI, got {lo:g} {hi:g}")
-        kw["energy_window"] = (lo, hi)
+    if args.energy_window is not None:  # checked before any file is read
+        kw["energy_window"] = _check_window("--energy-window", args.energy_window)
     return kw
 
 
@@ -349,11 +357,12 @@ def _demo_fraction_summary(s, f) -> list[str]:
     ok = (region >= 2) & np.isfinite(mos)
     if not ok.any():
         return lines
-    err = np.abs(mos - np.tensordot([2.0, 3.0, 4.0], truth, axes=1))
+    true_mos = np.tensordot([2.0, 3.0, 4.0], truth, axes=1)
+    err = np.abs(mos - true_mos)
     lines.append(
         f"mean oxidation state vs the demo's truth: MAE {np.mean(err[ok]):.3f} on "
         f"{int(ok.sum())} Mn pixels (a constant 3 would score "
-        f"{np.mean(np.abs(3.0 - np.tensordot([2.0, 3.0, 4.0], truth, axes=1)[ok])):.2f})"
+        f"{np.mean(np.abs(3.0 - true_mos[ok])):.2f})"
     )
     mixed = ok & (truth.max(axis=0) < 0.99)
     if mixed.any():
@@ -379,12 +388,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     save_input = (
         None if args.save_input is None else _check_hspy_path("--save-input", args.save_input)
     )
-    kw: dict = {"show_progressbar": _progress(args)}
-    if args.model is not None:
-        from .model import load_model
-
-        kw["model"] = load_model(str(args.model))
-        _check_model_task(args.model, kw["model"], args.fractions)
+    kw = _model_kwargs(args, args.fractions)
     s = make_demo_spectrum_image(shape=(rows, cols), seed=args.seed)
     print(
         f"demo spectrum image: {rows} x {cols} pixels, {s.axes_manager.signal_shape[0]} "

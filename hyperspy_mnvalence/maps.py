@@ -39,9 +39,13 @@ def _search_range(params: dict | None) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _warn_if_nothing_found(reason, search: tuple[float, float]) -> None:
-    """A warning, with the reasons, when no spectrum at all was classified."""
-    from .preprocessing import REASONS
+def _warn_if_nothing_found(reason, search: tuple[float, float], params: dict | None = None) -> None:
+    """A warning, with the reasons, when no spectrum at all was classified.
+
+    ``search`` is where the L3 edge was looked for; ``params`` the model's preprocessing
+    parameters (default: the shipped models').
+    """
+    from .preprocessing import DEFAULT_PREPROCESSING, REASONS, _read_range
 
     reason = np.asarray(reason)
     if reason.size == 0 or np.any(reason == 0):
@@ -50,9 +54,10 @@ def _warn_if_nothing_found(reason, search: tuple[float, float]) -> None:
     why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
     lo, hi = search
     if set(codes.tolist()) == {1}:
+        r0, r1 = _read_range({**DEFAULT_PREPROCESSING, **(params or {})}, search)
         advice = (
-            f"the channels from about {lo - 20:g} to {hi + 22:g} eV must be finite: crop "
-            "the spectra or interpolate over the bad channels"
+            f"the channels from about {r0:g} to {r1:g} eV must be finite: crop the "
+            "spectra or interpolate over the bad channels"
         )
     else:
         advice = (
@@ -103,8 +108,9 @@ def _result_data(p):
     first = next((a for a in axes if a.index_in_array == 0), None)
     if first is None or first.name != VALENCE_AXIS["name"] or first.size != 3:
         raise ValueError(
-            f"{p!r} is not a Mn valence result (an axis 'Mn valence' of 3 values); pass "
-            "the result of classify_mn_valence or decompose_mn_valence, not the spectra."
+            f"{p!r} is not a Mn valence result (an axis 'Mn valence' of 3 values first): "
+            "pass the result of classify_mn_valence or decompose_mn_valence (or a spatial "
+            "slice of one, p.isig[...]), not one valence's map (p.inav[k]) or the spectra."
         )
     return p.data
 
@@ -267,6 +273,18 @@ def _metadata_map(p, key: str):
     return m.isig[tuple(slices)]
 
 
+def _dask_compute(*arrays, show_progressbar: bool) -> tuple:
+    """``dask.compute(*arrays)`` in one pass, with dask's progress bar if asked."""
+    import dask
+
+    if not show_progressbar:
+        return dask.compute(*arrays)
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar():
+        return dask.compute(*arrays)
+
+
 #: The maps a result keeps in ``metadata.MnValence`` (the last two: fractions only).
 _RESULT_MAPS = ("probability_std", "l3_peak_eV", "reason", "mean_valence", "mean_valence_std")
 
@@ -298,7 +316,6 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     hyperspy.signal.BaseSignal
         ``p``, now eager, with eager maps (matching its pixels) in its metadata.
     """
-    import dask
     from hyperspy.defaults_parser import preferences
 
     if show_progressbar is None:
@@ -324,13 +341,7 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     reason_was_lazy = "reason" in maps and maps["reason"]._lazy
     sigs = ([p] if p._lazy else []) + [m for m in maps.values() if m._lazy]
     if sigs:
-        if show_progressbar:
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar():
-                arrays = dask.compute(*(m.data for m in sigs))
-        else:
-            arrays = dask.compute(*(m.data for m in sigs))
+        arrays = _dask_compute(*(m.data for m in sigs), show_progressbar=show_progressbar)
         for sig, arr in zip(sigs, arrays, strict=True):
             sig.data = arr  # in-memory chunks now: computing them reads them
             sig.compute(show_progressbar=False)

@@ -90,22 +90,17 @@ def _result_arrays(p) -> tuple[np.ndarray, list[dict]]:
         if data.shape[0] != 3:
             raise ValueError(f"Expected probabilities of shape (3, ...), got {data.shape}.")
         return data, axes
-    data = p.data
+    from .maps import _result_data
+
+    data = _result_data(p)  # the valence axis first
     if getattr(p, "_lazy", False):
         data = data.compute()
     data = np.asarray(data, dtype=np.float64)
     am = p.axes_manager
-    all_axes = list(am.navigation_axes) + list(am.signal_axes)
-    val_ax = next((a for a in all_axes if a.name == "Mn valence"), None)
-    if val_ax is None or val_ax.size != 3:
-        raise ValueError(
-            f"{p} has no 'Mn valence' axis of 3 values: pass a whole result of "
-            "classify_mn_valence or decompose_mn_valence (or a spatial slice of one, "
-            "p.isig[...]), not one valence's map (p.inav[k]) or the spectra; "
-            "to show one map, use p.inav[k].plot()."
-        )
-    data = np.moveaxis(data, val_ax.index_in_array, 0)
-    others = sorted((a for a in all_axes if a is not val_ax), key=lambda a: a.index_in_array)
+    others = sorted(
+        (a for a in (*am.navigation_axes, *am.signal_axes) if a.index_in_array != 0),
+        key=lambda a: a.index_in_array,
+    )
     axes = []
     for a in others:
         name = a.name if isinstance(a.name, str) else "position"

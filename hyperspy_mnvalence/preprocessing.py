@@ -92,6 +92,32 @@ def overlaps_search_range(energy: np.ndarray, search_range, margin: float = 5.0)
     return float(np.max(energy)) >= lo + margin and float(np.min(energy)) <= hi - margin
 
 
+def _pre_edge_margin(params: dict) -> float:
+    """eV below the L3 peak that the pre-edge background fit reads."""
+    p = params
+    return p["background_width_eV"] + p["onset_before_peak_eV"] + p["background_gap_eV"]
+
+
+def _read_range(params: dict, search, background_window=None) -> tuple[float, float]:
+    """The energies (eV) :func:`preprocess` reads for an L3 peak searched in ``search``.
+
+    From the pre-edge fit (or the window, if it reaches further) below the search range
+    to the end of the window, plus 2 eV, above it; down to a fixed background window.
+    """
+    w0, w1 = params["window_eV"]
+    lo = search[0] - max(_pre_edge_margin(params), -w0)
+    hi = search[1] + w1 + 2
+    if background_window is not None:
+        lo = min(lo, background_window[0])
+    return lo, hi
+
+
+def _channels_between(e: np.ndarray, lo: float, hi: float) -> slice:
+    """The channels of a monotonic axis with energies in ``[lo, hi]``, as a slice."""
+    idx = np.nonzero((e >= lo) & (e <= hi))[0]
+    return slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+
+
 def _check_energy(energy: np.ndarray, n_channels: int) -> np.ndarray:
     energy = np.asarray(energy, dtype=np.float64)
     if energy.ndim != 1 or energy.size != n_channels:
@@ -821,18 +847,13 @@ def preprocess(
     n = spectra.shape[0]
     search = tuple(energy_window) if energy_window is not None else tuple(p["search_range_eV"])
     # keep what the edge, its pre-edge and the window can use
-    margin_lo = p["background_width_eV"] + p["onset_before_peak_eV"] + p["background_gap_eV"]
-    lo = search[0] - max(margin_lo, -w0)
-    hi = search[1] + w1 + 2
-    if background_window is not None:
-        lo = min(lo, background_window[0])
+    lo, hi = _read_range(p, search, background_window)
     # Only the channels the resampling reads must be finite (a NaN far from the edge,
     # such as the padding of a drift correction, does not matter): those between lo
     # and hi, plus two input or grid steps for the interpolation and box averaging.
     e = _check_energy(energy, spectra.shape[1])
     margin = 2.0 * max(step, float(np.max(np.abs(np.diff(e)))))
-    read = np.nonzero((e >= lo - margin) & (e <= hi + margin))[0]
-    read = slice(int(read[0]), int(read[-1]) + 1) if read.size else slice(0, 0)
+    read = _channels_between(e, lo - margin, hi + margin)
     # one pass: a row sums to a finite value iff its values are finite (short of
     # overflow, which the exact test of the rows that fail settles)
     acc = np.float64 if spectra.dtype == np.float16 else None  # float16 sums overflow
@@ -844,8 +865,7 @@ def preprocess(
     peak = locate_l3(y, grid, search)
     off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
     # the raw channels inside the grid are contiguous (monotonic axis): slice, not mask
-    inside = np.nonzero((e >= grid[0]) & (e <= grid[-1]))[0]
-    inside = slice(int(inside[0]), int(inside[-1]) + 1)
+    inside = _channels_between(e, grid[0], grid[-1])
     used = data[:, inside]
     constant = used.min(axis=1) == used.max(axis=1)
     reason = np.zeros(n, dtype=np.int8)
@@ -869,7 +889,9 @@ def preprocess(
     # (+22 eV and the smoothing radius) or of its cut window. Rows whose span lies
     # inside the grid are processed as that segment alone (exactly the same numbers,
     # a fraction of the work); the others, near a grid end, as whole rows.
-    lo_ch = min(-int(round(margin_lo / step)), int(np.floor((w0 + off.min(initial=0)) / step)))
+    lo_ch = min(
+        -int(round(_pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step))
+    )
     lo_ch -= 1
     reach = max(w[1] for w in _EDGE_WINDOWS_EV.values())
     hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
