@@ -149,6 +149,7 @@ def _cpu_split(
 ) -> dict:
     # CPU seconds of the two stages, each run alone on one thread in the same batches
     # as classify_mn_valence: where the time goes
+    from hyperspy_mnvalence.classification import onnx_batch
     from hyperspy_mnvalence.model import load_model
     from hyperspy_mnvalence.preprocessing import preprocess, single_threaded_blas
 
@@ -162,7 +163,7 @@ def _cpu_split(
     m.predict(xs[0][:1], n_threads=1)  # the session is created outside the timing
     c = _cpu_s()
     for x in xs:
-        m.predict(x, batch_size=batch, n_threads=1)
+        m.predict(x, batch_size=onnx_batch(m, batch), n_threads=1)
     return {"cpu_seconds_preprocessing": c_pre, "cpu_seconds_network": _cpu_s() - c}
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "N_OUT",
     "classify_mn_valence",
     "classify_spectra",
+    "onnx_batch",
 ]
 
 #: Values per spectrum returned by :func:`classify_spectra`:
@@ -41,6 +42,24 @@ N_OUT = 8
 #: the same from 128 to 1024), so that its activations take no more memory.
 ONNX_BATCH = 1024
 _EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
+
+
+def onnx_batch(model: MnValenceModel, batch_size: int) -> int:
+    """Spectra per onnxruntime call for ``model`` in batches of ``batch_size``.
+
+    Parameters
+    ----------
+    model : MnValenceModel
+    batch_size : int
+        Spectra per preprocessing batch.
+
+    Returns
+    -------
+    int
+        ``min(batch_size, ONNX_BATCH)``, and for an ensemble at most
+        ``ONNX_BATCH / members`` (but at least 128).
+    """
+    return min(batch_size, ONNX_BATCH, max(128, ONNX_BATCH // max(model.n_members, 1)))
 
 
 def classify_spectra(
@@ -89,7 +108,7 @@ def classify_spectra(
         the spectrum is not valid.
     """
     m = load_model(model, name=model_name)
-    per_call = min(batch_size, ONNX_BATCH, max(128, ONNX_BATCH // max(m.n_members, 1)))
+    per_call = onnx_batch(m, batch_size)
     spectra = np.asarray(spectra)
     lead = spectra.shape[:-1]
     flat = spectra.reshape(-1, spectra.shape[-1])

@@ -20,8 +20,6 @@ from .architectures import ARCHITECTURES
 
 #: Where a run writes its model unless told: the current folder, never the package.
 DEFAULT_OUT = Path("mn_valence_model.onnx")
-#: The installed package's models (the shipped ones): a smoke run may not replace them.
-PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def _positive(text: str) -> int:
@@ -139,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         load_training_data,
         train_model,
     )
-    from .export import build_metadata, export_onnx
+    from .export import build_metadata, export_onnx, in_package_models
 
     t0 = time.time()
-    if args.smoke and args.out.resolve().parent == PACKAGE_MODELS:
+    if args.smoke and in_package_models(args.out):
         parser.error(f"--smoke would replace the shipped model {args.out}; give another --out")
     try:
         aug = augmentation_config(disable=args.no_aug, enable=args.aug)

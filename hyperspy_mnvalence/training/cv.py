@@ -217,11 +217,8 @@ def load_training_data(
     bad = ~np.isin(labels, CLASSES)
     if np.any(bad):
         raise ValueError(f"labels must be valences 2, 3 or 4; found {np.unique(labels[bad])}")
-    if spectra.ndim != 2 or spectra.shape[1] != energy.size:
-        raise ValueError(
-            f"spectra must be (n, C) with energy_eV of length C; got spectra "
-            f"{spectra.shape} and energy_eV ({energy.size},)"
-        )
+    # (shapes: the folder and Titan loaders build them consistent, _check_user_arrays
+    # checks an .npz)
     if data is not None or data_dir is not None:
         spectra, labels, groups = _drop_without_edge(spectra, labels, energy, groups, records)
     absent = [f"Mn{c}+" for c in CLASSES if not np.any(labels == c)]

@@ -22,6 +22,7 @@ __all__ = [
     "fold_batchnorm_file",
     "group_ensemble",
     "group_ensemble_file",
+    "in_package_models",
     "read_metadata",
 ]
 
@@ -102,6 +103,22 @@ def build_metadata(
     return meta
 
 
+def in_package_models(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is in the installed package's models folder (the shipped models).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    bool
+    """
+    from hyperspy_mnvalence.model import default_model_path
+
+    return Path(path).resolve().parent == default_model_path().resolve().parent
+
+
 #: Added to the ``graph`` entry of the metadata when the members were grouped.
 GROUPED_NOTE = (
     "ensemble members run side by side as grouped convolutions "
@@ -168,13 +185,10 @@ def _member_chains(graph) -> list[list[tuple]] | None:
                 break
             if ops != ["Squeeze", "Relu", "Unsqueeze", "AveragePool", "Conv"]:
                 return None
-            attrs = {
+            pool = {
                 a.name: helper.get_attribute_value(a) for a in producer[node.input[0]].attribute
             }
-            if list(attrs.get("kernel_shape", [])) != [1, 2] or list(attrs.get("strides", [])) != [
-                1,
-                2,
-            ]:
+            if any(tuple(pool.get(k, ())) != (1, 2) for k in ("kernel_shape", "strides")):
                 return None
             conv = node
         chains.append(chain)

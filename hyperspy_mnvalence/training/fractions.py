@@ -725,7 +725,6 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status.
     """
-    from hyperspy_mnvalence.model import default_model_path
 
     from .architectures import ARCHITECTURES
 
@@ -779,11 +778,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.smoke:
         cfg.epochs, cfg.n_mixtures, n_eval, cfg.smoke = 1, 128, 64, True
     from .cv import load_training_data
+    from .export import in_package_models
 
-    if a.smoke and not a.no_export:
-        shipped = default_model_path("mn_valence_fractions.onnx").resolve().parent
-        if Path(a.out).resolve().parent == shipped:  # the package's models
-            p.error(f"--smoke would replace the shipped model {a.out}; give another --out")
+    if a.smoke and not a.no_export and in_package_models(a.out):
+        p.error(f"--smoke would replace the shipped model {a.out}; give another --out")
     for name in ("folds", "members", "epochs", "n_mixtures", "n_eval"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -42,13 +42,15 @@ from hyperspy_mnvalence.classification import _EELS_TYPES, _energy_axis
 from hyperspy_mnvalence.datasets import file_sha256
 from hyperspy_mnvalence.preprocessing import (
     DEFAULT_PREPROCESSING,
+    _read_range,
     overlaps_search_range,
     preprocess,
     to_uniform_grid,
 )
 
-#: A shared energy range narrower than this (eV) is warned about: the pre-edge fit and the
-#: model window need about 20 eV before and 22 eV after the L3 peak.
+#: A shared energy range narrower than this (eV) is warned about: preprocessing reads from
+#: the pre-edge fit before the L3 peak to past the window after it (``_read_range``),
+#: about 41 eV around a peak that can itself lie anywhere in a few eV.
 _WARN_SHARED_EV = 50.0
 
 __all__ = [
@@ -299,10 +301,12 @@ def load_labelled_folder(
     if hi - lo < _WARN_SHARED_EV:
         first = max(loaded, key=lambda t: float(t[4].min()))[0].name
         last = min(loaded, key=lambda t: float(t[4].max()))[0].name
+        before, after = _read_range(params, (0.0, 0.0))  # relative to the L3 peak
         warnings.warn(
             f"the files share only {lo:.1f}-{hi:.1f} eV (from {first} to {last}), and every "
-            f"file is cut to it; the model reads about 20 eV before to 22 eV after the L3 "
-            "peak, so leave out the files with the narrowest ranges if that is too short",
+            f"file is cut to it; the model reads about {-before:g} eV before to {after:g} eV "
+            "after the L3 peak, so leave out the files with the narrowest ranges if that is "
+            "too short",
             stacklevel=2,
         )
     spectra, grids = [], []
