@@ -10,6 +10,7 @@ the result signal; :mod:`.maps` derives maps from that result.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -238,15 +239,22 @@ def _navigation_chunks(data, block_spectra: int = BLOCK_SPECTRA, block_bytes: in
 # ---------------------------------------------------------------------------------------
 
 
+#: Energy-axis units understood, and their factor to eV (unset units are read as eV).
+_ENERGY_UNITS = {"ev": 1.0, "kev": 1000.0, "mev": 1e-3, "": 1.0, "<undefined>": 1.0}
+
+
 def _energy_axis(s) -> np.ndarray:
     ax = s.axes_manager.signal_axes[0]
     energy = np.asarray(ax.axis, dtype=np.float64)
     units = str(getattr(ax, "units", "") or "").strip()
-    if units.lower() == "kev":
-        energy = energy * 1000.0
-    elif units.lower() == "mev":
-        energy = energy / 1000.0
-    return energy
+    factor = _ENERGY_UNITS.get(units.lower())
+    if factor is None:
+        raise ValueError(
+            f"The energy axis has units {units!r}; classify_mn_valence reads energy-loss "
+            "axes in 'eV', 'keV' or 'meV'. Convert the axis (scale and offset) and set "
+            "s.axes_manager.signal_axes[0].units accordingly."
+        )
+    return energy * factor if factor != 1.0 else energy
 
 
 def _check_signal(s) -> None:
@@ -269,6 +277,85 @@ def _check_signal(s) -> None:
             f"classify_mn_valence needs an EELS signal, but this signal's signal_type is "
             f"{st!r}. If it holds EELS spectra, call s.set_signal_type('EELS') first."
         )
+    dtype = np.dtype(s.data.dtype)
+    if dtype.kind not in "biuf":
+        kind = "complex" if dtype.kind == "c" else "non-numeric"
+        raise TypeError(
+            f"classify_mn_valence needs real-valued spectra, but s.data has {kind} dtype "
+            f"{dtype}; convert it first (e.g. s.real or abs(s) for complex data, or "
+            "s.change_dtype('float32'))."
+        )
+    if s.data.size == 0:
+        raise ValueError(f"The signal {s} holds no data (an axis of size 0).")
+
+
+#: Values accepted for ``background``.
+BACKGROUNDS = ("auto", "power_law", "constant", "none")
+
+
+def _check_arguments(
+    *,
+    background,
+    model,
+    batch_size,
+    min_snr,
+    show_progressbar,
+    lazy_output,
+) -> None:
+    """Check the scalar arguments of :func:`classify_mn_valence`, naming any bad one."""
+    import numbers
+
+    if not (isinstance(background, bool) or background in BACKGROUNDS):
+        raise ValueError(
+            f"background must be one of {', '.join(repr(b) for b in BACKGROUNDS)} or a "
+            f"bool, got {background!r}"
+        )
+    if not (model is None or isinstance(model, str | os.PathLike | MnValenceModel)):
+        raise TypeError(
+            "model must be None (the shipped model), a shipped model's name "
+            "('ensemble', 'fast', 'lite', 'fractions'), the path of a .onnx file or a "
+            f"MnValenceModel, got {type(model).__name__} {model!r}"
+        )
+    if (
+        isinstance(batch_size, bool | np.bool_)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if (
+        isinstance(min_snr, bool | np.bool_)
+        or not isinstance(min_snr, numbers.Real)
+        or not np.isfinite(float(min_snr))
+        or min_snr < 0
+    ):
+        raise ValueError(
+            f"min_snr must be a finite number >= 0 (default 8; 0 keeps every spectrum "
+            f"with an L3 peak), got {min_snr!r}"
+        )
+    for name, value in (("show_progressbar", show_progressbar), ("lazy_output", lazy_output)):
+        if value is not None and not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be True, False or None, got {value!r}")
+
+
+def _check_background_window(
+    window: tuple[float, float], energy: np.ndarray, search: tuple[float, float], step: float
+) -> None:
+    """A fixed background window must be pre-edge and hold channels of the data."""
+    lo, hi = window
+    if hi > search[1]:
+        raise ValueError(
+            f"background_window ({lo:g}, {hi:g}) eV ends above {search[1]:g} eV, after "
+            f"where the Mn L3 edge is looked for ({search[0]:g}-{search[1]:g} eV): it must "
+            "be a pre-edge window, below the L3 onset (about 635 eV when calibrated)."
+        )
+    e0, e1 = max(lo, float(np.min(energy))), min(hi, float(np.max(energy)))
+    if e1 - e0 < 3 * step:
+        raise ValueError(
+            f"background_window ({lo:g}, {hi:g}) eV holds fewer than 3 channels of the data "
+            f"({float(np.min(energy)):.1f}-{float(np.max(energy)):.1f} eV); choose a "
+            "pre-edge window inside the data, below the L3 onset (about 635 eV when "
+            "calibrated)."
+        )
 
 
 def _check_window(name: str, window) -> tuple[float, float] | None:
@@ -281,6 +368,8 @@ def _check_window(name: str, window) -> tuple[float, float] | None:
         raise ValueError(
             f"{name} must be a pair of energies (lo, hi) in eV, got {window!r}"
         ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name} must be two finite energies in eV, got ({lo:g}, {hi:g})")
     if not lo < hi:
         raise ValueError(f"{name} must be (lo, hi) with lo < hi, got ({lo:g}, {hi:g})")
     return lo, hi
@@ -293,15 +382,24 @@ _TASK_FUNCTIONS = {
 }
 
 
-def _check_range(energy: np.ndarray, search: tuple[float, float]) -> None:
+def _check_range(
+    energy: np.ndarray, search: tuple[float, float], energy_window: tuple | None = None
+) -> None:
     if not overlaps_search_range(energy, search):
         lo, hi = search
         e0, e1 = float(np.min(energy)), float(np.max(energy))
+        hint = ""
+        if energy_window is not None and hi < 10 < e1:
+            hint = (
+                f" energy_window is in eV: ({lo:g}, {hi:g}) looks like keV; did you mean "
+                f"({1000 * lo:g}, {1000 * hi:g})?"
+            )
         raise ValueError(
             f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
-            f"which is looked for between {lo:.0f} and {hi:.0f} eV (nominal L3 at 640 eV "
-            "+-15 eV for any calibration). Load a core-loss spectrum image covering about "
-            "620-670 eV, or pass energy_window=(lo, hi) if your calibration is off by more."
+            f"which is looked for between {lo:g} and {hi:g} eV (nominal L3 at 640 eV "
+            "+-15 eV for any calibration)." + hint + " Load a core-loss spectrum image "
+            "covering about 620-670 eV, or pass energy_window=(lo, hi) if your calibration "
+            "is off by more."
         )
 
 
@@ -411,6 +509,14 @@ def classify_mn_valence(
     from hyperspy.defaults_parser import preferences
 
     _check_signal(s)
+    _check_arguments(
+        background=background,
+        model=model,
+        batch_size=batch_size,
+        min_snr=min_snr,
+        show_progressbar=show_progressbar,
+        lazy_output=lazy_output,
+    )
     energy_window = _check_window("energy_window", energy_window)
     background_window = _check_window("background_window", background_window)
     m = load_model(model, name=_model_name)
@@ -422,7 +528,11 @@ def classify_mn_valence(
         )
     energy = _energy_axis(s)
     search = energy_window or _search_range(m.preprocessing)  # where the L3 edge is looked for
-    _check_range(energy, search)
+    _check_range(energy, search, energy_window)
+    if background_window is not None and background not in ("none", False):
+        _check_background_window(
+            background_window, energy, search, float(m.preprocessing["energy_step_eV"])
+        )
     if show_progressbar is None:
         show_progressbar = bool(preferences.General.show_progressbar)
     lazy_in = bool(s._lazy)

@@ -318,6 +318,7 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     """
     from hyperspy.defaults_parser import preferences
 
+    _result_data(p)  # a result (or a slice of one), not the spectra
     if show_progressbar is None:
         show_progressbar = bool(preferences.General.show_progressbar)
     maps, dropped = {}, []

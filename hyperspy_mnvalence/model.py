@@ -294,7 +294,18 @@ def load_model(
         return model
     if isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
         model, name = None, SHIPPED_MODELS[model]
+    if not (model is None or isinstance(model, str | os.PathLike)):
+        raise TypeError(
+            "model must be None (the shipped model), a shipped model's name "
+            f"({', '.join(SHIPPED_MODELS)}), the path of a .onnx file or a MnValenceModel, "
+            f"got {type(model).__name__} {model!r}"
+        )
     path = Path(model) if model is not None else default_model_path(name)
+    if path.is_dir():
+        raise ModelError(
+            f"model {str(path)!r} is a folder; give the path of a .onnx model file in it, "
+            f"or a shipped model's name ({', '.join(SHIPPED_MODELS)})."
+        )
     if not path.is_file():
         hint = (
             " The shipped model is missing from the installation; reinstall hyperspy_mnvalence."
