@@ -44,7 +44,7 @@ __all__ = [
 def __getattr__(name):
     # heavier or optional pieces load on first use
     if name == "make_demo_spectrum_image":
-        from .synthetic import make_demo_spectrum_image
+        from .simulations import make_demo_spectrum_image
 
         return make_demo_spectrum_image
     if name == "plot_valence_maps":

@@ -378,7 +378,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo spectrum image, classify it, write the maps and a summary."""
     from .classification import classify_mn_valence
     from .mixed import decompose_mn_valence
-    from .synthetic import make_demo_spectrum_image
+    from .simulations import make_demo_spectrum_image
 
     t0 = time.perf_counter()
     rows, cols = args.shape

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -243,13 +241,13 @@ def test_demo_ground_truth_regions(demo):
         assert np.ptp(off[region == v]) > 8.0
 
 
-def test_demo_reproducible_and_fast():
+def test_demo_reproducible():
     a = sy.make_demo_spectrum_image((16, 16), seed=5)
     b = sy.make_demo_spectrum_image((16, 16), seed=5)
+    c = sy.make_demo_spectrum_image((16, 16), seed=6)
     np.testing.assert_array_equal(a.data, b.data)
-    t = time.perf_counter()
+    assert not np.array_equal(a.data, c.data)
     s = sy.make_demo_spectrum_image((64, 64))
-    assert time.perf_counter() - t < 1.0
     assert s.data.shape == (64, 64, 560)
 
 

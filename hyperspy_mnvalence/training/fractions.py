@@ -177,7 +177,8 @@ def per_atom_scale() -> np.ndarray:
     numpy.ndarray
         Shape ``(3,)``.
     """
-    from hyperspy_mnvalence.synthetic import REFERENCE_RESOLUTION_EV, _peak_heights
+    from hyperspy_mnvalence.simulations.edges import REFERENCE_RESOLUTION_EV
+    from hyperspy_mnvalence.simulations.edges import peak_heights as _peak_heights
 
     return 1.0 / _peak_heights(REFERENCE_RESOLUTION_EV)
 
