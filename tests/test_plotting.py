@@ -65,7 +65,7 @@ def test_composite_mixture_nan_and_shape():
 def test_valence_maps_2d(map_result):
     fig = pl.plot_valence_maps(map_result)
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == 10  # 6 panels + 4 colourbars
+    assert len(fig.axes) == 12  # 7 panels (uncertainty included) + 5 colourbars
     panel = fig.axes[0]
     # extent from the calibration: x from 1.0 - 0.25 to 1.0 + 16*0.5 - 0.25
     x0, x1 = panel.get_xlim()
@@ -94,14 +94,14 @@ def test_valence_maps_line_scan():
     prob[:, 5] = np.nan
     p = _result(prob, [("x", "nm", 0.2, 0.0)])
     fig = pl.plot_valence_maps(p)
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3  # values, mean valence, uncertainty
     lines = fig.axes[0].get_lines()
     assert len(lines) == 3
     np.testing.assert_allclose(lines[0].get_xdata(), 0.2 * np.arange(20))
     mean = fig.axes[1].get_lines()[0].get_ydata()
     assert mean[0] == pytest.approx(2.0) and mean[-1] == pytest.approx(4.0)
     assert np.isnan(mean[5])
-    assert "nm" in fig.axes[1].get_xlabel()
+    assert "nm" in fig.axes[-1].get_xlabel()
 
 
 def test_valence_maps_single_spectrum():
@@ -115,9 +115,9 @@ def test_valence_maps_single_spectrum():
 
 def test_valence_maps_numpy_input_and_errors():
     fig = pl.plot_valence_maps(np.full((3, 4, 5), 1 / 3))
-    assert len(fig.axes) == 10
+    assert len(fig.axes) == 12
     with pytest.raises(ValueError, match="spatial dimensions"):
-        pl.plot_valence_maps(np.full((3, 2, 2, 2), 1 / 3))
+        pl.plot_valence_maps(np.full((3, 2, 2, 2, 2), 1 / 3))
 
 
 def _fraction_result(prob: np.ndarray, nav_axes: list, std: np.ndarray | None):
