@@ -1,4 +1,9 @@
-"""Shared fixtures: headless plotting, the labelled data (skip or fail), the model."""
+"""Shared fixtures: headless plotting, the labelled data (skip or fail), the models, the
+demo spectrum image built by the package's simulator.
+
+Tests take what they share from fixtures here; model-level checks shared with the
+mutant test live in ``tests/mutants/checks.py``.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,45 @@ def shipped_model():
     from hyperspy_mnvalence.model import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def fraction_model():
+    """The fraction model shipped as package data."""
+    from hyperspy_mnvalence.model import FRACTIONS_MODEL, load_model
+
+    path = default_model_path(FRACTIONS_MODEL)
+    if not path.is_file():
+        pytest.fail(f"the shipped fraction model {path} is missing from the package")
+    return load_model(name=FRACTIONS_MODEL)
+
+
+@pytest.fixture(scope="session")
+def demo_small():
+    """A 24 x 32 demo spectrum image (seed 1) with its truth in ``metadata.Sample``.
+
+    Shared by many tests: do not modify it (``deepcopy`` first).
+    """
+    from hyperspy_mnvalence import make_demo_spectrum_image
+
+    return make_demo_spectrum_image(shape=(24, 32), seed=1)
+
+
+@pytest.fixture(scope="session")
+def digitized_references(real_data):
+    """The 31 digitized literature spectra (evaluation only)."""
+    from hyperspy_mnvalence.datasets import load_digitized_references
+
+    return load_digitized_references()
+
+
+@pytest.fixture(scope="session")
+def titan_mn2_wide(real_data):
+    """The 659 Titan Mn2+ spectra kept out of training, as (spectra, energy)."""
+    from hyperspy_mnvalence.datasets import load_titan_mn2_wide
+
+    d = load_titan_mn2_wide()
+    return d["spectra"], d["energy"]
 
 
 def toy_edge(energy: np.ndarray, l3: float = 640.0, l2_ratio: float = 0.45) -> np.ndarray:
