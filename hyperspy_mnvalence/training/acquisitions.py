@@ -1,0 +1,171 @@
+"""Training inputs made the way inference sees them: simulated acquisitions, preprocessed.
+
+Every epoch, each clean training spectrum (a Titan spectrum: background-free, the
+source of real edge shapes) is recorded through
+:func:`hyperspy_mnvalence.simulations.simulate_acquisition` under conditions drawn from
+:data:`TRAINING_CONDITIONS` (thickness, resolution, background and its height under
+the edge, offset, dispersion, dose, a white or a correlated detector, spikes), then turned
+into network input by :func:`hyperspy_mnvalence.preprocessing.preprocess` - the same
+function, with the same parameters, that inference runs. Spectra that ``preprocess``
+would flag as having no Mn edge are left out, as inference would leave them out.
+Nothing here adds an effect that cannot happen in a real acquisition.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from hyperspy_mnvalence.preprocessing import preprocess
+from hyperspy_mnvalence.simulations import draw_conditions, simulate_acquisition
+
+__all__ = ["TRAINING_CONDITIONS", "acquisition_epoch", "record"]
+
+#: The training distribution (stored in the model card). ``ranges`` override
+#: :data:`hyperspy_mnvalence.simulations.CONDITION_RANGES`; ``dispersion_bins`` are the
+#: log-spaced dispersion groups (one energy axis each); ``correlated`` the share
+#: recorded by a CCD-like correlated detector (point spread ``psf_sigma_channels``,
+#: gain, read-out noise), the rest by an electron-counting detector; ``clean`` the share
+#: recorded at very high dose and a strong edge; ``spikes_per_spectrum`` the cosmic-ray
+#: rate of half the groups.
+TRAINING_CONDITIONS: dict = {
+    "ranges": {
+        "t_over_lambda": [0.0, 1.5],
+        "resolution_eV": [0.2, 2.0],
+        "background_exponent": [2.0, 5.0],
+        "l3_over_background": [0.02, 0.5],
+        "offset_eV": [-20.0, 20.0],
+        "dose": [2e4, 3e5],
+        "gain": [2.0, 15.0],
+        "read_noise": [0.0, 5.0],
+        "plasmon_eV": [15.0, 25.0],
+        "plasmon_fwhm_eV": [4.0, 10.0],
+    },
+    "dispersion_bins": [0.05, 0.1, 0.2, 0.4, 0.7, 1.0],
+    "psf_sigma_channels": [0.5, 0.9],
+    "correlated": 0.5,
+    "clean": 0.2,
+    "clean_l3_over_background": [0.2, 0.5],
+    "spikes_per_spectrum": 0.5,
+    "energy_range": [590.0, 720.0],
+}
+
+
+def record(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    rng: np.random.Generator,
+    conditions: dict | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Record clean spectra under drawn training conditions.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Clean, background-free spectra ``(n, k)``.
+    energy : numpy.ndarray
+        Their energy axis ``(k,)``.
+    rng : numpy.random.Generator
+        Generator of every draw.
+    conditions : dict, optional
+        Training distribution (default :data:`TRAINING_CONDITIONS`).
+
+    Returns
+    -------
+    list of tuple
+        ``(indices, raw spectra, energy axis)`` per group of one dispersion and detector.
+    """
+    c = copy.deepcopy(TRAINING_CONDITIONS if conditions is None else conditions)
+    n = spectra.shape[0]
+    drawn = draw_conditions(n, rng, {**c["ranges"], "dispersion_eV": (0.05, 0.05)})
+    clean = rng.random(n) < c["clean"]
+    drawn["dose"][clean] = 1e7
+    lo, hi = c["clean_l3_over_background"]
+    drawn["l3_over_background"][clean] = rng.uniform(lo, hi, int(clean.sum()))
+    bins = np.asarray(c["dispersion_bins"], dtype=np.float64)
+    which = rng.integers(0, bins.size, n)
+    correlated = rng.random(n) < c["correlated"]
+    spiky = rng.random(n) < 0.5
+    out = []
+    for b in range(bins.size):
+        for corr in (False, True):
+            for sp in (False, True):
+                idx = np.nonzero((which == b) & (correlated == corr) & (spiky == sp))[0]
+                if idx.size == 0:
+                    continue
+                # a dispersion within the bin: between this bin's value and the next
+                nxt = bins[min(b + 1, bins.size - 1)]
+                d = float(np.exp(rng.uniform(np.log(bins[b]), np.log(max(nxt, bins[b])))))
+                kw = {
+                    k: v[idx]
+                    for k, v in drawn.items()
+                    if k not in ("dispersion_eV", "psf_sigma_channels")
+                }
+                if corr:
+                    psf = float(rng.uniform(*c["psf_sigma_channels"]))
+                else:
+                    psf = 0.0
+                    kw["gain"] = np.ones(idx.size)
+                    kw["read_noise"] = np.zeros(idx.size)
+                acq = simulate_acquisition(
+                    idx.size,
+                    edges=spectra[idx],
+                    edge_energy=energy,
+                    dispersion_eV=d,
+                    energy_range=tuple(c["energy_range"]),
+                    psf_sigma_channels=psf,
+                    spikes_per_spectrum=float(c["spikes_per_spectrum"]) if sp else 0.0,
+                    rng=rng,
+                    **kw,
+                )
+                out.append((idx, acq.spectra, acq.energy))
+    return out
+
+
+def acquisition_epoch(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    targets: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    copies: int = 1,
+    conditions: dict | None = None,
+    params: dict | None = None,
+    keep_all: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of network inputs: ``copies`` recordings of every clean spectrum.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Clean, background-free spectra ``(n, k)``.
+    energy : numpy.ndarray
+        ``(k,)``.
+    targets : numpy.ndarray
+        ``(n, t)`` targets (one-hot classes or fractions), repeated with the inputs.
+    rng : numpy.random.Generator
+    copies : int
+        Recordings of each spectrum.
+    conditions : dict, optional
+        Training distribution (default :data:`TRAINING_CONDITIONS`).
+    params : dict, optional
+        Preprocessing parameters (the model's; default ``DEFAULT_PREPROCESSING``).
+    keep_all : bool
+        Keep the spectra ``preprocess`` flags (as zeros); by default they are left out.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        float32 ``(m, L)`` network inputs, ``m <= copies * n``.
+    y : numpy.ndarray
+        Their targets ``(m, t)``.
+    """
+    xs, ys = [], []
+    for _ in range(int(copies)):
+        for idx, raw, e in record(spectra, energy, rng, conditions):
+            pre = preprocess(raw, e, params=params)
+            keep = np.ones(idx.size, bool) if keep_all else pre.valid
+            xs.append(pre.x[keep])
+            ys.append(targets[idx][keep])
+    return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
