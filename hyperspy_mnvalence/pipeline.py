@@ -1,0 +1,180 @@
+"""The preprocessing pipeline: raw spectra to the network's input and per-pixel decisions.
+
+:func:`preprocess` runs, in order: the finiteness check, resampling to the model's grid
+(:func:`~hyperspy_mnvalence.preprocessing.to_uniform_grid`), the L3 search
+(:func:`~hyperspy_mnvalence.preprocessing.locate_l3`), the background
+(:func:`~hyperspy_mnvalence.preprocessing.subtract_background`), the edge decision
+(:func:`~hyperspy_mnvalence.decisions.edge_present`), and the window cut and
+normalisation. Only the channels each spectrum needs are processed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decisions._edge import _EDGE_WINDOWS_EV, edge_present
+from .preprocessing._background import subtract_background
+from .preprocessing._filters import _gauss_radius
+from .preprocessing._l3 import locate_l3
+from .preprocessing._noise import smoothed_noise
+from .preprocessing._params import (
+    DEFAULT_PREPROCESSING,
+    _channels_between,
+    _check_energy,
+    _pre_edge_margin,
+    _read_range,
+)
+from .preprocessing._resample import to_uniform_grid
+from .preprocessing._window import extract_window, normalise
+
+__all__ = ["Preprocessed", "preprocess"]
+
+
+@dataclass
+class Preprocessed:
+    """Output of :func:`preprocess`.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        Model input, float32, shape ``(n, n_window)``.
+    valid : numpy.ndarray
+        Boolean, shape ``(n,)``: the spectrum has a Mn L2,3 edge and finite values.
+    reason : numpy.ndarray
+        Integer code per spectrum (see ``REASONS``).
+    peak_eV : numpy.ndarray
+        L3 peak energy per spectrum in the input calibration (NaN where invalid).
+    """
+
+    x: np.ndarray
+    valid: np.ndarray
+    reason: np.ndarray
+    peak_eV: np.ndarray
+    params: dict = field(default_factory=dict)
+
+
+def preprocess(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    *,
+    params: dict | None = None,
+    background: str | bool = "auto",
+    background_window: tuple[float, float] | None = None,
+    energy_window: tuple[float, float] | None = None,
+    center_offset_eV: np.ndarray | float | None = None,
+    min_snr: float = 8.0,
+    check_edge: bool = True,
+) -> Preprocessed:
+    """Turn raw spectra into the model's input, whatever their calibration.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Shape ``(n, n_channels)`` (a single spectrum of shape ``(n_channels,)`` is
+        accepted too).
+    energy : numpy.ndarray
+        Energy axis in eV, shape ``(n_channels,)``: uniform at any dispersion, or
+        non-uniform but monotonic.
+    params : dict, optional
+        Preprocessing parameters (a model's metadata); defaults to
+        ``DEFAULT_PREPROCESSING``.
+    background : {"auto", "power_law", "constant", "none"} or bool
+        Background subtraction (``False``/``"none"`` for background-subtracted data).
+    background_window : tuple of float, optional
+        Fixed absolute pre-edge fit window in eV; by default it is placed before each
+        spectrum's own onset.
+    energy_window : tuple of float, optional
+        Absolute energies between which to look for the L3 edge (default: the model's
+        search range, nominal 640 eV +-15 eV and more).
+    center_offset_eV : float or numpy.ndarray, optional
+        Shift of the cut window relative to the L3 peak (training augmentation;
+        inference leaves it at 0).
+    min_snr : float
+        Threshold of :func:`edge_present`.
+    check_edge : bool
+        If False, every finite non-constant spectrum counts as valid (training data).
+
+    Returns
+    -------
+    Preprocessed
+    """
+    p = dict(DEFAULT_PREPROCESSING)
+    if params:
+        p.update({k: v for k, v in params.items() if k in p})
+    step = float(p["energy_step_eV"])
+    w0, w1 = p["window_eV"]
+    n_win = int(round((w1 - w0) / step))
+    spectra = np.asarray(spectra)
+    if spectra.ndim == 1:
+        spectra = spectra[None, :]
+    if spectra.ndim != 2:
+        raise ValueError("spectra must have shape (n_spectra, n_channels)")
+    n = spectra.shape[0]
+    search = tuple(energy_window) if energy_window is not None else tuple(p["search_range_eV"])
+    # keep what the edge, its pre-edge and the window can use
+    lo, hi = _read_range(p, search, background_window)
+    # Only the channels the resampling reads must be finite (a NaN far from the edge,
+    # such as the padding of a drift correction, does not matter): those between lo
+    # and hi, plus two input or grid steps for the interpolation and box averaging.
+    e = _check_energy(energy, spectra.shape[1])
+    margin = 2.0 * max(step, float(np.max(np.abs(np.diff(e)))))
+    read = _channels_between(e, lo - margin, hi + margin)
+    # one pass: a row sums to a finite value iff its values are finite (short of
+    # overflow, which the exact test of the rows that fail settles)
+    acc = np.float64 if spectra.dtype == np.float16 else None  # float16 sums overflow
+    finite = np.isfinite(spectra[:, read].sum(axis=1, dtype=acc))
+    if not finite.all():
+        finite[~finite] = np.all(np.isfinite(spectra[~finite, read]), axis=1)
+    data = spectra if finite.all() else np.where(finite[:, None], spectra, 0)
+    y, grid = to_uniform_grid(data, energy, step, (lo, hi))
+    peak = locate_l3(y, grid, search)
+    off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
+    # the raw channels inside the grid are contiguous (monotonic axis): slice, not mask
+    inside = _channels_between(e, grid[0], grid[-1])
+    used = data[:, inside]
+    constant = used.min(axis=1) == used.max(axis=1)
+    reason = np.zeros(n, dtype=np.int8)
+    reason[~finite] = 1
+    reason[finite & constant] = 2
+    noise = smoothed_noise(used, e[inside]) if check_edge else None
+    has_edge = np.ones(n, dtype=bool)
+    x = np.empty((n, n_win), dtype=np.float32)
+
+    def finish(rows, yy, gg, pk):
+        # background, edge test and window of some rows, in double precision (log fit)
+        yy = subtract_background(
+            np.asarray(yy, np.float64), gg, pk, background, window=background_window
+        )
+        if check_edge:
+            has_edge[rows] = edge_present(yy, grid, pk, min_snr=min_snr, noise=noise[rows])
+        start = pk + np.round((w0 + off[rows]) / step).astype(int)
+        x[rows] = normalise(extract_window(yy, start, n_win))
+
+    # Each row is read only from its background window to the end of its edge tests
+    # (+22 eV and the smoothing radius) or of its cut window. Rows whose span lies
+    # inside the grid are processed as that segment alone (exactly the same numbers,
+    # a fraction of the work); the others, near a grid end, as whole rows.
+    lo_ch = min(
+        -int(round(_pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step))
+    )
+    lo_ch -= 1
+    reach = max(w[1] for w in _EDGE_WINDOWS_EV.values())
+    hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
+    hi_ch += _gauss_radius(0.3 / step) + 2
+    inner = (peak + lo_ch >= 0) & (peak + hi_ch <= grid.size)
+    if background_window is not None:
+        inner[:] = False
+    rows = np.nonzero(inner)[0]
+    if rows.size:
+        cols = peak[rows, None] + np.arange(lo_ch, hi_ch)[None, :]
+        finish(rows, y[rows[:, None], cols], grid[cols], np.full(rows.size, -lo_ch))
+    rows = np.nonzero(~inner)[0]
+    if rows.size:
+        finish(rows, y[rows], grid, peak[rows])
+    reason[(reason == 0) & ~has_edge] = 3
+    valid = reason == 0
+    x[~valid] = 0.0
+    peak_eV = np.where(valid, grid[peak], np.nan)
+    return Preprocessed(x=x, valid=valid, reason=reason, peak_eV=peak_eV, params=p)

@@ -1,0 +1,75 @@
+"""Preprocessing of Mn L2,3 spectra: one implementation for training and inference.
+
+Every function here is pure numpy (scipy for filters) and works on a 2D array of
+spectra ``(n_spectra, n_channels)`` sharing one energy axis. Nothing depends on the
+absolute energy calibration: the Mn L3 white line is located in each spectrum, a
+power-law background is fitted on the pre-edge *relative to that position*, and a fixed
+window around it is cut out on the model's energy grid.
+
+The transforms live here, one concern per private module:
+
+* ``_params`` - :data:`DEFAULT_PREPROCESSING` and the energy range read;
+* ``_resample`` - :func:`to_uniform_grid` / :func:`resampling_matrix`: any axis (uniform
+  at any dispersion, or non-uniform but monotonic) to the model's grid (0.1 eV per
+  channel) as one linear operator, box-averaged where the input is finer;
+  :func:`single_threaded_blas`;
+* ``_filters`` - Gaussian and difference-of-Gaussians filters of rows;
+* ``_l3`` - :func:`locate_l3`: the L3 white line by a difference of Gaussians, refined
+  on the smoothed spectrum;
+* ``_background`` - :func:`subtract_background`: closed-form log-log power-law fit on a
+  pre-edge window ending before the onset (a constant where that is not possible);
+* ``_window`` - :func:`extract_window` and :func:`normalise` (min-max, then mean
+  subtracted, as Chatzidakis & Botton);
+* ``_noise`` - :func:`channel_noise`, :func:`smoothed_noise` and :func:`noise_at_scale`.
+
+The per-pixel decisions (spikes, Mn edge present, out-of-range, reason codes) are in
+:mod:`hyperspy_mnvalence.decisions`; :func:`preprocess`, which runs both in order, in
+:mod:`hyperspy_mnvalence.pipeline`. All of them are importable from here as before.
+"""
+
+from __future__ import annotations
+
+# the decisions and the pipeline are imported here too, so that
+# ``from hyperspy_mnvalence.preprocessing import preprocess, REASONS`` keeps working;
+# private names are re-exported for the modules and tests that import them from here
+from ..decisions import _EDGE_WINDOWS_EV, REASONS, edge_present  # noqa: F401
+from ..pipeline import Preprocessed, preprocess
+from ._background import _window_mask, subtract_background  # noqa: F401
+from ._filters import _dog, _dog_kernel, _gauss_radius, _smooth, _smooth_at  # noqa: F401
+from ._l3 import locate_l3
+from ._noise import _row_median, channel_noise, smoothed_noise  # noqa: F401
+from ._params import (  # noqa: F401
+    DEFAULT_PREPROCESSING,
+    _channels_between,
+    _check_energy,
+    _pre_edge_margin,
+    _read_range,
+    overlaps_search_range,
+)
+from ._resample import (  # noqa: F401
+    _BAND,
+    _SINGLE,
+    _resampler,
+    resampling_matrix,
+    single_threaded_blas,
+    to_uniform_grid,
+)
+from ._window import extract_window, normalise
+
+__all__ = [
+    "DEFAULT_PREPROCESSING",
+    "REASONS",
+    "single_threaded_blas",
+    "Preprocessed",
+    "edge_present",
+    "extract_window",
+    "locate_l3",
+    "normalise",
+    "overlaps_search_range",
+    "preprocess",
+    "resampling_matrix",
+    "smoothed_noise",
+    "channel_noise",
+    "subtract_background",
+    "to_uniform_grid",
+]

@@ -1,0 +1,58 @@
+"""Locating the Mn L3 white line in each spectrum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._filters import _dog, _smooth_at
+from ._params import DEFAULT_PREPROCESSING
+
+
+def locate_l3(
+    y: np.ndarray,
+    grid: np.ndarray,
+    search_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Locate the Mn L3 white-line maximum in each spectrum.
+
+    A difference-of-Gaussians filter (0.6 and 3 eV) responds to white lines and not to
+    the smooth background; its maximum inside ``search_range`` gives the coarse position,
+    which is refined as the maximum of the lightly smoothed spectrum within +-1.5 eV
+    after removing a local linear trend.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Spectra on a uniform grid, shape ``(n, m)``.
+    grid : numpy.ndarray
+        The uniform energy grid, shape ``(m,)``.
+    search_range : tuple of float, optional
+        Energies between which to look (default ``DEFAULT_PREPROCESSING``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer channel index of the L3 peak for each spectrum, shape ``(n,)``.
+    """
+    step = grid[1] - grid[0]
+    lo, hi = search_range or DEFAULT_PREPROCESSING["search_range_eV"]
+    i0 = int(np.searchsorted(grid, lo))
+    i1 = int(np.searchsorted(grid, hi, side="right"))
+    if i1 - i0 < 5:
+        raise ValueError(
+            f"The spectrum ({grid[0]:.1f}-{grid[-1]:.1f} eV) does not cover the range "
+            f"{lo:.0f}-{hi:.0f} eV where the Mn L3 edge is searched for; the energy range "
+            "does not contain the Mn L2,3 edge (or pass energy_window=(lo, hi) around it)."
+        )
+    n_ch = y.shape[1]
+    # the difference of Gaussians is needed only inside the search range
+    coarse = i0 + np.argmax(_dog(y, float(step), i0, i1), axis=1)
+    # refine on the lightly smoothed spectrum, within +-1.5 eV
+    r = int(round(1.5 / step))
+    offs = np.arange(-r, r + 1)
+    idx = np.clip(coarse[:, None] + offs[None, :], 0, n_ch - 1)
+    seg = _smooth_at(y, idx - coarse[:, None] + r, coarse - r, 2 * r + 1, 0.3 / step)
+    # remove the linear trend between the segment ends (background slope)
+    t = (offs + r) / (2 * r)
+    seg = seg - (seg[:, :1] * (1 - t) + seg[:, -1:] * t)
+    return idx[np.arange(len(idx)), np.argmax(seg, axis=1)]
