@@ -18,6 +18,7 @@ from .maps import (
 )
 from .mixed import decompose_mn_valence, mean_oxidation_state, mean_valence_uncertainty
 from .model import MnValenceModel, ModelError, load_model, model_card
+from .white_line import white_line_ratio
 
 __all__ = [
     "__version__",
@@ -38,6 +39,7 @@ __all__ = [
     "plot_valence_maps",
     "uncertainty",
     "valence_maps",
+    "white_line_ratio",
 ]
 
 

@@ -343,6 +343,8 @@ def _cross_check_maps(cross_check, signal, p, shape: tuple[int, ...]) -> dict | 
     ratio, _ = _signal_array(cross_check, "white-line ratio")
     l3 = cross_check.metadata.get_item("WhiteLine.l3_position_eV")
     l3 = None if l3 is None else _signal_array(l3, "L3 position")[0]
+    if l3 is not None and l3.size != ratio.size:  # a slice: metadata maps are not cut
+        l3 = None
     if ratio.size != int(np.prod(shape)):
         raise ValueError(
             f"The white-line ratio map has shape {ratio.shape} but the result's pixels "

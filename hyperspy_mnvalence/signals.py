@@ -37,6 +37,15 @@ class MnValenceEELSSpectrum(EELSSpectrum):
 
         return decompose_mn_valence(self, **kwargs)
 
+    def white_line_ratio(self, **kwargs):
+        """Map of the Mn L3/L2 white-line ratio and L3 position (classical cross-check).
+
+        See :func:`hyperspy_mnvalence.white_line_ratio`.
+        """
+        from .white_line import white_line_ratio
+
+        return white_line_ratio(self, **kwargs)
+
 
 class LazyMnValenceEELSSpectrum(MnValenceEELSSpectrum, LazyEELSSpectrum):
     """Lazy (dask-backed) :class:`MnValenceEELSSpectrum`."""
