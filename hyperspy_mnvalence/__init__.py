@@ -7,6 +7,7 @@ A HyperSpy extension: ``s.set_signal_type("EELS_MnValence")`` then
 __version__ = "0.1.0"
 
 from .classification import classify_mn_valence
+from .exports import export_result
 from .maps import (
     compute_result,
     confidence,
@@ -28,6 +29,7 @@ __all__ = [
     "compute_result",
     "confidence",
     "decompose_mn_valence",
+    "export_result",
     "load_model",
     "make_demo_spectrum_image",
     "mean_oxidation_state",
