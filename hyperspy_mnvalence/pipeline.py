@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decisions._edge import _EDGE_WINDOWS_EV, edge_present
+from .decisions._spikes import find_spikes
 from .preprocessing._background import subtract_background
 from .preprocessing._filters import _gauss_radius
 from .preprocessing._l3 import locate_l3
@@ -26,7 +27,7 @@ from .preprocessing._params import (
     _pre_edge_margin,
     _read_range,
 )
-from .preprocessing._resample import to_uniform_grid
+from .preprocessing._resample import _SINGLE, to_uniform_grid
 from .preprocessing._window import extract_window, normalise
 
 __all__ = ["Preprocessed", "preprocess"]
@@ -46,6 +47,10 @@ class Preprocessed:
         Integer code per spectrum (see ``REASONS``).
     peak_eV : numpy.ndarray
         L3 peak energy per spectrum in the input calibration (NaN where invalid).
+    params : dict
+        The preprocessing parameters used.
+    n_spikes : numpy.ndarray
+        Channels replaced as spikes or hot channels per spectrum.
     """
 
     x: np.ndarray
@@ -53,6 +58,7 @@ class Preprocessed:
     reason: np.ndarray
     peak_eV: np.ndarray
     params: dict = field(default_factory=dict)
+    n_spikes: np.ndarray | None = None
 
 
 def preprocess(
@@ -66,6 +72,7 @@ def preprocess(
     center_offset_eV: np.ndarray | float | None = None,
     min_snr: float = 8.0,
     check_edge: bool = True,
+    remove_spikes: bool = True,
 ) -> Preprocessed:
     """Turn raw spectra into the model's input, whatever their calibration.
 
@@ -95,6 +102,12 @@ def preprocess(
         Threshold of :func:`edge_present`.
     check_edge : bool
         If False, every finite non-constant spectrum counts as valid (training data).
+    remove_spikes : bool
+        Replace cosmic-ray spikes and hot channels first, in the channels read (see
+        :func:`~hyperspy_mnvalence.decisions.remove_spikes`: a channel many robust
+        sigmas above both neighbours and narrower than an edge can be at the
+        dispersion; edges are never touched). The count per spectrum is in
+        ``Preprocessed.n_spikes``.
 
     Returns
     -------
@@ -128,6 +141,17 @@ def preprocess(
     if not finite.all():
         finite[~finite] = np.all(np.isfinite(spectra[~finite, read]), axis=1)
     data = spectra if finite.all() else np.where(finite[:, None], spectra, 0)
+    n_spikes = np.zeros(n, dtype=np.int32)
+    if remove_spikes and n:
+        dtype = np.float32 if data.dtype in _SINGLE else np.float64
+        part = data[:, read]
+        if part.dtype != dtype:
+            part = part.astype(dtype)
+        disp = float(np.median(np.abs(np.diff(e[read])))) if part.shape[1] > 1 else step
+        part, n_spikes, _ = find_spikes(part, disp)
+        if n_spikes.any():
+            data = data.astype(np.promote_types(data.dtype, dtype))  # a copy
+            data[:, read] = part
     y, grid = to_uniform_grid(data, energy, step, (lo, hi))
     peak = locate_l3(y, grid, search)
     off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
@@ -177,4 +201,6 @@ def preprocess(
     valid = reason == 0
     x[~valid] = 0.0
     peak_eV = np.where(valid, grid[peak], np.nan)
-    return Preprocessed(x=x, valid=valid, reason=reason, peak_eV=peak_eV, params=p)
+    return Preprocessed(
+        x=x, valid=valid, reason=reason, peak_eV=peak_eV, params=p, n_spikes=n_spikes
+    )
