@@ -121,13 +121,39 @@ def test_shipped_model_card(shipped_model, real_data):
         assert file_sha256(real_data / name) == sha
 
 
+def _network_input(model, per_class: int = 4, seed: int = 0):
+    """Preprocessed noisy synthetic spectra of known valence: (x, truth)."""
+    from hyperspy_mnvalence.preprocessing import preprocess
+    from hyperspy_mnvalence.synthetic import synthetic_spectra
+
+    rng = np.random.default_rng(seed)
+    e = np.arange(590.0, 700.0, 0.1)
+    truth = np.repeat([2, 3, 4], per_class)
+    y = np.concatenate(
+        [
+            synthetic_spectra(
+                e, v, counts=np.full(per_class, 500.0), offset_eV=rng.uniform(-5, 5, per_class)
+            )
+            for v in (2, 3, 4)
+        ]
+    )
+    pre = preprocess(y, e, params=model.preprocessing)
+    assert pre.valid.all()
+    return pre.x.astype(np.float32), truth
+
+
 def test_shipped_model_predicts_probabilities(shipped_model):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(7, 300)).astype(np.float32)
+    # spectra of known valence through the documented input contract: any softmax graph
+    # gives probabilities, only a working classifier gives the simulated valences
+    x, truth = _network_input(shipped_model)
     p, s = shipped_model.predict(x)
-    assert p.shape == (7, 3) and s.shape == (7, 3)
+    assert p.shape == s.shape == (truth.size, 3)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     assert np.all(s >= 0)
+    np.testing.assert_array_equal(np.asarray(shipped_model.classes)[p.argmax(1)], truth)
+    assert p.max(1).min() > 0.5
+    if shipped_model.n_members > 1:
+        assert np.any(s > 0)  # members of an ensemble disagree somewhere
 
 
 def test_predict_in_threads_equals_one_call(shipped_model):
