@@ -1,0 +1,300 @@
+"""The public robustness suite: accuracy on realistic acquisitions, held-out spectra only.
+
+Every Titan spectrum is recorded through the acquisition simulator under a fixed grid of
+conditions (:data:`SUITE`), each condition changing one knob of :data:`BASE`:
+
+* L3 height above the background 3, 6, 12, 25 % at 8e4 electrons per eV of background
+  at the edge, with a correlated (CCD-like) and with a white (electron-counting)
+  detector;
+* relative thickness t/lambda 0, 0.5, 1.0, 1.5; resolution 0.3, 1, 2 eV; dispersion
+  0.05, 0.25, 0.5, 1 eV per channel; one cosmic-ray spike per spectrum;
+
+with a random calibration offset of +-15 eV per spectrum. The recordings are seeded, so
+every model sees the same raw spectra; each spectrum is classified through the full
+inference path (``preprocess`` + network) by the model that did not train on it.
+Accuracy counts a spectrum flagged "no Mn edge" as wrong; the no-edge rate is reported
+beside it, and the false-Mn rate on the simulator's negative families.
+
+Run ``python -m hyperspy_mnvalence.training.suite --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from hyperspy_mnvalence.simulations import (
+    NEGATIVE_FAMILIES,
+    simulate_acquisition,
+    simulate_negatives,
+)
+from hyperspy_mnvalence.simulations.conditions import DETECTORS
+
+__all__ = ["BASE", "SUITE", "run_suite", "negatives_false_mn", "suite_figure", "main"]
+
+#: The reference condition every suite condition departs from.
+BASE: dict = {
+    "l3_over_background": 0.12,
+    "dose": 8e4,
+    "dispersion_eV": 0.25,
+    "resolution_eV": 0.5,
+    "t_over_lambda": 0.0,
+    "detector": "correlated",
+    "spikes_per_spectrum": 0.0,
+}
+
+#: (name, group, changes to BASE), fixed: the public grid models are compared on.
+SUITE: list[tuple[str, str, dict]] = (
+    [(f"l3bg_{int(r * 100)}", "l3_over_background", {"l3_over_background": r})
+     for r in (0.03, 0.06, 0.12, 0.25)]
+    + [(f"white_l3bg_{int(r * 100)}", "white", {"l3_over_background": r, "detector": "white"})
+       for r in (0.03, 0.06, 0.12, 0.25)]
+    + [(f"t_{t}", "t_over_lambda", {"t_over_lambda": t}) for t in (0.0, 0.5, 1.0, 1.5)]
+    + [(f"res_{r}", "resolution_eV", {"resolution_eV": r}) for r in (0.3, 1.0, 2.0)]
+    + [(f"disp_{d}", "dispersion_eV", {"dispersion_eV": d}) for d in (0.05, 0.25, 0.5, 1.0)]
+    + [("spikes_1", "spikes", {"spikes_per_spectrum": 1.0})]
+)  # fmt: skip
+
+SEED = 20261127
+OFFSET_EV = 15.0
+
+Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _record(spectra, energy, cond: dict, seed: int, copies: int):
+    c = {**BASE, **cond}
+    det = dict(DETECTORS[c.pop("detector")])
+    n = spectra.shape[0]
+    rng = np.random.default_rng(seed)
+    src = np.tile(np.arange(n), copies)
+    acq = simulate_acquisition(
+        src.size,
+        edges=spectra[src],
+        edge_energy=energy,
+        offset_eV=rng.uniform(-OFFSET_EV, OFFSET_EV, src.size),
+        energy_range=(590.0, 720.0),
+        rng=rng,
+        **c,
+        **det,
+    )
+    return src, acq
+
+
+def run_suite(
+    spectra: np.ndarray,
+    labels: np.ndarray,
+    energy: np.ndarray,
+    predict: Predictor,
+    *,
+    copies: int = 2,
+    conditions: list[tuple[str, str, dict]] | None = None,
+) -> dict:
+    """Score one model (or a set of fold models) on the suite.
+
+    Parameters
+    ----------
+    spectra, labels, energy : numpy.ndarray
+        Clean spectra ``(n, k)``, class indices 0-2 and the energy axis.
+    predict : callable
+        ``predict(raw, energy, source) -> (m, 3)`` probabilities of raw spectra (NaN rows
+        where the inference path flags no Mn edge); ``source`` gives the index of the
+        clean spectrum each raw one was recorded from (to pick the held-out fold model).
+    copies : int
+        Recordings of each spectrum per condition.
+    conditions : list, optional
+        Default :data:`SUITE`.
+
+    Returns
+    -------
+    dict
+        Per condition: ``accuracy`` (right / all), ``no_edge`` (share flagged),
+        ``accuracy_classified`` (right / classified), ``n``, the ``group`` and the
+        condition; plus the clean Titan accuracy (``clean``: the spectra themselves).
+    """
+    out: dict = {"conditions": {}}
+    for i, (name, group, cond) in enumerate(conditions or SUITE):
+        src, acq = _record(spectra, energy, cond, SEED + i, copies)
+        p = predict(acq.spectra, acq.energy, src)
+        flagged = ~np.isfinite(p).all(1)
+        pred = np.where(flagged, -1, np.nan_to_num(p).argmax(1))
+        right = pred == labels[src]
+        out["conditions"][name] = {
+            "group": group,
+            "condition": {**BASE, **cond},
+            "n": int(src.size),
+            "accuracy": float(right.mean()),
+            "no_edge": float(flagged.mean()),
+            "accuracy_classified": float(right[~flagged].mean()) if (~flagged).any() else None,
+        }
+    src = np.arange(spectra.shape[0])
+    p = predict(spectra, energy, src)
+    ok = np.isfinite(p).all(1)
+    out["clean"] = float(np.mean(np.where(ok, np.nan_to_num(p).argmax(1), -1) == labels))
+    accs = [c["accuracy"] for c in out["conditions"].values()]
+    out["worst"] = float(min(accs))
+    out["mean"] = float(np.mean(accs))
+    out["score"] = 0.5 * out["worst"] + 0.5 * out["mean"]
+    return out
+
+
+def negatives_false_mn(
+    classify: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int = 400
+) -> dict:
+    """Share of edge-free spectra reported as Mn, per negative family and detector.
+
+    Parameters
+    ----------
+    classify : callable
+        ``classify(raw, energy) -> (m, 3)`` with NaN rows where no edge is found.
+    n : int
+        Spectra per family and detector.
+
+    Returns
+    -------
+    dict
+        ``{family: {detector: false-Mn share}}`` at 8e4 electrons per eV, 0.25 eV per
+        channel, offsets of +-15 eV.
+    """
+    out: dict = {}
+    for j, fam in enumerate(NEGATIVE_FAMILIES):
+        out[fam] = {}
+        for det in ("white", "correlated"):
+            rng = np.random.default_rng(SEED + 100 + 7 * j + (det == "white"))
+            acq = simulate_negatives(
+                fam, n, rng=rng, dose=8e4, dispersion_eV=0.25,
+                offset_eV=rng.uniform(-OFFSET_EV, OFFSET_EV, n), **DETECTORS[det],
+            )  # fmt: skip
+            p = classify(acq.spectra, acq.energy)
+            out[fam][det] = float(np.isfinite(p).all(1).mean())
+    return out
+
+
+def suite_figure(results: dict[str, dict], path: Path) -> None:
+    """Accuracy against L3/background, one line per model (the paper's noise figure for
+    real conditions), and the other groups as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=[1, 1.6])
+    ratios = [3, 6, 12, 25]
+    for name, res in results.items():
+        c = res["conditions"]
+        line = axes[0].plot(ratios, [c[f"l3bg_{r}"]["accuracy"] for r in ratios], "o-",
+                            label=f"{name} (correlated)")  # fmt: skip
+        axes[0].plot(ratios, [c[f"white_l3bg_{r}"]["accuracy"] for r in ratios], "s--",
+                     color=line[0].get_color(), alpha=0.6, label=f"{name} (white)")  # fmt: skip
+    axes[0].set_xscale("log")
+    axes[0].set_xticks(ratios, [f"{r} %" for r in ratios])
+    axes[0].set_xlabel("L3 height above background (8e4 e-/eV of background)")
+    axes[0].set_ylabel("accuracy (no-edge counts as wrong)")
+    axes[0].set_ylim(0.3, 1.0)
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    others = [
+        k for k in next(iter(results.values()))["conditions"] if not k.startswith(("l3bg", "white"))
+    ]
+    width = 0.8 / max(len(results), 1)
+    for i, (name, res) in enumerate(results.items()):
+        axes[1].bar(np.arange(len(others)) + i * width,
+                    [res["conditions"][k]["accuracy"] for k in others], width, label=name)  # fmt: skip
+    axes[1].set_xticks(np.arange(len(others)) + 0.4 - width / 2, others, rotation=60, fontsize=7)
+    axes[1].set_ylim(0.5, 1.0)
+    axes[1].set_ylabel("accuracy at L3/background 12 %")
+    axes[1].legend(fontsize=7)
+    axes[1].grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def keras_fold_predictor(fold_dir: Path, n_spectra: int) -> Predictor:
+    """A predictor that scores each spectrum with the fold model that held it out."""
+    import keras
+
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    rec = json.loads((fold_dir / "folds.json").read_text())
+    owner = np.full(n_spectra, -1)
+    models = {}
+    for k, f in rec["folds"].items():
+        owner[np.asarray(f["held_out"], int)] = int(k)
+        models[int(k)] = keras.models.load_model(fold_dir / f"fold{k}.keras")
+    if (owner < 0).any():
+        raise ValueError(f"{int((owner < 0).sum())} spectra have no held-out fold model yet.")
+
+    def predict(raw, energy, source):
+        pre = preprocess(raw, energy)
+        out = np.full((raw.shape[0], 3), np.nan, np.float32)
+        if source is None:  # not a recording of the Titan spectra: any fold model
+            source = np.flatnonzero(owner == min(models))[np.zeros(raw.shape[0], int)]
+        for k, m in models.items():
+            rows = np.nonzero((owner[source] == k) & pre.valid)[0]
+            if rows.size:
+                out[rows] = m.predict(pre.x[rows][..., None], batch_size=2048, verbose=0)
+        return out
+
+    return predict
+
+
+def onnx_predictor(model: str) -> Predictor:
+    """A predictor through the package's own inference (an ONNX model file or name)."""
+    from hyperspy_mnvalence.classification import classify_spectra
+
+    def predict(raw, energy, source=None):
+        kw = {"model_name": model} if not str(model).endswith(".onnx") else {"model": model}
+        return classify_spectra(raw, energy, **kw)[:, :3]
+
+    return predict
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score models on the suite; write ``<name>.json`` per model and ``suite.png``."""
+    ap = argparse.ArgumentParser(
+        prog="python -m hyperspy_mnvalence.training.suite", description=__doc__
+    )
+    ap.add_argument("--folds", nargs="*", default=[], metavar="NAME=DIR",
+                    help="fold models (folder written by acquisition_cv)")  # fmt: skip
+    ap.add_argument("--onnx", nargs="*", default=[], metavar="NAME=MODEL",
+                    help="ONNX model file or shipped name, scored on every spectrum")  # fmt: skip
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--copies", type=int, default=2)
+    ap.add_argument("--negatives", type=int, default=400, help="spectra per negative family")
+    args = ap.parse_args(argv)
+
+    from hyperspy_mnvalence.datasets import load_titan_valence
+
+    d = load_titan_valence()
+    spectra, energy = d["spectra"].astype(np.float64), d["energy"]
+    labels = d["valence"].astype(int) - 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    preds = {}
+    for item in args.folds:
+        name, path = item.split("=", 1)
+        preds[name] = keras_fold_predictor(Path(path), spectra.shape[0])
+    for item in args.onnx:
+        name, path = item.split("=", 1)
+        preds[name] = onnx_predictor(path)
+    for name, pr in preds.items():
+        res = run_suite(spectra, labels, energy, pr, copies=args.copies)
+        if args.negatives:
+            res["false_mn"] = negatives_false_mn(lambda r, e, pr=pr: pr(r, e, None), args.negatives)
+        results[name] = res
+        (args.out / f"suite_{name}.json").write_text(json.dumps(res, indent=1))
+        print(
+            name, json.dumps({k: res[k] for k in ("clean", "worst", "mean", "score")}), flush=True
+        )
+        for k, c in res["conditions"].items():
+            print(f"  {k:18s} acc {c['accuracy']:.3f}  no-edge {c['no_edge']:.3f}", flush=True)
+    suite_figure(results, args.out / "suite.png")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
