@@ -14,7 +14,13 @@ opening Python:
 
 Errors the user can fix (missing or unreadable file, no Mn edge in the energy range,
 bad model file) are reported as one ``mnvalence: error: ...`` line on stderr with a
-non-zero exit status, never as a traceback.
+non-zero exit status, never as a traceback. With several inputs every input is
+processed; each failure is one line, and a summary line ends a run with failures (exit
+status 1).
+
+Nothing is lost: an existing file is replaced only with ``--overwrite``, an input file
+never (not even with ``--overwrite``), no file is written twice in one run, and files
+are written through a temporary file moved into place.
 """
 
 from __future__ import annotations
@@ -51,6 +57,69 @@ def _one_line(exc: BaseException | str) -> str:
     """Collapse an error message to one line."""
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
+
+
+#: Library argument names as the command line spells them, in the errors it prints.
+_CLI_SPEAK = (
+    (r"energy_window=\(lo, hi\)", "--energy-window LO HI"),
+    (r"background_window=\(lo, hi\)", "--background-window LO HI"),
+    (r"\benergy_window\b", "--energy-window"),
+    (r"\bbackground_window\b", "--background-window"),
+    (r"\bmin_snr\b", "--min-snr"),
+    (r"\bbackground \('none'", "--background none ("),
+    (r"\bbackground=", "--background "),
+    (r"^background must\b", "--background must"),
+    (r"\bmodel=None\b", "no --model"),
+    (r"^model must\b", "--model must"),
+)
+
+
+def _cli_speak(msg: str) -> str:
+    """A library message with its argument names replaced by the command-line options."""
+    import re
+
+    for pattern, repl in _CLI_SPEAK:
+        msg = re.sub(pattern, repl, msg)
+    return msg
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MiB"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _error_message(exc: BaseException, inp: Path | None = None) -> str:
+    """One line for an error; resource errors with a size hint and what to do."""
+    if isinstance(exc, MemoryError):
+        where = f" while processing {inp}" if inp is not None else ""
+        hint = ""
+        if inp is not None and inp.is_file():
+            hint = (
+                f"; the file holds {_size(inp.stat().st_size)}: use --lazy to process it in blocks"
+            )
+        free = _available_memory()
+        if free is not None:
+            hint += f" ({_size(free)} of memory available)"
+        return _one_line(f"out of memory{where} ({_one_line(exc)}){hint}")
+    return _one_line(exc)
+
+
+#: Errors of one input file: reported, and the next input is processed.
+_PER_FILE_ERRORS = (CLIError, ValueError, TypeError, OSError, ImportError, MemoryError)
 
 
 @contextlib.contextmanager
@@ -137,6 +206,68 @@ def _output_paths(inputs: list[Path], output: str, suffix: str = "mn_valence") -
     return paths
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (links and ``..`` resolved)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+class _Outputs:
+    """The files a command may write: never an input, never twice, never an existing
+    file unless ``--overwrite``; written through a temporary file, so that a failed
+    write leaves what was there."""
+
+    def __init__(self, inputs: Sequence[Path], overwrite: bool) -> None:
+        self.inputs = [Path(x) for x in inputs]
+        self.overwrite = overwrite
+        self.claimed: list[Path] = []
+
+    def claim(self, path: Path, option: str = "-o") -> Path:
+        path = Path(path)
+        for inp in self.inputs:
+            if _same_file(path, inp):
+                raise CLIError(
+                    f"{option} {path} is the input file {inp}: refusing to write over an "
+                    "input (even with --overwrite); choose another output"
+                )
+        for other in self.claimed:
+            if _same_file(path, other):
+                raise CLIError(
+                    f"{option} {path} would be written twice in this run; give different "
+                    "output names"
+                )
+        if path.is_dir():
+            raise CLIError(f"{option} {path} is a folder; give a file name")
+        if path.exists() and not self.overwrite:
+            raise CLIError(
+                f"{option} {path} exists; pass --overwrite to replace it, or choose another output"
+            )
+        self.claimed.append(path)
+        return path
+
+    def check(self, path: Path, option: str = "-o") -> None:
+        """:meth:`claim` without claiming (a check before any work)."""
+        self.claim(path, option)
+        self.claimed.pop()
+
+
+@contextlib.contextmanager
+def _written_atomically(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix), moved onto ``path`` on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def _save_png(p, path: Path) -> Path:
     import matplotlib
 
@@ -146,14 +277,17 @@ def _save_png(p, path: Path) -> Path:
     from .plotting import plot_valence_maps
 
     fig = plot_valence_maps(p)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with _written_atomically(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
 def _save_hspy(p, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    p.save(str(path), overwrite=True)
+    with _written_atomically(path) as tmp:
+        p.save(str(tmp), overwrite=True)
 
 
 def _counts(p) -> dict[str, int]:
@@ -183,7 +317,8 @@ def _fraction_summary(f) -> str:
         f"Mn{v}+ {m:.2f}" for v, m in zip((2, 3, 4), frac[:, mn].mean(axis=1), strict=True)
     )
     return (
-        f"mean oxidation state {q50:.2f} (5-95%: {q5:.2f}-{q95:.2f}); mean fractions {means}; "
+        f"mean oxidation state over the Mn pixels: mean {np.mean(mos[mn]):.2f}, median "
+        f"{q50:.2f} (5-95%: {q5:.2f}-{q95:.2f}); mean fractions {means}; "
         f"Mn edge on {int(mn.sum())} of {mn.size} pixels"
     )
 
@@ -238,59 +373,107 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
     from .classification import _check_window
 
     kw = _model_kwargs(args, fractions)
+    background = args.background
     if args.no_background:
-        kw["background"] = "none"
-    if args.energy_window is not None:  # checked before any file is read
+        if background not in (None, "none"):
+            raise CLIError(f"--no-background contradicts --background {background}")
+        background = "none"
+    if background is not None:
+        kw["background"] = background
+    # checked before any file is read
+    if args.energy_window is not None:
         kw["energy_window"] = _check_window("--energy-window", args.energy_window)
+    if args.background_window is not None:
+        kw["background_window"] = _check_window("--background-window", args.background_window)
+    if args.min_snr is not None:
+        if not (np.isfinite(args.min_snr) and args.min_snr >= 0):
+            raise CLIError(f"--min-snr must be a finite number >= 0, got {args.min_snr:g}")
+        kw["min_snr"] = args.min_snr
     return kw
 
 
-def _process_files(args: argparse.Namespace, fractions: bool) -> int:
-    """Classify (or decompose) each input file and write the result maps."""
-    from .classification import classify_mn_valence
+def _process_one(inp: Path, out: Path, run, kw: dict, args, fractions: bool, outputs) -> None:
+    """Classify (or decompose) one input file and write its result(s)."""
     from .maps import compute_result, no_edge_mask
+
+    t0 = time.perf_counter()
+    if not inp.exists():
+        raise CLIError(f"{inp}: no such file")
+    outputs.check(out)  # before any work
+    if args.png:
+        outputs.check(out.with_suffix(".png"), "--png")
+    spectra = _load_spectra(inp, lazy=args.lazy)
+    results, errors = [], []
+    for s in spectra:
+        try:
+            p = compute_result(run(s, **kw), _progress(args))
+        except ValueError as exc:
+            errors.append(exc)
+            continue
+        if np.all(np.asarray(no_edge_mask(p).data)):
+            window = kw.get("energy_window")
+            where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
+            errors.append(
+                ValueError(
+                    f"no pixel has a Mn L2,3 edge{where}; check the energy range of the "
+                    "data, --energy-window, --background and --min-snr"
+                )
+            )
+            continue
+        results.append(p)
+    if not results:
+        raise CLIError(f"{inp}: {_one_line(errors[0])}")
+    targets = [out] if len(results) == 1 else [
+        out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(len(results))
+    ]  # fmt: skip
+    for target in targets:  # all checked before the first is written
+        outputs.claim(target)
+        if args.png:
+            outputs.claim(target.with_suffix(".png"), "--png")
+    for p, target in zip(results, targets, strict=True):
+        _save_hspy(p, target)
+        written = [str(target)]
+        if args.png:
+            written.append(str(_save_png(p, target.with_suffix(".png"))))
+        print(f"{inp} -> {', '.join(written)}")
+        summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
+        print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")
+
+
+def _process_files(args: argparse.Namespace, fractions: bool) -> int:
+    """Classify (or decompose) each input file and write the result maps.
+
+    Every input is processed: a failure is reported in one line and the next input
+    goes on; the exit status is 1 if any failed, with a summary line at the end.
+    """
+    from .classification import classify_mn_valence
     from .mixed import decompose_mn_valence
 
     run = decompose_mn_valence if fractions else classify_mn_valence
     inputs = [Path(x) for x in args.inputs]
-    for inp in inputs:  # fail before any long computation
-        if not inp.exists():
-            raise CLIError(f"{inp}: no such file")
-    outputs = _output_paths(inputs, args.output, "mn_fractions" if fractions else "mn_valence")
+    paths = _output_paths(inputs, args.output, "mn_fractions" if fractions else "mn_valence")
     kw = _classify_kwargs(args, fractions)
-    progress = _progress(args)
-    for inp, out in zip(inputs, outputs, strict=True):
-        t0 = time.perf_counter()
-        spectra = _load_spectra(inp, lazy=args.lazy)
-        results, errors = [], []
-        for s in spectra:
-            try:
-                p = compute_result(run(s, **kw), progress)
-            except ValueError as exc:
-                errors.append(exc)
-                continue
-            if np.all(np.asarray(no_edge_mask(p).data)):
-                window = kw.get("energy_window")
-                where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
-                errors.append(
-                    ValueError(
-                        f"no pixel has a Mn L2,3 edge{where}; check the energy range of the "
-                        "data, --energy-window and --no-background"
-                    )
-                )
-                continue
-            results.append(p)
-        if not results:
-            raise CLIError(f"{inp}: {_one_line(errors[0])}")
-        for k, p in enumerate(results):
-            target = out if len(results) == 1 else out.with_name(f"{out.stem}_{k}{out.suffix}")
-            _save_hspy(p, target)
-            written = [str(target)]
-            if args.png:
-                written.append(str(_save_png(p, target.with_suffix(".png"))))
-            print(f"{inp} -> {', '.join(written)}")
-            summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
-            print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")
+    outputs = _Outputs(inputs, args.overwrite)
+    if len(inputs) == 1:  # one input: its error is the command's error
+        _process_one(inputs[0], paths[0], run, kw, args, fractions, outputs)
+        return 0
+    failed: list[Path] = []
+    for inp, out in zip(inputs, paths, strict=True):
+        try:
+            _process_one(inp, out, run, kw, args, fractions, outputs)
+        except _PER_FILE_ERRORS as exc:
+            failed.append(inp)
+            msg = _cli_speak(_error_message(exc, inp))
+            if not msg.startswith(str(inp)):
+                msg = f"{inp}: {msg}"
+            print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
+    if failed:
+        print(
+            f"{PROG}: {len(failed)} of {len(inputs)} inputs failed: "
+            f"{', '.join(str(f) for f in failed)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -374,6 +557,25 @@ def _demo_fraction_summary(s, f) -> list[str]:
     return lines
 
 
+#: Peak memory of the demo per byte of its spectrum image (building it, float64 working
+#: copies, classifying it), measured roughly; used to refuse a --shape that cannot fit.
+_DEMO_MEMORY_FACTOR = 4.0
+
+
+def _check_demo_size(rows: int, cols: int, make) -> None:
+    """A one-line error when the demo of ``rows x cols`` pixels cannot fit in memory."""
+    small = make(shape=(8, 8), seed=0)
+    per_pixel = small.data.nbytes / 64
+    need = per_pixel * rows * cols * _DEMO_MEMORY_FACTOR
+    free = _available_memory()
+    if free is not None and need > free:
+        raise CLIError(
+            f"--shape {rows} {cols} needs about {_size(need)} of memory (a spectrum image "
+            f"of {_size(per_pixel * rows * cols)}), but {_size(free)} are available; give "
+            "a smaller --shape"
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo spectrum image, classify it, write the maps and a summary."""
     from .classification import classify_mn_valence
@@ -388,20 +590,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     save_input = (
         None if args.save_input is None else _check_hspy_path("--save-input", args.save_input)
     )
+    outputs = _Outputs([], args.overwrite)  # all checked before any work
+    out = outputs.claim(Path(args.output))
+    if hspy is not None:
+        outputs.claim(hspy, "--hspy")
+    if save_input is not None:
+        outputs.claim(save_input, "--save-input")
     kw = _model_kwargs(args, args.fractions)
+    _check_demo_size(rows, cols, make_demo_spectrum_image)
     s = make_demo_spectrum_image(shape=(rows, cols), seed=args.seed)
     print(
         f"demo spectrum image: {rows} x {cols} pixels, {s.axes_manager.signal_shape[0]} "
         "channels, Mn2+/Mn3+/Mn4+ grains, vacuum, substrate, drifting calibration"
     )
     if save_input is not None:
-        s.save(str(save_input), overwrite=True)
+        _save_hspy(s, save_input)
         print(f"spectrum image written to {save_input}")
     run = decompose_mn_valence if args.fractions else classify_mn_valence
     p = run(s, **kw)
-    out = Path(args.output)
-    if out.parent != Path(""):
-        out.parent.mkdir(parents=True, exist_ok=True)
     _save_png(p, out)
     print(f"{'fraction' if args.fractions else 'valence'} maps written to {out}")
     if hspy is not None:
@@ -506,6 +712,15 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``, the same in every command that writes files."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist (an input file is never replaced)",
+    )
+
+
 def _add_progress_option(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``, the same in every command that classifies."""
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -532,10 +747,27 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         )
     else:
         _add_model_option(parser)
+    from .classification import BACKGROUNDS
+
+    parser.add_argument(
+        "--background",
+        choices=BACKGROUNDS,
+        help="pre-edge background: 'auto' (default) fits a power law where the pre-edge "
+        "allows, else a constant; 'none' for background-subtracted spectra",
+    )
     parser.add_argument(
         "--no-background",
         action="store_true",
-        help="the spectra are already background-subtracted: skip the pre-edge fit",
+        help="the spectra are already background-subtracted: skip the pre-edge fit "
+        "(the same as --background none)",
+    )
+    parser.add_argument(
+        "--background-window",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="a fixed pre-edge fit window (eV) for every spectrum (default: placed before "
+        "each spectrum's own L3 onset)",
     )
     parser.add_argument(
         "--energy-window",
@@ -545,8 +777,16 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         help="energies (eV) between which to look for the L3 edge (default 618-672 eV)",
     )
     parser.add_argument(
+        "--min-snr",
+        type=float,
+        metavar="X",
+        help="minimum L3 height over the noise for a pixel to count as having a Mn edge "
+        "(default 8)",
+    )
+    parser.add_argument(
         "--lazy", action="store_true", help="load and process lazily (data larger than memory)"
     )
+    _add_overwrite_option(parser)
     _add_progress_option(parser)
 
 
@@ -631,6 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prints the error of the mean oxidation state against the demo's truth",
     )
     _add_model_option(d)
+    _add_overwrite_option(d)
     _add_progress_option(d)
     d.set_defaults(func=cmd_demo)
 
@@ -674,13 +915,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with _quiet_libraries():
         try:
-            return int(args.func(args))
+            rc = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return rc
+        except BrokenPipeError:
+            return _closed_pipe()
         except (CLIError, ModelError, ValueError, TypeError, OSError, ImportError) as exc:
-            msg = _one_line(exc)
+            msg = _cli_speak(_one_line(exc))
+        except MemoryError as exc:
+            msg = _error_message(exc)
         except KeyboardInterrupt:
             msg = "interrupted"
     print(f"{PROG}: error: {msg}", file=sys.stderr)
     return 1
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``mnvalence info | head -1``): stop quietly.
+
+    Python would report the failed flush of stdout at exit; stdout goes to
+    ``os.devnull`` instead. Exit status 0: stopping early was the reader's choice.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -143,7 +143,7 @@ def test_decompose_writes_fractions_and_mean_oxidation_state(tmp_path, demo_file
     assert np.all(np.isnan(mos[truth["region"] == 0]))  # vacuum: no edge
     assert f.metadata.MnValence.mean_valence_std.data.shape == SHAPE
     stdout = capsys.readouterr().out
-    median = float(stdout.split("mean oxidation state ")[1].split(" ")[0])
+    median = float(stdout.split("median ")[1].split(" ")[0])
     assert median == pytest.approx(np.nanmedian(mos), abs=0.005)
 
 
