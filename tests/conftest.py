@@ -8,12 +8,18 @@ mutant test live in ``tests/mutants/checks.py``.
 from __future__ import annotations
 
 import os
+import sys
 
 import matplotlib
 import numpy as np
 import pytest
 
 matplotlib.use("Agg")
+
+if os.environ.get("MNVALENCE_TEST_NO_ONNX") == "1":
+    # the install users get from a plain `pip install`: no onnx package, so models load
+    # through onnxruntime alone (tests that need onnx to build models skip)
+    sys.modules["onnx"] = None
 
 from hyperspy_mnvalence.datasets import DATA_ENV, data_dir  # noqa: E402
 from hyperspy_mnvalence.model import default_model_path  # noqa: E402
