@@ -4,17 +4,22 @@ The graph takes ``spectra`` float32 ``(N, L)`` (dynamic ``N`` and ``L``; 300 for
 shipped preprocessing) and returns ``probabilities`` (mean of the members' softmax)
 and ``probability_std`` (standard deviation across members), both ``(N, 3)``.
 The metadata is a JSON string under the key ``"hyperspy_mnvalence"`` in
-``model.metadata_props``.
+``model.metadata_props``. :func:`export_onnx` builds the graph from the trained
+weights (:mod:`._onnx_graph`), so it works with every Keras backend and needs no
+TensorFlow; :func:`fold_batchnorm` and :func:`group_ensemble` rewrite graphs written
+by earlier versions (with tf2onnx) in place.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 from pathlib import Path
 
-from hyperspy_mnvalence.model import stamp_model  # issue 15: model integrity
+
+from ._onnx_graph import OPSET
 
 __all__ = [
     "METADATA_KEY",
@@ -28,9 +33,15 @@ __all__ = [
     "read_metadata",
 ]
 
+_logger = logging.getLogger(__name__)
+
 METADATA_KEY = "hyperspy_mnvalence"
-OPSET = 17
-#: The ``graph`` entry of the metadata of a folded export.
+#: The ``graph`` entry of the metadata of a graph built by :func:`export_onnx`.
+WEIGHTS_NOTE = (
+    "built from the Keras weights (hyperspy_mnvalence.training.export.export_onnx): "
+    "batch normalisations and biases folded into the convolutions"
+)
+#: The ``graph`` entry of the metadata of a graph folded by :func:`fold_batchnorm_file`.
 FOLDED_NOTE = (
     "batch normalisations and biases folded into the convolutions "
     "(hyperspy_mnvalence.training.export.fold_batchnorm)"
@@ -70,16 +81,17 @@ def build_metadata(
     Returns
     -------
     dict
+        With ``backend``: the Keras backend that trained the model (``name``,
+        ``version``, ``keras_version``, ``device``; see :func:`.loop.backend_info`), and
+        ``tensorflow_version`` (``None`` unless the backend is TensorFlow).
     """
     import hyperspy_mnvalence
     from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING
 
-    try:
-        import tensorflow as tf
+    from .loop import backend_info
 
-        tf_version = tf.__version__
-    except ImportError:  # pragma: no cover
-        tf_version = None
+    backend = backend_info()
+    tf_version = backend["version"] if backend["name"] == "tensorflow" else None
     pre = dict(preprocessing or DEFAULT_PREPROCESSING)
     meta = {
         "format_version": 1,
@@ -98,6 +110,7 @@ def build_metadata(
         "metrics": metrics,
         "package_version": hyperspy_mnvalence.__version__,
         "tensorflow_version": tf_version,
+        "backend": backend,
         "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
     }
     if extra:
@@ -347,7 +360,6 @@ def _rewrite_file(path, rewrite, note, what: str, atol: float) -> dict:
         if p.key == METADATA_KEY:
             p.value = json.dumps(meta, sort_keys=True)
     onnx.save(new, str(path))
-    stamp_model(path)  # issue 15: record the SHA-256 of the weights and graph (checked at load)
     return {
         "nodes_before": len(proto.graph.node),
         "nodes_after": len(new.graph.node),
@@ -373,8 +385,14 @@ def _max_output_difference(a, b) -> float:
     return diff
 
 
-def export_onnx(models, path: str | os.PathLike, metadata: dict) -> Path:
-    """Write one Keras model or an ensemble as one ONNX graph.
+def export_onnx(models, path: str | os.PathLike, metadata: dict, *, check: bool = True) -> Path:
+    """Write one Keras model or an ensemble as one ONNX graph, built from the weights.
+
+    The graph is written with :mod:`onnx.helper` from the trained weights
+    (:mod:`._onnx_graph`): batch normalisations and biases folded into the
+    convolutions, dropout left out, members of the same fully convolutional shape run
+    as grouped convolutions, opset 17, dynamic batch and length. Neither TensorFlow nor
+    tf2onnx is needed: any Keras 3 backend (TensorFlow, JAX, PyTorch) works.
 
     Parameters
     ----------
@@ -383,50 +401,26 @@ def export_onnx(models, path: str | os.PathLike, metadata: dict) -> Path:
     path : path-like
         Output ``.onnx`` file.
     metadata : dict
-        Stored as JSON under :data:`METADATA_KEY`.
+        Stored as JSON under :data:`METADATA_KEY`, with a ``graph`` entry added.
+    check : bool
+        Compare the graph with the Keras models on 64 random spectra of 300 channels
+        and raise ``ValueError`` if any output differs by more than 1e-4 (a model whose
+        layers are not one chain would otherwise export silently wrong).
 
     Returns
     -------
     pathlib.Path
     """
-    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     import onnx
-    import tensorflow as tf
-    import tf2onnx
 
-    if not isinstance(models, list | tuple):
-        models = [models]
-    members = list(models)
+    from ._onnx_graph import build_graph
 
-    @tf.function(input_signature=(tf.TensorSpec((None, None), tf.float32, name="spectra"),))
-    def ensemble(spectra):
-        x = tf.expand_dims(spectra, -1)
-        probs = tf.stack([m(x, training=False) for m in members], axis=0)
-        mean = tf.reduce_mean(probs, axis=0)
-        std = tf.sqrt(tf.reduce_mean(tf.square(probs - mean[None]), axis=0))
-        return {
-            "probabilities": tf.identity(mean, name="probabilities"),
-            "probability_std": tf.identity(std, name="probability_std"),
-        }
-
-    proto, _ = tf2onnx.convert.from_function(
-        ensemble,
-        input_signature=ensemble.input_signature,
-        opset=OPSET,
-        output_path=None,
-    )
-    # name the graph outputs exactly as the contract says
-    names = {"probabilities", "probability_std"}
-    for out in proto.graph.output:
-        for n in names:
-            if out.name != n and out.name.split(":")[0].endswith(n):
-                _rename_output(proto, out.name, n)
-    proto = fold_batchnorm(proto)
-    grouped = group_ensemble(proto)
-    note = FOLDED_NOTE if grouped is proto else f"{FOLDED_NOTE}; {GROUPED_NOTE}"
-    proto = grouped
+    members = list(models) if isinstance(models, list | tuple) else [models]
+    proto, grouped = build_graph(members)
+    if check:
+        _check_against_keras(proto, members)
+    note = f"{WEIGHTS_NOTE}; {GROUPED_NOTE}" if grouped else WEIGHTS_NOTE
     metadata = {**metadata, "graph": note}
-    del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key = METADATA_KEY
     entry.value = json.dumps(metadata, sort_keys=True)
@@ -435,21 +429,25 @@ def export_onnx(models, path: str | os.PathLike, metadata: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
-    stamp_model(path)  # issue 15: record the SHA-256 of the weights and graph (checked at load)
     return path
 
 
-def _rename_output(proto, old: str, new: str) -> None:
-    for node in proto.graph.node:
-        for i, o in enumerate(node.output):
-            if o == old:
-                node.output[i] = new
-        for i, o in enumerate(node.input):
-            if o == old:
-                node.input[i] = new
-    for out in proto.graph.output:
-        if out.name == old:
-            out.name = new
+def _check_against_keras(proto, members, atol: float = 1e-4) -> None:
+    """Raise ``ValueError`` if the graph's outputs differ from the Keras models'."""
+    import numpy as np
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).normal(0.0, 0.3, (64, 300)).astype(np.float32)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    p, sd = sess.run(None, {"spectra": x})
+    probs = np.stack([np.asarray(m.predict(x[..., None], verbose=0)) for m in members])
+    diff = max(np.abs(p - probs.mean(0)).max(), np.abs(sd - probs.std(0)).max())
+    if not diff <= atol:
+        raise ValueError(
+            f"the ONNX graph differs from the Keras model(s) by {diff:.2e} (> {atol}): "
+            "the models are not chains of the layers hyperspy_mnvalence exports"
+        )
+    _logger.debug("exported graph within %.1e of Keras", diff)
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
