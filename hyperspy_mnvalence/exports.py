@@ -215,7 +215,9 @@ def export_result(
     --------
     >>> import hyperspy_mnvalence as mnv
     >>> p = mnv.classify_mn_valence(mnv.make_demo_spectrum_image((8, 12)))
-    >>> files = mnv.export_result(p, "out/demo", formats=("csv",))  # doctest: +SKIP
+    >>> files = mnv.export_result(p, "out/demo", formats=("tiff", "csv"))
+    >>> [f.name for f in files][:2], files[-1].name
+    (['demo_p_mn2.tif', 'demo_p_mn3.tif'], 'demo.csv')
     """
     formats = tuple(formats) if not isinstance(formats, str) else (formats,)
     bad = [f for f in formats if f not in EXPORT_FORMATS]
