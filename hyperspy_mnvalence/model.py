@@ -9,9 +9,14 @@ installed and a GPU is visible, on the CPU otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 import os
 import threading
+import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
@@ -31,7 +36,11 @@ __all__ = [
     "default_model_path",
     "load_model",
     "model_card",
+    "stamp_model",
+    "verify_model_file",
 ]
+
+_logger = logging.getLogger(__name__)
 
 METADATA_KEY = "hyperspy_mnvalence"
 DEFAULT_MODEL = "mn_valence_fcn.onnx"
@@ -49,7 +58,281 @@ _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "output
 
 
 class ModelError(ValueError):
-    """A model file is missing, unreadable or not a hyperspy_mnvalence model."""
+    """A model file is missing, unreadable, altered or not a hyperspy_mnvalence model."""
+
+
+# ---------------------------------------------------------------------------------------
+# integrity: SHA-256 of the weights and of the graph, kept in the file's metadata_props
+# ---------------------------------------------------------------------------------------
+#
+# The ONNX file is read as protobuf wire format here (no ``onnx`` package needed, so a
+# plain ``pip install .`` verifies too). A ModelProto's fields: 7 graph, 14
+# metadata_props (key 1, value 2); a GraphProto's 5 initializer and 15 sparse_initializer;
+# a TensorProto's 8 name and 4, 5, 6, 7, 9 (raw_data), 10, 11 its values. Every byte of
+# the file outside metadata_props is covered by one of the two hashes.
+
+#: metadata_props keys of the two hashes (beside METADATA_KEY's model card).
+WEIGHTS_KEY = "weights_sha256"
+GRAPH_KEY = "graph_sha256"
+_HASH_KEYS = (WEIGHTS_KEY, GRAPH_KEY)
+_TENSOR_DATA_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
+
+
+class _Malformed(Exception):
+    """Not protobuf wire format."""
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise _Malformed("truncated or overlong varint")
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple]:
+    """``(field, wire_type, tag_start, value_start, value_end)`` of each field."""
+    end = len(buf) if end is None else end
+    i = start
+    while i < end:
+        tag_start = i
+        key, i = _varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise _Malformed("field number 0")
+        if wire == 0:
+            _, j = _varint(buf, i)
+        elif wire == 1:
+            j = i + 8
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            j = i + n
+        elif wire == 5:
+            j = i + 4
+        else:
+            raise _Malformed(f"wire type {wire}")
+        if j > end:
+            raise _Malformed("field runs past its message")
+        yield field, wire, tag_start, i, j
+        i = j
+
+
+def _string_entry(buf: bytes, start: int, end: int) -> tuple[str, str]:
+    key = value = ""
+    for f, w, _, a, b in _fields(buf, start, end):
+        if w == 2 and f in (1, 2):
+            text = buf[a:b].decode("utf-8", errors="strict")
+            key, value = (text, value) if f == 1 else (key, text)
+    return key, value
+
+
+def _read_onnx(buf: bytes) -> tuple[dict, str, str]:
+    """The metadata_props, the weights' and the graph's SHA-256 of a serialized model."""
+    props: dict[str, str] = {}
+    weights: list[tuple[bytes, bytes]] = []
+    graph_hash = hashlib.sha256()
+    n_graphs = 0
+    for f, w, t0, a, b in _fields(buf):
+        if f == 14 and w == 2:
+            k, v = _string_entry(buf, a, b)
+            props[k] = v
+            continue
+        if not (f == 7 and w == 2):
+            graph_hash.update(buf[t0:b])
+            continue
+        n_graphs += 1
+        graph_hash.update(b"graph")
+        for g, gw, g0, ga, gb in _fields(buf, a, b):
+            if gw == 2 and g == 5:  # an initializer: its data to the weights
+                name, data = b"", []
+                graph_hash.update(b"initializer")
+                for h, hw, h0, ha, hb in _fields(buf, ga, gb):
+                    if h in _TENSOR_DATA_FIELDS:
+                        data.append(buf[h0:hb])
+                    else:
+                        if h == 8 and hw == 2:
+                            name = buf[ha:hb]
+                        if h == 14 and hw == 0 and _varint(buf, ha)[0] == 1:
+                            raise _Malformed("weights in external data files")
+                        graph_hash.update(buf[h0:hb])
+                weights.append((name, b"".join(data)))
+            elif gw == 2 and g == 15:  # a sparse initializer: whole, to the weights
+                weights.append((b"sparse", buf[g0:gb]))
+            else:
+                graph_hash.update(buf[g0:gb])
+    if n_graphs != 1:
+        raise _Malformed("no graph" if not n_graphs else "several graphs")
+    weights_hash = hashlib.sha256()
+    for name, data in sorted(weights):
+        for part in (name, data):
+            weights_hash.update(len(part).to_bytes(8, "little"))
+            weights_hash.update(part)
+    return props, weights_hash.hexdigest(), graph_hash.hexdigest()
+
+
+def _encode_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _metadata_entry(key: str, value: str) -> bytes:
+    entry = b""
+    for field, text in ((1, key), (2, value)):
+        raw = text.encode("utf-8")
+        entry += bytes([(field << 3) | 2]) + _encode_varint(len(raw)) + raw
+    return bytes([(14 << 3) | 2]) + _encode_varint(len(entry)) + entry
+
+
+def stamp_model(path: str | os.PathLike) -> dict:
+    """Record the SHA-256 of a model file's weights and graph in its metadata.
+
+    The hashes go to the ONNX ``metadata_props`` under ``weights_sha256`` and
+    ``graph_sha256`` (earlier values replaced); every other byte of the file is kept.
+    :class:`MnValenceModel` recomputes them at load and refuses a file whose weights or
+    graph no longer match. The training export stamps every model it writes; stamp a
+    file yourself only after changing it on purpose.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.onnx`` file, rewritten in place (through a temporary file).
+
+    Returns
+    -------
+    dict
+        ``{"weights_sha256": ..., "graph_sha256": ...}``.
+
+    Raises
+    ------
+    ModelError
+        If the file is not an ONNX model.
+    """
+    path = Path(path)
+    buf = path.read_bytes()
+    try:
+        _, weights, graph = _read_onnx(buf)
+        kept = [
+            buf[t0:b]
+            for f, w, t0, a, b in _fields(buf)
+            if not (f == 14 and w == 2 and _string_entry(buf, a, b)[0] in _HASH_KEYS)
+        ]
+    except (_Malformed, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} could not be read as an ONNX model ({exc})") from exc
+    stamp = {WEIGHTS_KEY: weights, GRAPH_KEY: graph}
+    new = b"".join(kept) + b"".join(_metadata_entry(k, v) for k, v in stamp.items())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.stamp")
+    try:
+        tmp.write_bytes(new)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _logger.info("stamped %s: weights %s, graph %s", path, weights[:12], graph[:12])
+    return stamp
+
+
+def verify_model_file(path: str | os.PathLike) -> dict:
+    """Read a model file's metadata_props and check its recorded hashes.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+        The metadata_props (strings).
+
+    Raises
+    ------
+    ModelError
+        If the file is not ONNX, or its weights or graph do not match the SHA-256
+        recorded in it. A file without recorded hashes is read with a warning.
+    """
+    path = Path(path)
+    try:
+        props, weights, graph = _read_onnx(path.read_bytes())
+    except (_Malformed, UnicodeDecodeError) as exc:
+        raise ModelError(
+            f"{path} could not be read as an ONNX model ({exc}). The file is broken or not "
+            "ONNX; re-export it or reinstall hyperspy_mnvalence."
+        ) from exc
+    if METADATA_KEY not in props:
+        return props  # a foreign model: refused by the caller with its own message
+    if not all(k in props for k in _HASH_KEYS):
+        warnings.warn(
+            f"{path} records no SHA-256 of its weights ({WEIGHTS_KEY}), so it cannot be "
+            "checked for alteration or corruption; if you trust the file, record them "
+            "with hyperspy_mnvalence.model.stamp_model(path).",
+            stacklevel=4,
+        )
+        return props
+    for key, got in ((WEIGHTS_KEY, weights), (GRAPH_KEY, graph)):
+        if props[key] != got:
+            what = "weights" if key == WEIGHTS_KEY else "graph"
+            raise ModelError(
+                f"{path}: its {what} do not match the SHA-256 recorded in the file ({key} "
+                f"{props[key][:16]}..., computed {got[:16]}...): the file was altered or "
+                "corrupted. Reinstall hyperspy_mnvalence for a shipped model, or re-export "
+                "a retrained one; stamp_model(path) records new hashes for a file you "
+                "changed on purpose."
+            )
+    return props
+
+
+def _check_metadata(path: Path, md: dict) -> None:
+    """Named errors for metadata values that would break the pipeline later."""
+
+    def bad(key: str, why: str) -> ModelError:
+        return ModelError(f"{path}: metadata {key} {why}; re-export the model.")
+
+    def number(x) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    classes = md["classes"]
+    if not isinstance(classes, list) or len(classes) != 3:
+        raise ModelError(
+            f"{path} predicts {len(classes) if isinstance(classes, list) else classes!r} "
+            "classes; hyperspy_mnvalence needs the three Mn valences 2, 3, 4."
+        )
+    if not all(number(c) for c in classes) or len(set(classes)) != 3:
+        raise bad("classes", f"must be three different valences, got {classes!r}")
+    pre = md["preprocessing"]
+    if not isinstance(pre, dict):
+        raise bad("preprocessing", f"must be a mapping, got {type(pre).__name__}")
+    for where, step in (("energy_step_eV", md["energy_step_eV"]),
+                        ("preprocessing.energy_step_eV", pre.get("energy_step_eV", 0.1))):  # fmt: skip
+        if not number(step) or step <= 0:
+            raise bad(where, f"must be a positive number of eV, got {step!r}")
+    for key in ("window_eV", "search_range_eV"):
+        if key not in pre:
+            continue
+        v = pre[key]
+        if not (isinstance(v, list | tuple) and len(v) == 2 and all(number(x) for x in v)):
+            raise bad(f"preprocessing.{key}", f"must be a pair of numbers (lo, hi), got {v!r}")
+        if not v[0] < v[1]:
+            raise bad(f"preprocessing.{key}", f"must have lo < hi, got {list(v)!r}")
+    for key in ("background_width_eV", "onset_before_peak_eV", "background_gap_eV"):
+        if key in pre and (not number(pre[key]) or pre[key] < 0):
+            raise bad(f"preprocessing.{key}", f"must be a number >= 0, got {pre[key]!r}")
+    if not isinstance(md["input_name"], str) or not md["input_name"]:
+        raise bad("input_name", f"must be the name of the graph's input, got {md['input_name']!r}")
+    outs = md["outputs"]
+    if not (isinstance(outs, list | tuple) and 1 <= len(outs) <= 2):
+        raise bad("outputs", f"must list one or two output names, got {outs!r}")
+    n = md.get("n_members", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise bad("n_members", f"must be a whole number >= 1, got {n!r}")
 
 
 def default_model_path(name: str = DEFAULT_MODEL) -> Path:
@@ -101,22 +384,10 @@ class MnValenceModel:
                 f"Model file {self.path} does not exist. Pass model=None for the shipped "
                 "model, or the path of a model exported by hyperspy_mnvalence.training."
             )
-        try:
-            import onnx
-
-            proto = onnx.load(str(self.path), load_external_data=False)
-            props = {p.key: p.value for p in proto.metadata_props}
-        except ImportError:
-            props = None
-        except Exception as exc:  # onnx raises DecodeError and others
-            raise ModelError(
-                f"{self.path} could not be read as an ONNX model ({exc}). The file is "
-                "broken or not ONNX; re-export it or reinstall hyperspy_mnvalence."
-            ) from exc
+        props = verify_model_file(self.path)  # read without onnx; hashes checked
         self._session = None
         self._lock = threading.Lock()
-        if props is None:  # onnx not installed: read metadata through onnxruntime
-            props = self._get_session().get_modelmeta().custom_metadata_map
+        self._outputs_checked = False
         if METADATA_KEY not in props:
             raise ModelError(
                 f"{self.path} is an ONNX model but not a hyperspy_mnvalence model: it has "
@@ -127,17 +398,15 @@ class MnValenceModel:
             self.metadata = json.loads(props[METADATA_KEY])
         except json.JSONDecodeError as exc:
             raise ModelError(f"The metadata of {self.path} is not valid JSON: {exc}") from exc
+        if not isinstance(self.metadata, dict):
+            raise ModelError(f"The metadata of {self.path} is not a JSON object.")
         missing = [k for k in _REQUIRED if k not in self.metadata]
         if missing:
             raise ModelError(
                 f"{self.path} is incompatible with this version of hyperspy_mnvalence: its "
                 f"metadata lacks {missing}. Re-export it with hyperspy_mnvalence.training."
             )
-        if len(self.metadata["classes"]) != 3:
-            raise ModelError(
-                f"{self.path} predicts {len(self.metadata['classes'])} classes; "
-                "hyperspy_mnvalence needs the three Mn valences 2, 3, 4."
-            )
+        _check_metadata(self.path, self.metadata)
 
     # -- pickling: drop the session --------------------------------------------------
     def __getstate__(self) -> dict:
@@ -195,12 +464,49 @@ class MnValenceModel:
                     # 2 threads cost 0.28 CPU s per 16k spectra, 1 thread 0.16, same wall)
                     opts.intra_op_num_threads = 1
                     try:
-                        self._session = ort.InferenceSession(
+                        sess = ort.InferenceSession(
                             str(self.path), sess_options=opts, providers=_providers()
                         )
                     except Exception as exc:
                         raise ModelError(f"onnxruntime could not load {self.path}: {exc}") from exc
+                    self._check_io(sess)
+                    self._session = sess
         return self._session
+
+    def _check_io(self, sess) -> None:
+        """The metadata's input and output names must be the graph's."""
+        inputs = [i.name for i in sess.get_inputs()]
+        outputs = [o.name for o in sess.get_outputs()]
+        name = self.metadata["input_name"]
+        if name not in inputs:
+            raise ModelError(
+                f"{self.path}: metadata input_name {name!r} is not an input of the graph "
+                f"(its inputs: {inputs}); re-export the model."
+            )
+        wrong = [o for o in self.metadata["outputs"] if o not in outputs]
+        if wrong:
+            raise ModelError(
+                f"{self.path}: metadata outputs {wrong} are not outputs of the graph (its "
+                f"outputs: {outputs}); re-export the model."
+            )
+
+    def _check_outputs(self, x: np.ndarray, probs: np.ndarray) -> None:
+        """The first batch's outputs must be finite probabilities summing to 1."""
+        rows = np.all(np.isfinite(x), axis=1)
+        p = probs[rows].astype(np.float64)
+        if p.size == 0:
+            return
+        bad = ~np.all(np.isfinite(p), axis=1) | (np.abs(p.sum(axis=1) - 1.0) > 1e-3)
+        bad |= np.any(p < -1e-6, axis=1)
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            raise ModelError(
+                f"{self.path} gives outputs that are not probabilities ({int(bad.sum())} of "
+                f"{bad.size} spectra of the first batch; e.g. {p[k].tolist()}): the model is "
+                "corrupted or not a classifier with a softmax output. Reinstall "
+                "hyperspy_mnvalence or re-export the model."
+            )
+        self._outputs_checked = True
 
     @property
     def providers(self) -> list[str]:
@@ -246,6 +552,10 @@ class MnValenceModel:
             if len(res) > 1:
                 spread[i : i + batch_size] = res[1]
 
+        if not getattr(self, "_outputs_checked", True) and n:
+            run(0)  # the first batch alone, checked before the others run
+            self._check_outputs(x[:batch_size], probs[:batch_size])
+            starts = starts[1:]
         n_threads = _resolve_threads(n_threads, len(starts))
         if n_threads > 1:
             with ThreadPoolExecutor(n_threads, thread_name_prefix="mnvalence-onnx") as pool:
