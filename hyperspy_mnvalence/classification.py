@@ -445,6 +445,9 @@ def _output_signal(data, s, title: str, quantity: str, lazy: bool):
         dst.name, dst.units = src.name, src.units
         if src.is_uniform:
             dst.scale, dst.offset = src.scale, src.offset
+        else:  # a non-uniform axis keeps its coordinates
+            dst.convert_to_non_uniform_axis()
+            dst.axis = np.array(src.axis, dtype=float)
     if extra == 1:
         ax = out.axes_manager.navigation_axes[0] if nav_dim else out.axes_manager.signal_axes[0]
         ax.name, ax.units = VALENCE_AXIS["name"], VALENCE_AXIS["units"]
