@@ -32,6 +32,17 @@ _DATA_FILES = (
 )
 
 
+#: Fixtures that need the labelled data: a test using any of them is marked ``realdata``
+#: (so ``-m "not realdata"`` deselects exactly those tests).
+_REALDATA_FIXTURES = {"real_data", "digitized_references", "titan_mn2_wide"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _REALDATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
+
+
 @pytest.fixture(scope="session")
 def real_data():
     """The labelled data folder; skips (or fails under CI's MNVALENCE_REQUIRE_DATA=1)."""
@@ -147,3 +158,16 @@ def write_labelled_folder(root, seed: int = 0):
         s.save(root / name, overwrite=True)
         out[name] = (valence, n, energy)
     return out
+
+
+@pytest.fixture
+def make_toy_edge():
+    """:func:`toy_edge` as a fixture (instead of ``from conftest import toy_edge``)."""
+    return toy_edge
+
+
+@pytest.fixture
+def labelled_folder(tmp_path):
+    """A user's folder of labelled synthetic files (see :func:`write_labelled_folder`):
+    ``(folder, {file name: (valence, n_spectra, energy axis)})``."""
+    return tmp_path, write_labelled_folder(tmp_path)

@@ -202,7 +202,6 @@ def test_digitized_references_mean_valence(fraction_model, digitized_references)
 @pytest.mark.training
 def test_fraction_training_smoke(tmp_path):
     pytest.importorskip("tensorflow")
-    pytest.importorskip("tf2onnx")
     pytest.importorskip("sklearn")
     ort = pytest.importorskip("onnxruntime")
     from hyperspy_mnvalence.preprocessing import preprocess
@@ -264,6 +263,7 @@ def test_fraction_training_smoke(tmp_path):
     assert f.data.shape == (3, 3)
 
 
+@pytest.mark.training
 def test_fraction_l1_loss_is_the_scored_error():
     pytest.importorskip("tensorflow")
     from hyperspy_mnvalence.training.fractions import fraction_l1
@@ -293,7 +293,7 @@ def test_uncertainty_ranks_the_error_on_the_demo(fraction_model):
 
 
 def test_fraction_cli_protects_the_shipped_model(capsys):
-    pytest.importorskip("tensorflow")
+    # argument checks run before any training framework is imported: no TensorFlow needed
     from hyperspy_mnvalence.training.fractions import main
 
     shipped = default_model_path(FRACTIONS_MODEL)
