@@ -322,3 +322,40 @@ def test_cli_classify_maps_the_demo(demo_small, tmp_path):
 
 def test_cli_demo_reports_its_accuracy(tmp_path):
     checks.check_cli_demo(tmp_path)
+
+
+# -- paths users take that had no test ----------------------------------------------------
+
+
+def test_background_window_given_explicitly(spectra3):
+    e, y = spectra3
+    bg = 3000.0 * (e / e[0]) ** -3.2  # a strong power law under the edges
+    s = eels(y + bg, e)
+    p = mnv.classify_mn_valence(s, background_window=(615.0, 632.0))
+    assert mnv.most_likely_valence(p).data.tolist() == [2.0, 3.0, 4.0]
+    auto = mnv.classify_mn_valence(s)
+    np.testing.assert_allclose(p.data, auto.data, atol=0.05)
+
+
+def test_lazy_single_spectrum(spectra3):
+    e, y = spectra3
+    p = mnv.classify_mn_valence(eels(y[2], e).as_lazy())
+    assert p._lazy
+    p.compute()
+    assert p.data.shape == (3,)
+    assert int(np.argmax(p.data)) == 2  # Mn4+
+    np.testing.assert_allclose(p.data, mnv.classify_mn_valence(eels(y[2], e)).data, atol=1e-6)
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "hyperspy_mnvalence", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert mnv.__version__ in out.stdout
