@@ -11,10 +11,13 @@ same layout. Everything here works on eager and lazy (dask) results alike.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+_logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hyperspy.signal import BaseSignal
@@ -233,14 +236,110 @@ def no_edge_mask(p: BaseSignal) -> BaseSignal:
     return _map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
 
 
-def _metadata_map(p, key: str):
-    """``p.metadata.MnValence.<key>``, cut to the pixels of ``p`` if ``p`` was sliced.
+# --- the maps in metadata.MnValence are sliced with their result, by index -----------------
+#
+# HyperSpy slices a signal's data and, for the targets listed in the class attribute
+# ``_additional_slicing_targets``, objects found there with the same slices. The maps of a
+# result are reached through the property ``_mnvalence_maps`` (added to BaseSignal below;
+# it raises AttributeError, so is skipped, for every signal without such maps), which
+# slices each map with the index slices of the result's own axes: a recalibrated result
+# keeps the right pixels, and integer indices drop the same axes from the maps.
 
-    HyperSpy slices a signal's data, not the signals kept in its metadata: after
-    ``p.isig[...]`` the maps there still cover the whole original result. They share the
-    spatial calibration of ``p``, so the pixels ``p`` kept are found by their
-    coordinates. Returns None where the map is absent or those pixels cannot be found in
-    it (a recalibrated result, a single pixel cut out).
+
+def _spatial_shape(sig, layout: int) -> tuple:
+    """Array shape of ``sig`` without its valence axis (``layout`` 1: valence first)."""
+    return tuple(sig.data.shape[layout:])
+
+
+def _slice_maps(p, slices, is_navigation) -> dict:
+    """The maps of result ``p`` cut with the slices HyperSpy is applying to ``p``."""
+    array_slices = p._get_array_slices(slices, is_navigation)  # index based, array order
+    own = tuple(p.data.shape[1:])
+    out = {}
+    for key in _RESULT_MAPS:
+        m = p.metadata.get_item(f"MnValence.{key}")
+        if m is None or not hasattr(m, "_slicer"):
+            continue
+        layout = 1 if m.data.ndim == p.data.ndim else 0  # valence axis first or not
+        if _spatial_shape(m, layout) != own:  # cut earlier by other means: left alone
+            out[key] = m
+            continue
+        target = array_slices if layout else array_slices[1:]
+        try:
+            am = m.axes_manager
+            order = [a.index_in_array for a in (*am.navigation_axes, *am.signal_axes)]
+            user = tuple(target[i] for i in order)
+            if all(isinstance(t, slice) and t == slice(None) for t in user):
+                out[key] = m
+            else:
+                out[key] = m._slicer(user, None)
+        except Exception as exc:  # never break the slicing of the result itself
+            _logger.info("metadata.MnValence.%s could not be sliced (%s): left out", key, exc)
+            out[key] = None
+    return out
+
+
+class _MapSlicer:
+    """What HyperSpy slices for ``metadata.MnValence``'s maps (see ``_mnvalence_maps``)."""
+
+    def __init__(self, signal) -> None:
+        self.signal = signal
+
+    def _slicer(self, slices, isNavigation=None, out=None):  # noqa: N803 (HyperSpy's name)
+        maps = _slice_maps(self.signal, slices, isNavigation)
+        if out is None:
+            return maps
+        _set_maps(out.signal, maps)
+        return None
+
+
+def _get_maps(self) -> _MapSlicer:
+    if not any(self.metadata.has_item(f"MnValence.{k}") for k in _RESULT_MAPS):
+        raise AttributeError("_mnvalence_maps")
+    return _MapSlicer(self)
+
+
+def _set_maps(self, maps: dict) -> None:
+    for key, m in maps.items():
+        if m is None:
+            if self.metadata.has_item(f"MnValence.{key}"):
+                delattr(self.metadata.MnValence, key)
+        else:
+            self.metadata.set_item(f"MnValence.{key}", m)
+
+
+def _register_slicing() -> None:
+    """Let HyperSpy slice a result's metadata maps with the result (idempotent)."""
+    from hyperspy.signal import BaseSignal
+
+    if not isinstance(getattr(BaseSignal, "_mnvalence_maps", None), property):
+        BaseSignal._mnvalence_maps = property(_get_maps, _set_maps)
+    targets = list(getattr(BaseSignal, "_additional_slicing_targets", []))
+    if "_mnvalence_maps" not in targets:
+        BaseSignal._additional_slicing_targets = [*targets, "_mnvalence_maps"]
+
+
+def _sync_calibration(m, p) -> None:
+    """Give map ``m`` the spatial calibration of result ``p`` (the same pixels)."""
+    have, want = (
+        [a for a in x.axes_manager.signal_axes if a.name != VALENCE_AXIS["name"]] for x in (m, p)
+    )
+    for dst, src in zip(have, want, strict=True):
+        if src.is_uniform and dst.is_uniform:
+            dst.name, dst.units = src.name, src.units
+            dst.scale, dst.offset = src.scale, src.offset
+        elif not src.is_uniform and not dst.is_uniform:
+            dst.name, dst.units = src.name, src.units
+            dst.axis = np.array(src.axis, dtype=float)
+
+
+def _metadata_map(p, key: str):
+    """``p.metadata.MnValence.<key>``, covering the pixels of ``p``.
+
+    The maps are sliced with their result (by index, see ``_slice_maps``) and given the
+    result's current calibration. For a result sliced before that (a file written by an
+    earlier version), the pixels ``p`` kept are looked up by their coordinates. Returns
+    None where the map is absent or those pixels cannot be found in it.
     """
     m = p.metadata.get_item(f"MnValence.{key}")
     if m is None:
@@ -251,6 +350,7 @@ def _metadata_map(p, key: str):
     if not want:  # one spectrum
         return m if all(a.size == 1 for a in have) else None
     if [a.size for a in have] == [a.size for a in want]:
+        _sync_calibration(m, p)
         return m
     if len(have) != len(want):
         return None
@@ -386,3 +486,6 @@ def valence_maps(p) -> dict:
         if m is not None:
             out[k] = m
     return out
+
+
+_register_slicing()

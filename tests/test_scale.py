@@ -221,12 +221,13 @@ def test_compute_result_of_a_crop_computes_only_its_pixels(
     assert q.metadata.MnValence.reason._lazy
     compute_result(q, show_progressbar=False)
     assert not q.metadata.MnValence.reason._lazy
-    # a row cut with an integer index: the maps cannot be matched, left out with a warning
+    # a row cut with an integer index: the maps are cut with it (by index)
     row = classify_mn_valence(_lazy(spectrum_image, (6, 9, -1)), model=model_path).isig[:, 4]
-    with pytest.warns(UserWarning, match="cannot be matched to this slice"):
-        compute_result(row, show_progressbar=False)
-    assert not row.metadata.has_item("MnValence.l3_peak_eV")
+    compute_result(row, show_progressbar=False)
     _assert_same(row.data, eager_result.data[:, 4, :])
+    _assert_same(
+        row.metadata.MnValence.l3_peak_eV.data, eager_result.metadata.MnValence.l3_peak_eV.data[4]
+    )
 
 
 def test_lazy_result_with_nothing_classified_warns_when_computed(spectrum_image, model_path):
@@ -247,8 +248,9 @@ def test_maps_of_a_sliced_result_are_sliced_too(eager_result):
     full = eager_result.metadata.MnValence
     _assert_same(maps["l3_peak_eV"].data, full.l3_peak_eV.data[2:9, 3:11:2])
     _assert_same(maps["spread"].data, full.probability_std.data[:, 2:9, 3:11:2])
-    # a row cut out with an integer index cannot be found again: left out, not wrong
-    assert "l3_peak_eV" not in valence_maps(eager_result.isig[:, 4])
+    # a row cut out with an integer index: its maps are cut with it, by index
+    row = valence_maps(eager_result.isig[:, 4])
+    _assert_same(row["l3_peak_eV"].data, full.l3_peak_eV.data[4])
 
 
 def test_model_pickles_into_working_model(model_path):
