@@ -107,6 +107,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Modules of the ``training`` extra the command needs (import name: distribution).
+TRAINING_MODULES = {"keras": "keras", "sklearn": "scikit-learn", "onnx": "onnx"}
+
+
+def missing_training_modules() -> list[str]:
+    """Distributions of the ``training`` extra that cannot be imported here.
+
+    Returns
+    -------
+    list of str
+        Empty when training can run.
+    """
+    import importlib.util
+
+    missing = []
+    for module, dist in TRAINING_MODULES.items():
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(dist)
+        except (ImportError, ValueError):  # blocked (sys.modules[name] = None) or broken
+            missing.append(dist)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the training command line.
 
@@ -117,10 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status.
+        Exit status (1 when the ``training`` extra is not installed).
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    missing = missing_training_modules()
+    if missing:
+        print(
+            f"{parser.prog}: error: training needs the 'training' extra, which is not "
+            f"installed here (missing: {', '.join(missing)}); install it with "
+            "pip install 'hyperspy_mnvalence[training]'",
+            file=sys.stderr,
+        )
+        return 1
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     from hyperspy_mnvalence import datasets
 

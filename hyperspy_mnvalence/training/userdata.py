@@ -237,8 +237,16 @@ def load_labelled_folder(
         If the folder does not exist or holds no spectrum file.
     ValueError
         If a file is unreadable, is not EELS spectra, misses the Mn edge or its label,
-        or if the files share too little of their energy ranges.
+        or if the files share too little of their energy ranges, or ``step`` is not a
+        positive number.
     """
+    if step is not None:
+        try:
+            ok = float(step) > 0 and np.isfinite(float(step))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"step must be a positive number of eV (or None), got {step!r}")
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
