@@ -54,7 +54,15 @@ class AcquisitionConfig:
     seed: int = 0
 
 
-def train_fold(cfg: AcquisitionConfig, spectra, labels, energy, *, label: str = ""):
+def train_fold(
+    cfg: AcquisitionConfig,
+    spectra,
+    labels,
+    energy,
+    *,
+    label: str = "",
+    conditions: dict | None = None,
+):
     """Train one network on acquisitions of ``spectra`` (class indices ``labels``).
 
     Returns
@@ -81,7 +89,9 @@ def train_fold(cfg: AcquisitionConfig, spectra, labels, energy, *, label: str = 
 
     def make_epoch(rng):
         t = time.time()
-        x, y = acquisition_epoch(spectra[tr], energy, onehot[tr], rng, copies=cfg.copies)
+        x, y = acquisition_epoch(
+            spectra[tr], energy, onehot[tr], rng, copies=cfg.copies, conditions=conditions
+        )
         timing["data"] += time.time() - t
         timing["inputs"].append(x.shape[0])
         return x, y
@@ -123,7 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
+    )
+    ap.add_argument("--as-given", type=float, help="share passed as they are")
     args = ap.parse_args(argv)
+    import copy
+
+    from .acquisitions import TRAINING_CONDITIONS
+
+    conditions = copy.deepcopy(TRAINING_CONDITIONS)
+    if args.clean is not None:
+        conditions["clean"] = args.clean
+    if args.as_given is not None:
+        conditions["as_given"] = args.as_given
 
     from hyperspy_mnvalence.datasets import load_titan_valence
 
@@ -143,11 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = AcquisitionConfig(
             arch=args.arch, epochs=args.epochs, copies=args.copies, seed=args.seed + k
         )
-        model, info = train_fold(cfg, spectra[tr], labels[tr], energy, label=f"[fold {k}]")
+        model, info = train_fold(
+            cfg, spectra[tr], labels[tr], energy, label=f"[fold {k}]", conditions=conditions
+        )
         model.save(args.out / f"fold{k}.keras")
         record["folds"][str(k)] = {
             "held_out": te.tolist(),
             "config": asdict(cfg),
+            "conditions": conditions,
             **info,
         }
         record_path.write_text(json.dumps(record))

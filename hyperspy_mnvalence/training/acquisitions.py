@@ -28,7 +28,9 @@ __all__ = ["TRAINING_CONDITIONS", "acquisition_epoch", "record"]
 #: recorded by a CCD-like correlated detector (point spread ``psf_sigma_channels``,
 #: gain, read-out noise), the rest by an electron-counting detector; ``clean`` the share
 #: recorded at very high dose and a strong edge; ``spikes_per_spectrum`` the cosmic-ray
-#: rate of half the groups.
+#: rate of half the groups; ``as_given`` the share passed as they are (background-free,
+#: on their own axis shifted by one of ``as_given_offsets`` random offsets), as users pass
+#: background-subtracted spectra.
 TRAINING_CONDITIONS: dict = {
     "ranges": {
         "t_over_lambda": [0.0, 1.5],
@@ -49,6 +51,8 @@ TRAINING_CONDITIONS: dict = {
     "clean_l3_over_background": [0.2, 0.5],
     "spikes_per_spectrum": 0.5,
     "energy_range": [590.0, 720.0],
+    "as_given": 0.0,
+    "as_given_offsets": 8,
 }
 
 
@@ -85,9 +89,19 @@ def record(
     drawn["l3_over_background"][clean] = rng.uniform(lo, hi, int(clean.sum()))
     bins = np.asarray(c["dispersion_bins"], dtype=np.float64)
     which = rng.integers(0, bins.size, n)
+    out = []
+    given = rng.random(n) < c.get("as_given", 0.0)
+    which[given] = -1
+    if given.any():
+        k = int(c.get("as_given_offsets", 8))
+        offsets = rng.uniform(*c["ranges"]["offset_eV"], k)
+        pick = rng.integers(0, k, n)
+        for j in range(k):
+            idx = np.nonzero(given & (pick == j))[0]
+            if idx.size:
+                out.append((idx, spectra[idx].astype(np.float32), energy + offsets[j]))
     correlated = rng.random(n) < c["correlated"]
     spiky = rng.random(n) < 0.5
-    out = []
     for b in range(bins.size):
         for corr in (False, True):
             for sp in (False, True):
