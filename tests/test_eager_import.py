@@ -64,11 +64,6 @@ def test_classifying_loads_no_training_framework():
     assert out == [], f"classifying the demo loaded {out}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product: MnValenceModel reads the model card with the onnx package when it is "
-    "installed (model.py), so the tested path differs from a plain install's",
-)
 def test_classifying_does_not_need_onnx_even_when_installed():
     pytest.importorskip("onnx")
     out = _run(_CLASSIFY + _loaded(("onnx",)))
@@ -142,12 +137,6 @@ def test_broken_model_without_onnx_is_a_model_error(tmp_path):
     assert str(bad) in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product: without onnx a broken file gives onnxruntime's raw error "
-    "('onnxruntime could not load ...: [ONNXRuntimeError] ... INVALID_PROTOBUF') instead "
-    "of the message and advice the onnx path gives",
-)
 def test_broken_model_without_onnx_gets_the_same_advice(tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"this is not a protobuf" * 10)
