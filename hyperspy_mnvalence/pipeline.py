@@ -10,16 +10,23 @@ normalisation. Only the channels each spectrum needs are processed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .decisions._edge import _EDGE_WINDOWS_EV, edge_present
+from .decisions._edge import (
+    _EDGE_WINDOWS_EV,
+    EDGE_MIN_SNR,
+    decide_edges,
+    edge_features,
+    noise_lag,
+    raw_channel_noise,
+)
 from .decisions._spikes import find_spikes
 from .preprocessing._background import subtract_background
 from .preprocessing._filters import _gauss_radius
 from .preprocessing._l3 import locate_l3
-from .preprocessing._noise import smoothed_noise
 from .preprocessing._params import (
     DEFAULT_PREPROCESSING,
     _channels_between,
@@ -31,6 +38,34 @@ from .preprocessing._resample import _SINGLE, to_uniform_grid
 from .preprocessing._window import extract_window, normalise
 
 __all__ = ["Preprocessed", "preprocess"]
+
+_logger = logging.getLogger(__name__)
+
+
+#: Spectra whose largest value (in a sample of the channels read) lies outside
+#: ``2**-SAFE_EXPONENT ... 2**SAFE_EXPONENT`` are scaled by a power of two first: squares
+#: and sums of squares in single precision then neither overflow nor underflow.
+SAFE_EXPONENT = 40
+
+
+def _rescale_extremes(data: np.ndarray, read: slice) -> np.ndarray:
+    """``data`` with rows of extreme magnitude scaled by a power of two (a copy if any).
+
+    Every step after is invariant to a spectrum's intensity scale, so a map multiplied by
+    1e17 or 1e-30 gives the same decisions and network input as the map itself.
+    """
+    if data.dtype.kind != "f" or data.shape[0] == 0:
+        return data
+    mag = np.abs(data[:, read][:, ::8]).max(axis=1, initial=0).astype(np.float64)
+    big = 2.0**SAFE_EXPONENT
+    bad = (mag > big) | ((mag > 0) & (mag < 1.0 / big))
+    if not bad.any():
+        return data
+    out = data.astype(np.promote_types(data.dtype, np.float32))  # a copy
+    k = -np.round(np.log2(mag[bad]))
+    out[bad] *= np.exp2(k)[:, None].astype(out.dtype)
+    _logger.debug("%d spectra of extreme magnitude scaled by powers of two", int(bad.sum()))
+    return out
 
 
 @dataclass
@@ -51,6 +86,9 @@ class Preprocessed:
         The preprocessing parameters used.
     n_spikes : numpy.ndarray
         Channels replaced as spikes or hot channels per spectrum.
+    edge_snr : numpy.ndarray
+        The edge test's L3 height over the noise of the smoothed spectrum (NaN where
+        not tested); ``valid`` needs it above ``min_snr`` and the shape tests passed.
     """
 
     x: np.ndarray
@@ -59,6 +97,7 @@ class Preprocessed:
     peak_eV: np.ndarray
     params: dict = field(default_factory=dict)
     n_spikes: np.ndarray | None = None
+    edge_snr: np.ndarray | None = None
 
 
 def preprocess(
@@ -70,7 +109,7 @@ def preprocess(
     background_window: tuple[float, float] | None = None,
     energy_window: tuple[float, float] | None = None,
     center_offset_eV: np.ndarray | float | None = None,
-    min_snr: float = 8.0,
+    min_snr: float = EDGE_MIN_SNR,
     check_edge: bool = True,
     remove_spikes: bool = True,
 ) -> Preprocessed:
@@ -99,7 +138,10 @@ def preprocess(
         Shift of the cut window relative to the L3 peak (training augmentation;
         inference leaves it at 0).
     min_snr : float
-        Threshold of :func:`edge_present`.
+        Threshold of the edge decision on the L3 height over the noise of the smoothed
+        spectrum (:func:`~hyperspy_mnvalence.decisions.decide_edges`); the default
+        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 7.5) is calibrated on the
+        acquisition simulator's negatives.
     check_edge : bool
         If False, every finite non-constant spectrum counts as valid (training data).
     remove_spikes : bool
@@ -141,13 +183,15 @@ def preprocess(
     if not finite.all():
         finite[~finite] = np.all(np.isfinite(spectra[~finite, read]), axis=1)
     data = spectra if finite.all() else np.where(finite[:, None], spectra, 0)
+    data = _rescale_extremes(data, read)
+    # the input's dispersion (eV per channel) where the edge is read
+    disp = float(np.median(np.abs(np.diff(e[read])))) if read.stop - read.start > 1 else step
     n_spikes = np.zeros(n, dtype=np.int32)
     if remove_spikes and n:
         dtype = np.float32 if data.dtype in _SINGLE else np.float64
         part = data[:, read]
         if part.dtype != dtype:
             part = part.astype(dtype)
-        disp = float(np.median(np.abs(np.diff(e[read])))) if part.shape[1] > 1 else step
         part, n_spikes, _ = find_spikes(part, disp)
         if n_spikes.any():
             data = data.astype(np.promote_types(data.dtype, dtype))  # a copy
@@ -162,7 +206,8 @@ def preprocess(
     reason = np.zeros(n, dtype=np.int8)
     reason[~finite] = 1
     reason[finite & constant] = 2
-    noise = smoothed_noise(used, e[inside]) if check_edge else None
+    edge_snr = np.full(n, np.nan)
+    features: dict[str, np.ndarray] = {}
     has_edge = np.ones(n, dtype=bool)
     x = np.empty((n, n_win), dtype=np.float32)
 
@@ -172,7 +217,8 @@ def preprocess(
             np.asarray(yy, np.float64), gg, pk, background, window=background_window
         )
         if check_edge:
-            has_edge[rows] = edge_present(yy, grid, pk, min_snr=min_snr, noise=noise[rows])
+            for k, v in edge_features(yy, grid, pk, lag_eV=noise_lag(disp)).items():
+                features.setdefault(k, np.full(n, np.nan))[rows] = v
         start = pk + np.round((w0 + off[rows]) / step).astype(int)
         x[rows] = normalise(extract_window(yy, start, n_win))
 
@@ -197,10 +243,29 @@ def preprocess(
     rows = np.nonzero(~inner)[0]
     if rows.size:
         finish(rows, y[rows], grid, peak[rows])
+    if check_edge and n:
+        # each spectrum's noise at the tested scale, made precise over the batch, and the
+        # calibrated decision (decisions.decide_edges)
+        ok = reason == 0
+        has_edge[:] = False
+        has_edge[ok], snr = decide_edges(
+            {k: v[ok] for k, v in features.items()},
+            min_snr,
+            raw_channel_noise(used[ok]),
+            grid[peak[ok]],
+            search,
+        )
+        edge_snr[ok] = snr
     reason[(reason == 0) & ~has_edge] = 3
     valid = reason == 0
     x[~valid] = 0.0
     peak_eV = np.where(valid, grid[peak], np.nan)
     return Preprocessed(
-        x=x, valid=valid, reason=reason, peak_eV=peak_eV, params=p, n_spikes=n_spikes
+        x=x,
+        valid=valid,
+        reason=reason,
+        peak_eV=peak_eV,
+        params=p,
+        n_spikes=n_spikes,
+        edge_snr=edge_snr,
     )

@@ -7,6 +7,7 @@ import pytest
 from conftest import toy_edge
 
 from hyperspy_mnvalence import preprocessing as P
+from hyperspy_mnvalence.decisions import noise_lag, raw_channel_noise
 
 
 def test_resampling_matrix_reproduces_linear_functions_and_averages_fine_data():
@@ -141,7 +142,16 @@ def _chain_by_whole_rows(spectra, e, center_offset_eV=0.0):
     sub = P.subtract_background(np.asarray(y, np.float64), grid, peak)
     e_in = e[(e >= grid[0]) & (e <= grid[-1])]
     raw = spectra[:, (e >= grid[0]) & (e <= grid[-1])]
-    ok = P.edge_present(sub, grid, peak, noise=P.smoothed_noise(raw, e_in))
+    # the calibrated decision (issue 14): noise at the tested scale, pooled over the
+    # batch with the raw channels' noise; no peaks at the ends of the search range
+    ok = P.edge_present(
+        sub,
+        grid,
+        peak,
+        lag_eV=noise_lag(float(np.median(np.diff(e_in)))),
+        raw_noise=raw_channel_noise(raw),
+        search_range=tuple(p["search_range_eV"]),
+    )
     start = peak + int(round((p["window_eV"][0] + center_offset_eV) / step))
     x = P.normalise(P.extract_window(sub, start, 300))
     return x, ok, grid[peak]

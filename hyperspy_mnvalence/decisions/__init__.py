@@ -1,16 +1,44 @@
 """Per-pixel decisions taken before the network.
 
 * ``_reasons`` - :data:`REASONS`, the code of every spectrum left unclassified;
-* ``_edge`` - :func:`edge_present`: does a background-subtracted spectrum show a Mn
-  L2,3 edge?
+* ``_edge`` - :func:`edge_present` / :func:`edge_statistic`: does a
+  background-subtracted spectrum show a Mn L2,3 edge? (L3 height over the noise measured
+  at the scale tested, and white-line shape tests)
 * ``_spikes`` - :func:`remove_spikes` / :func:`find_spikes`: cosmic-ray spikes and hot
   channels, replaced before anything else;
 """
 
 from __future__ import annotations
 
-from ._edge import _EDGE_WINDOWS_EV, edge_present  # noqa: F401
+from ._edge import (  # noqa: F401
+    _EDGE_WINDOWS_EV,
+    EDGE_MIN_SNR,
+    SEARCH_END_EV,
+    decide_edges,
+    edge_decision,
+    edge_features,
+    edge_present,
+    edge_statistic,
+    noise_lag,
+    pooled_noise,
+    raw_channel_noise,
+)
 from ._reasons import REASONS
 from ._spikes import SPIKE_SIGMAS, find_spikes, remove_spikes
 
-__all__ = ["REASONS", "SPIKE_SIGMAS", "edge_present", "find_spikes", "remove_spikes"]
+__all__ = [
+    "EDGE_MIN_SNR",
+    "SEARCH_END_EV",
+    "decide_edges",
+    "edge_decision",
+    "edge_features",
+    "pooled_noise",
+    "raw_channel_noise",
+    "REASONS",
+    "SPIKE_SIGMAS",
+    "edge_present",
+    "edge_statistic",
+    "find_spikes",
+    "noise_lag",
+    "remove_spikes",
+]

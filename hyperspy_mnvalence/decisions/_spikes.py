@@ -26,8 +26,9 @@ __all__ = ["find_spikes", "remove_spikes", "SPIKE_SIGMAS"]
 _logger = logging.getLogger(__name__)
 
 #: A spike's excess over its larger neighbour, in robust sigmas of the channel-to-channel
-#: differences (Gaussian noise reaches it with a probability below 1e-9).
-SPIKE_SIGMAS = 6.0
+#: differences (both differences beyond 4.5 sigmas: Gaussian noise does that in about one
+#: channel in 10^5; such a channel replaced by its neighbours' mean changes nothing).
+SPIKE_SIGMAS = 4.5
 
 #: Most differences used per spectrum for the noise scale.
 _MAX_DIFFERENCES = 128
@@ -42,19 +43,22 @@ def _narrow_limit(dispersion: float) -> float:
 def _difference_scale(x: np.ndarray) -> np.ndarray:
     """Robust scale of each row's first differences (sampled).
 
-    The median absolute difference over 1/0.6745 (a standard deviation for Gaussian
-    noise), floored at a quarter of their standard deviation so that sparse counts,
-    where the median collapses to 0, are not all spikes (one spike raises the floor far
-    less than its own height).
+    The median absolute difference over 0.6745 (a standard deviation for Gaussian
+    noise), floored at a quarter of their standard deviation. Sparse counts (mostly
+    zeros), where the median collapses to 0, take 2.5 times the mean absolute
+    difference instead, so that single counts are not spikes (one spike raises the mean
+    by its height over the number of differences only).
     """
     m = x.shape[1]
     k = max(1, -(-(m - 1) // _MAX_DIFFERENCES))
     d = x[:, 1::k] - x[:, : m - 1 : k]
     sd = d.std(axis=1)
     np.abs(d, out=d)
+    mean_abs = d.mean(axis=1)
     h = d.shape[1] // 2
     d.partition(h, axis=1)
-    return np.maximum(1.4826 * d[:, h], 0.25 * sd)
+    mad = d[:, h]
+    return np.where(mad > 0, np.maximum(1.4826 * mad, 0.25 * sd), 2.5 * mean_abs)
 
 
 def _candidates(x: np.ndarray, scale: np.ndarray, reach: int, limit: float) -> np.ndarray:

@@ -1,0 +1,137 @@
+"""The calibrated edge decision (issue 14), measured on the acquisition simulator.
+
+The full calibration (400 spectra per cell, every dose) is ``benchmarks/edge_decision.py``;
+these tests repeat it on fewer spectra, with thresholds that allow for the smaller samples.
+"""
+
+import numpy as np
+import pytest
+
+from hyperspy_mnvalence.decisions import EDGE_MIN_SNR, edge_features, noise_lag
+from hyperspy_mnvalence.preprocessing import (
+    preprocess,
+    subtract_background,
+    to_uniform_grid,
+)
+from hyperspy_mnvalence.simulations import (
+    NEGATIVE_FAMILIES,
+    simulate_acquisition,
+    simulate_negatives,
+)
+from hyperspy_mnvalence.simulations.conditions import DETECTORS
+
+DISPERSION = 0.25
+
+
+def _negatives(family, detector, dose_per_channel, spikes, n, seed):
+    rng = np.random.default_rng(seed)
+    kw = dict(DETECTORS[detector])
+    if family != "spikes":
+        kw["spikes_per_spectrum"] = spikes
+    return simulate_negatives(
+        family,
+        n,
+        rng=rng,
+        dose=dose_per_channel / DISPERSION,
+        dispersion_eV=DISPERSION,
+        offset_eV=rng.uniform(-10, 10, n),
+        background_exponent=rng.uniform(2, 5, n),
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("family", NEGATIVE_FAMILIES)
+def test_false_mn_per_negative_family(family):
+    # 8 cells (white/correlated, 50 and 1e5 electrons per channel, with/without a spike)
+    # of 100 spectra: the benchmark measures <= 0.5 % on 400 per cell; allow 1 %
+    called = total = 0
+    for k, (det, dose, spikes) in enumerate(
+        (d, q, s) for d in DETECTORS for q in (50.0, 1e5) for s in (0.0, 1.0)
+    ):
+        acq = _negatives(family, det, dose, spikes, 100, 100 * k + len(family))
+        called += int(preprocess(acq.spectra, acq.energy).valid.sum())
+        total += acq.spectra.shape[0]
+    assert called / total <= 0.01, f"{family}: {called}/{total} called Mn"
+
+
+@pytest.mark.parametrize("detector", ["white", "correlated"])
+def test_detection_against_l3_over_background(detector):
+    rates = {}
+    for ratio in (0.03, 0.06):
+        rng = np.random.default_rng(int(ratio * 1000))
+        n = 300
+        acq = simulate_acquisition(
+            n,
+            valence=rng.integers(2, 5, n),
+            l3_over_background=ratio,
+            dose=8e4,
+            dispersion_eV=DISPERSION,
+            offset_eV=rng.uniform(-10, 10, n),
+            background_exponent=rng.uniform(2, 5, n),
+            resolution_eV=np.exp(rng.uniform(np.log(0.2), 0.0, n)),
+            rng=rng,
+            **DETECTORS[detector],
+        )
+        rates[ratio] = preprocess(acq.spectra, acq.energy).valid.mean()
+    # targets: >= 98 % at 6 %, >= 80 % at 3 % (benchmark: 98.2 % and 84.9 %)
+    assert rates[0.06] >= 0.965, rates
+    assert rates[0.03] >= 0.75, rates
+
+
+@pytest.mark.parametrize("detector", ["white", "correlated"])
+def test_noise_is_measured_at_the_tested_scale(detector):
+    """The noise the decision uses equals the scatter of the 0.3 eV-smoothed spectrum
+    across spectra, for white and for correlated detector noise; the old estimate (from
+    channel-to-channel differences, white noise assumed) is about half of it for the
+    correlated detector."""
+    from hyperspy_mnvalence.preprocessing import _smooth, smoothed_noise
+
+    acq = simulate_acquisition(
+        400, valence=3, l3_over_background=0.0, dose=2e4, rng=5, **DETECTORS[detector]
+    )
+    y, grid = to_uniform_grid(acq.spectra, acq.energy, 0.1, (595.0, 700.0))
+    peak = np.full(len(y), int(np.searchsorted(grid, 641.0)))  # the same channel in all
+    sub = subtract_background(y.astype(np.float64), grid, peak)
+    f = edge_features(sub, grid, peak, lag_eV=noise_lag(acq.truth["dispersion_eV"]))
+    smoothed = _smooth(y.astype(np.float64), 3.0)
+    true = np.mean([np.std(smoothed[:, peak[0] + k]) for k in (-120, -60, 0)])
+    ratio = np.median(f["noise"]) / true
+    assert 0.9 < ratio < 1.1, ratio
+    old = np.median(smoothed_noise(acq.spectra, acq.energy)) / true
+    if detector == "correlated":
+        assert old < 0.7, old
+    else:
+        assert 0.85 < old < 1.15, old
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e17])
+def test_extreme_intensity_scales_decide_the_same(factor):
+    acq = simulate_acquisition(
+        150,
+        valence=np.tile([2, 3, 4], 50),
+        l3_over_background=np.linspace(0.0, 0.15, 150),
+        dose=8e4,
+        spikes_per_spectrum=0.5,
+        rng=1,
+        **DETECTORS["correlated"],
+    )
+    base = preprocess(acq.spectra, acq.energy)
+    scaled = (acq.spectra * np.float32(factor)).astype(np.float32)
+    assert np.all(np.isfinite(scaled))
+    out = preprocess(scaled, acq.energy)
+    np.testing.assert_array_equal(out.valid, base.valid)
+    np.testing.assert_array_equal(out.n_spikes, base.n_spikes)
+    np.testing.assert_allclose(out.x, base.x, atol=2e-5)
+    assert 0 < base.valid.sum() < 150
+
+
+def test_default_threshold_is_the_calibrated_one():
+    import inspect
+
+    assert inspect.signature(preprocess).parameters["min_snr"].default == EDGE_MIN_SNR
+    # stricter thresholds only remove spectra
+    acq = simulate_acquisition(200, valence=2, l3_over_background=0.04, dose=8e4, rng=2)
+    a = preprocess(acq.spectra, acq.energy)
+    b = preprocess(acq.spectra, acq.energy, min_snr=EDGE_MIN_SNR + 4)
+    assert np.all(a.valid >= b.valid) and b.valid.sum() < a.valid.sum()
+    np.testing.assert_array_equal(a.valid, a.valid & (a.edge_snr > EDGE_MIN_SNR))
