@@ -389,7 +389,30 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
         if not (np.isfinite(args.min_snr) and args.min_snr >= 0):
             raise CLIError(f"--min-snr must be a finite number >= 0, got {args.min_snr:g}")
         kw["min_snr"] = args.min_snr
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+        kw["batch_size"] = args.batch_size
     return kw
+
+
+def _export(p, target: Path, args, outputs: _Outputs) -> list[str]:
+    """TIFF/CSV files of a result beside its .hspy (``--export``); never over an input."""
+    if not args.export:
+        return []
+    from .exports import export_result
+
+    stem = target.with_suffix("")
+    for inp in outputs.inputs:  # an export file named like an input: refused up front
+        if inp.parent.resolve() == stem.parent.resolve() and (
+            inp.name.startswith(f"{stem.name}_") or inp.name == f"{stem.name}.csv"
+        ):
+            raise CLIError(
+                f"--export would write {stem}_*.tif/{stem.name}.csv beside the input {inp}; "
+                "choose another -o"
+            )
+    files = export_result(p, stem, formats=tuple(args.export), overwrite=args.overwrite)
+    return [str(f) for f in files]
 
 
 def _process_one(inp: Path, out: Path, run, kw: dict, args, fractions: bool, outputs) -> None:
@@ -431,10 +454,13 @@ def _process_one(inp: Path, out: Path, run, kw: dict, args, fractions: bool, out
         if args.png:
             outputs.claim(target.with_suffix(".png"), "--png")
     for p, target in zip(results, targets, strict=True):
+        exported = _export(p, target, args, outputs)  # first: it checks its own files
         _save_hspy(p, target)
         written = [str(target)]
         if args.png:
             written.append(str(_save_png(p, target.with_suffix(".png"))))
+        if exported:
+            written.append(f"{len(exported)} export files ({', '.join(args.export)})")
         print(f"{inp} -> {', '.join(written)}")
         summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
         print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")
@@ -782,6 +808,20 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         metavar="X",
         help="minimum L3 height over the noise for a pixel to count as having a Mn edge "
         "(default 8)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="spectra per preprocessing/inference batch (default 512)",
+    )
+    parser.add_argument(
+        "--export",
+        nargs="+",
+        choices=("tiff", "csv"),
+        metavar="FORMAT",
+        help="also write every map as TIFF and/or a CSV table beside each output "
+        "(<output>_<map>.tif, <output>.csv): tiff, csv or both",
     )
     parser.add_argument(
         "--lazy", action="store_true", help="load and process lazily (data larger than memory)"

@@ -185,3 +185,22 @@ def test_closed_pipe_exits_cleanly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0
     assert "Broken pipe" not in err and "Traceback" not in err, err
+
+
+def test_batch_size_and_export_options(work, tmp_path, capsys):
+    out = tmp_path / "e.hspy"
+    rc = main(
+        ["classify", str(work), "-o", str(out), "--model", "lite", "--batch-size", "7",
+         "--export", "tiff", "csv"]
+    )  # fmt: skip
+    assert rc == 0
+    assert (tmp_path / "e.csv").is_file()
+    assert (tmp_path / "e_most_likely.tif").is_file() or list(tmp_path.glob("e_*.tif"))
+    csv = (tmp_path / "e.csv").read_bytes()
+    # again: the export files exist, so nothing is replaced without --overwrite
+    out.unlink()
+    assert main(["classify", str(work), "-o", str(out), "--model", "lite", "--export", "csv"]) == 1
+    assert "exist" in _err_lines(capsys)[-1]
+    assert (tmp_path / "e.csv").read_bytes() == csv and not out.exists()
+    assert main(["classify", str(work), "-o", str(out), "--batch-size", "0"]) == 1
+    assert "--batch-size" in _err_lines(capsys)[-1]
