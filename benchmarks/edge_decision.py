@@ -86,7 +86,8 @@ def positives(n: int, seed: int = 1000) -> list[dict]:
     for k, (ratio, det, spikes) in enumerate(
         (r, d, s) for r in L3_RATIOS for d in DETECTORS for s in (0.0, 1.0)
     ):
-        rng = np.random.default_rng(seed + k)
+        # the same spectra with and without spikes (the simulator draws them last)
+        rng = np.random.default_rng(seed + k // 2)
         acq = simulate_acquisition(
             n,
             valence=rng.integers(2, 5, n),

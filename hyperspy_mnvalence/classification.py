@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .decisions import EDGE_MIN_SNR, out_of_range, warn_out_of_range
 from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
 from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
 from .preprocessing import (
@@ -35,8 +36,8 @@ __all__ = [
 ]
 
 #: Values per spectrum returned by :func:`classify_spectra`:
-#: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code.
-N_OUT = 8
+#: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code, spikes replaced.
+N_OUT = 9
 #: Spectra per onnxruntime call for one network: smaller calls keep the activations in
 #: cache (on 2 cores 512-1024 used the least CPU time per spectrum; see
 #: benchmarks/RESULTS.md). An ensemble, whose members run side by side as grouped
@@ -74,9 +75,10 @@ def classify_spectra(
     background_window: tuple[float, float] | None = None,
     energy_window: tuple[float, float] | None = None,
     batch_size: int = 512,
-    min_snr: float = 8.0,
+    min_snr: float = EDGE_MIN_SNR,
     show_progressbar: bool = False,
     n_threads: int | None = None,
+    remove_spikes: bool = True,
 ) -> np.ndarray:
     """Classify an array of spectra that share one energy axis.
 
@@ -90,7 +92,7 @@ def classify_spectra(
         Model path or object; ``None`` for the shipped model ``model_name``.
     model_name : str
         Shipped model used when ``model`` is None.
-    background, background_window, energy_window, min_snr
+    background, background_window, energy_window, min_snr, remove_spikes
         See :func:`hyperspy_mnvalence.preprocessing.preprocess`.
     batch_size : int
         Spectra preprocessed and fed to onnxruntime at a time.
@@ -105,9 +107,9 @@ def classify_spectra(
     -------
     numpy.ndarray
         float32, shape ``(..., N_OUT)``: probabilities of Mn2+, Mn3+, Mn4+, their
-        ensemble standard deviations, the L3 peak energy and the reason code (0: valid;
-        see ``preprocessing.REASONS``). Probabilities, spread and peak are NaN where
-        the spectrum is not valid.
+        ensemble standard deviations, the L3 peak energy, the reason code (0: valid;
+        see ``preprocessing.REASONS``) and the number of channels replaced as spikes.
+        Probabilities, spread and peak are NaN where the spectrum is not valid.
     """
     m = load_model(model, name=model_name)
     per_call = onnx_batch(m, batch_size)
@@ -130,9 +132,11 @@ def classify_spectra(
             background_window=background_window,
             energy_window=energy_window,
             min_snr=min_snr,
+            remove_spikes=remove_spikes,
         )
         block = out[i : i + batch_size]
         block[:, 7] = pre.reason
+        block[:, 8] = pre.n_spikes
         ok = pre.valid
         if np.any(ok):
             # onnxruntime runs one thread per call, so batches preprocess and infer side
@@ -347,7 +351,7 @@ def _check_arguments(
         or min_snr < 0
     ):
         raise ValueError(
-            f"min_snr must be a finite number >= 0 (default 8; 0 keeps every spectrum "
+            f"min_snr must be a finite number >= 0 (default {EDGE_MIN_SNR:g}; 0 keeps every spectrum "
             f"with an L3 peak), got {min_snr!r}"
         )
     for name, value in (("show_progressbar", show_progressbar), ("lazy_output", lazy_output)):
@@ -465,9 +469,11 @@ def classify_mn_valence(
     background_window: tuple[float, float] | None = None,
     model: str | MnValenceModel | None = None,
     batch_size: int = 512,
-    min_snr: float = 8.0,
+    min_snr: float = EDGE_MIN_SNR,
     show_progressbar: bool | None = None,
     lazy_output: bool | None = None,
+    remove_spikes: bool = True,
+    low_loss=None,
     _model_name: str = DEFAULT_MODEL,
     _title: str = "Mn valence probability",
     _task: str = "classification",
@@ -503,11 +509,22 @@ def classify_mn_valence(
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float
-        Minimum L3 height over the noise for a pixel to count as having a Mn edge.
+        Minimum L3 height over the noise of the smoothed spectrum for a pixel to count
+        as having a Mn edge; the default, 7.5, is calibrated on simulated negatives
+        (see the user guide, "What the no-edge flag guarantees").
     show_progressbar : bool, optional
         Default: HyperSpy's ``preferences.General.show_progressbar``.
     lazy_output : bool, optional
         Default: lazy if ``s`` is lazy.
+    remove_spikes : bool
+        Replace cosmic-ray spikes and hot channels before anything else (conservative:
+        edges are never touched); the count per pixel is in
+        ``metadata.MnValence.n_spikes``.
+    low_loss : exspy.signals.EELSSpectrum, optional
+        The low-loss spectrum image of the same area (same navigation shape, zero-loss
+        peak included): the core loss is Fourier-ratio deconvolved with it first
+        (:func:`hyperspy_mnvalence.lowloss.deconvolve_plural_scattering`), for thick
+        samples; the t/lambda map is stored in ``metadata.MnValence.t_over_lambda``.
 
     Returns
     -------
@@ -516,7 +533,9 @@ def classify_mn_valence(
         navigation axis "Mn valence" (2, 3, 4); its signal axes are ``s``'s navigation
         axes. NaN where a pixel has no Mn L2,3 edge. ``metadata.MnValence`` holds the
         ensemble spread (``probability_std``), the L3 peak map (``l3_peak_eV``), the
-        reason codes (``reason``, legend in ``reason_codes``) and the parameters.
+        reason codes (``reason``, legend in ``reason_codes``), the spikes replaced per
+        pixel (``n_spikes``) and the parameters. One warning names any condition
+        outside the validated range (dispersion, short pre-edge, scattered L3 peaks).
 
     Examples
     --------
@@ -540,6 +559,11 @@ def classify_mn_valence(
     )
     energy_window = _check_window("energy_window", energy_window)
     background_window = _check_window("background_window", background_window)
+    t_over_lambda = None
+    if low_loss is not None:
+        from .lowloss import deconvolve_plural_scattering
+
+        s, t_over_lambda = deconvolve_plural_scattering(s, low_loss)
     m = load_model(model, name=_model_name)
     if m.task != _task:
         raise ValueError(
@@ -565,6 +589,7 @@ def classify_mn_valence(
         energy_window=energy_window,
         batch_size=batch_size,
         min_snr=min_snr,
+        remove_spikes=bool(remove_spikes),
     )
     model_ref = None if model is None else str(m.path)
     if lazy_in or lazy:
@@ -615,13 +640,26 @@ def classify_mn_valence(
         stack = np.moveaxis(res, -1, 0)
     if not lazy:
         _warn_if_nothing_found(stack[7], search, m.preprocessing)
+    warn_out_of_range(
+        out_of_range(
+            energy,
+            m.preprocessing,
+            m.metadata,
+            None if lazy else stack[6],
+            None if lazy else stack[7],
+        )
+    )
     p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
     spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
     reason = _output_signal(stack[7], s, "Reason code", "Code", lazy)
+    n_spikes = _output_signal(stack[8], s, "Spikes replaced", "Channels", lazy)
     p.metadata.set_item("MnValence.probability_std", spread)
     p.metadata.set_item("MnValence.l3_peak_eV", peak)
     p.metadata.set_item("MnValence.reason", reason)
+    p.metadata.set_item("MnValence.n_spikes", n_spikes)
+    if t_over_lambda is not None:
+        p.metadata.set_item("MnValence.t_over_lambda", t_over_lambda)
     p.metadata.set_item("MnValence.reason_codes", {str(k): v for k, v in REASONS.items()})
     p.metadata.set_item("MnValence.classes", m.classes)
     p.metadata.set_item("MnValence.task", m.task)
@@ -633,6 +671,8 @@ def classify_mn_valence(
             "background_window": list(background_window) if background_window else None,
             "energy_window": list(energy_window) if energy_window else None,
             "min_snr": float(min_snr),
+            "remove_spikes": bool(remove_spikes),
+            "low_loss": low_loss is not None,
         },
     )
     p.metadata.set_item("General.original_title", s.metadata.get_item("General.title", ""))

@@ -389,6 +389,8 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
         if not (np.isfinite(args.min_snr) and args.min_snr >= 0):
             raise CLIError(f"--min-snr must be a finite number >= 0, got {args.min_snr:g}")
         kw["min_snr"] = args.min_snr
+    if getattr(args, "keep_spikes", False):
+        kw["remove_spikes"] = False
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -415,7 +417,9 @@ def _export(p, target: Path, args, outputs: _Outputs) -> list[str]:
     return [str(f) for f in files]
 
 
-def _process_one(inp: Path, out: Path, run, kw: dict, args, fractions: bool, outputs) -> None:
+def _process_one(
+    inp: Path, out: Path, run, kw: dict, args, fractions: bool, outputs, low_loss=None
+) -> None:
     """Classify (or decompose) one input file and write its result(s)."""
     from .maps import compute_result, no_edge_mask
 
@@ -426,15 +430,27 @@ def _process_one(inp: Path, out: Path, run, kw: dict, args, fractions: bool, out
     if args.png:
         outputs.check(out.with_suffix(".png"), "--png")
     spectra = _load_spectra(inp, lazy=args.lazy)
+    if low_loss is not None:
+        if args.lazy:
+            raise CLIError("--low-loss needs the data in memory; leave out --lazy")
+        lows = _load_spectra(low_loss, lazy=False)
+        if len(lows) != len(spectra):
+            raise CLIError(
+                f"{low_loss} holds {len(lows)} EELS signals but {inp} {len(spectra)}; give "
+                "the low loss recorded with each core loss"
+            )
+        kw = [dict(kw, low_loss=ll) for ll in lows]
+    else:
+        kw = [kw] * len(spectra)
     results, errors = [], []
-    for s in spectra:
+    for s, kw_s in zip(spectra, kw, strict=True):
         try:
-            p = compute_result(run(s, **kw), _progress(args))
+            p = compute_result(run(s, **kw_s), _progress(args))
         except ValueError as exc:
             errors.append(exc)
             continue
         if np.all(np.asarray(no_edge_mask(p).data)):
-            window = kw.get("energy_window")
+            window = kw_s.get("energy_window")
             where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
             errors.append(
                 ValueError(
@@ -479,14 +495,20 @@ def _process_files(args: argparse.Namespace, fractions: bool) -> int:
     inputs = [Path(x) for x in args.inputs]
     paths = _output_paths(inputs, args.output, "mn_fractions" if fractions else "mn_valence")
     kw = _classify_kwargs(args, fractions)
+    lows = getattr(args, "low_loss", None) or [None] * len(inputs)
+    if len(lows) != len(inputs):
+        raise CLIError(
+            f"--low-loss gives {len(lows)} files for {len(inputs)} inputs; give one low loss "
+            "per input, in the order of the inputs"
+        )
     outputs = _Outputs(inputs, args.overwrite)
     if len(inputs) == 1:  # one input: its error is the command's error
-        _process_one(inputs[0], paths[0], run, kw, args, fractions, outputs)
+        _process_one(inputs[0], paths[0], run, kw, args, fractions, outputs, lows[0])
         return 0
     failed: list[Path] = []
-    for inp, out in zip(inputs, paths, strict=True):
+    for inp, out, low in zip(inputs, paths, lows, strict=True):
         try:
-            _process_one(inp, out, run, kw, args, fractions, outputs)
+            _process_one(inp, out, run, kw, args, fractions, outputs, low)
         except _PER_FILE_ERRORS as exc:
             failed.append(inp)
             msg = _cli_speak(_error_message(exc, inp))
@@ -807,7 +829,21 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         type=float,
         metavar="X",
         help="minimum L3 height over the noise for a pixel to count as having a Mn edge "
-        "(default 8)",
+        "(default 7.5, calibrated on simulated negatives; see the user guide)",
+    )
+    parser.add_argument(
+        "--low-loss",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="the low-loss spectrum image of each input's scan, one per input in the same "
+        "order: plural scattering is removed by Fourier-ratio deconvolution first, and "
+        "the t/lambda map is stored with the result",
+    )
+    parser.add_argument(
+        "--keep-spikes",
+        action="store_true",
+        help="do not replace cosmic-ray spikes and hot channels (replaced by default)",
     )
     parser.add_argument(
         "--batch-size",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .classification import classify_mn_valence
+from .decisions import EDGE_MIN_SNR
 from .maps import _map_like, _metadata_map, _valences, mean_valence
 from .model import FRACTIONS_MODEL, MnValenceModel
 
@@ -111,9 +112,11 @@ def decompose_mn_valence(
     background_window: tuple[float, float] | None = None,
     model: str | MnValenceModel | None = None,
     batch_size: int = 512,
-    min_snr: float = 8.0,
+    min_snr: float = EDGE_MIN_SNR,
     show_progressbar: bool | None = None,
     lazy_output: bool | None = None,
+    remove_spikes: bool = True,
+    low_loss=None,
 ):
     """Fractions of Mn2+, Mn3+ and Mn4+ in each pixel (mixed valence).
 
@@ -140,11 +143,18 @@ def decompose_mn_valence(
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float
-        Minimum L3 height over the noise for a pixel to count as having a Mn edge.
+        Minimum L3 height over the noise for a pixel to count as having a Mn edge
+        (default calibrated, as in :func:`~hyperspy_mnvalence.classify_mn_valence`).
     show_progressbar : bool, optional
         Default: HyperSpy's ``preferences.General.show_progressbar``.
     lazy_output : bool, optional
         Default: lazy if ``s`` is lazy.
+    remove_spikes : bool
+        Replace cosmic-ray spikes and hot channels first (counts in
+        ``metadata.MnValence.n_spikes``).
+    low_loss : exspy.signals.EELSSpectrum, optional
+        Low-loss spectrum image of the same area: Fourier-ratio deconvolution of plural
+        scattering first; t/lambda in ``metadata.MnValence.t_over_lambda``.
 
     Returns
     -------
@@ -181,6 +191,8 @@ def decompose_mn_valence(
         min_snr=min_snr,
         show_progressbar=show_progressbar,
         lazy_output=lazy_output,
+        remove_spikes=remove_spikes,
+        low_loss=low_loss,
         _model_name=FRACTIONS_MODEL,
         _title="Mn valence fractions",
         _task="fractions",

@@ -4,6 +4,8 @@
 * ``_edge`` - :func:`edge_present` / :func:`edge_statistic`: does a
   background-subtracted spectrum show a Mn L2,3 edge? (L3 height over the noise measured
   at the scale tested, and white-line shape tests)
+* ``_range`` - :func:`out_of_range`: acquisitions outside what the model was trained
+  on (dispersion, short pre-edge, scattered L3 peaks), one warning per call;
 * ``_spikes`` - :func:`remove_spikes` / :func:`find_spikes`: cosmic-ray spikes and hot
   channels, replaced before anything else;
 """
@@ -23,10 +25,14 @@ from ._edge import (  # noqa: F401
     pooled_noise,
     raw_channel_noise,
 )
+from ._range import DEFAULT_DISPERSION_RANGE_EV, out_of_range, warn_out_of_range
 from ._reasons import REASONS
 from ._spikes import SPIKE_SIGMAS, find_spikes, remove_spikes
 
 __all__ = [
+    "DEFAULT_DISPERSION_RANGE_EV",
+    "out_of_range",
+    "warn_out_of_range",
     "EDGE_MIN_SNR",
     "SEARCH_END_EV",
     "decide_edges",

@@ -29,11 +29,7 @@ The per-pixel decisions (spikes, Mn edge present, out-of-range, reason codes) ar
 
 from __future__ import annotations
 
-# the decisions and the pipeline are imported here too, so that
-# ``from hyperspy_mnvalence.preprocessing import preprocess, REASONS`` keeps working;
 # private names are re-exported for the modules and tests that import them from here
-from ..decisions import _EDGE_WINDOWS_EV, REASONS, edge_present  # noqa: F401
-from ..pipeline import Preprocessed, preprocess
 from ._background import _window_mask, subtract_background  # noqa: F401
 from ._filters import _dog, _dog_kernel, _gauss_radius, _smooth, _smooth_at  # noqa: F401
 from ._l3 import locate_l3
@@ -73,3 +69,25 @@ __all__ = [
     "subtract_background",
     "to_uniform_grid",
 ]
+
+#: Names served from the decisions and the pipeline, which build on this package:
+#: imported on first use (``from hyperspy_mnvalence.preprocessing import preprocess``
+#: keeps working without an import cycle).
+_LATER = {
+    "REASONS": "decisions",
+    "edge_present": "decisions",
+    "_EDGE_WINDOWS_EV": "decisions",
+    "Preprocessed": "pipeline",
+    "preprocess": "pipeline",
+}
+
+
+def __getattr__(name: str):
+    if name in _LATER:
+        import importlib
+
+        module = importlib.import_module(f"hyperspy_mnvalence.{_LATER[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

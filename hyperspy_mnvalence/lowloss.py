@@ -1,0 +1,143 @@
+"""Plural scattering: Fourier-ratio deconvolution of the core loss with its low loss.
+
+Thick samples (t/lambda of about 1 and more) add plasmon replicas of the L3 and L2
+lines to the spectrum and change the edge shape the network reads. With the low-loss
+spectrum image of the same area, :func:`deconvolve_plural_scattering` removes them
+through exspy's ``fourier_ratio_deconvolution`` (the tool EELS users know) and measures
+t/lambda with exspy's ``estimate_elastic_scattering_threshold`` and
+``estimate_thickness``. It is what ``classify_mn_valence(s, low_loss=ll)`` and
+``decompose_mn_valence(s, low_loss=ll)`` run first.
+
+Real files are handled as they come: a core-loss extrapolation that fails in exspy
+(a ``TypeError`` has been seen on real data) is retried without it; blank low-loss
+pixels (all zero, or not finite) leave their core loss as it is (their t/lambda is
+NaN); NaN channels count as zero; a low loss whose navigation shape differs from the
+core loss's is refused with one error that says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+__all__ = ["deconvolve_plural_scattering"]
+
+_logger = logging.getLogger(__name__)
+
+
+def _as_eels(signal, what: str):
+    from exspy.signals import EELSSpectrum
+
+    if not hasattr(signal, "axes_manager") or signal.axes_manager.signal_dimension != 1:
+        raise TypeError(
+            f"The {what} must be a one-dimensional EELS signal (exspy EELSSpectrum, e.g. "
+            f"hs.load(file, signal_type='EELS')), got {type(signal).__name__}."
+        )
+    if isinstance(signal, EELSSpectrum):
+        return signal.deepcopy()
+    out = signal.deepcopy()
+    out.set_signal_type("EELS")
+    return out
+
+
+def _nav_shape(signal) -> tuple[int, ...]:
+    return tuple(signal.data.shape[:-1])
+
+
+def deconvolve_plural_scattering(s, low_loss):
+    """Core loss without plural scattering, and the t/lambda map.
+
+    Parameters
+    ----------
+    s : exspy.signals.EELSSpectrum
+        The core-loss spectrum image (not modified).
+    low_loss : exspy.signals.EELSSpectrum
+        The low loss of the same pixels (zero-loss peak and plasmons, the same
+        navigation shape, or a single spectrum for a single core-loss spectrum), at the
+        core loss's dispersion.
+
+    Returns
+    -------
+    deconvolved : exspy.signals.EELSSpectrum
+        The single-scattering core loss (same navigation and energy axes as ``s``).
+    t_over_lambda : hyperspy.signal.BaseSignal
+        Relative thickness per pixel (NaN where the low loss is blank).
+
+    Raises
+    ------
+    ValueError
+        If the navigation shapes differ, or no low-loss pixel holds counts.
+
+    Examples
+    --------
+    >>> from hyperspy_mnvalence.simulations import simulate_acquisition
+    >>> from hyperspy_mnvalence.simulations.lowloss import simulate_low_loss
+    >>> core = simulate_acquisition(4, valence=4, t_over_lambda=1.5, rng=0).to_signal()
+    >>> ll = simulate_low_loss(4, t_over_lambda=1.5, rng=1)
+    >>> import exspy
+    >>> L = exspy.signals.EELSSpectrum(ll.spectra)
+    >>> ax = L.axes_manager.signal_axes[0]
+    >>> ax.offset, ax.scale, ax.units = float(ll.energy[0]), 0.25, "eV"
+    >>> d, tl = deconvolve_plural_scattering(core, L)
+    >>> bool(abs(float(tl.data.mean()) - 1.5) < 0.1)
+    True
+    """
+    if s._lazy:
+        raise ValueError(
+            "low_loss needs the core loss in memory (Fourier-ratio deconvolution of a lazy "
+            "signal is not supported here): call s.compute() first, or deconvolve with "
+            "exspy and classify the result."
+        )
+    core = _as_eels(s, "core loss")
+    ll = _as_eels(low_loss, "low loss")
+    if ll._lazy:
+        ll.compute()
+    if _nav_shape(ll) != _nav_shape(core):
+        raise ValueError(
+            f"The low loss has navigation shape {_nav_shape(ll) or '(one spectrum)'} but the "
+            f"core loss {_nav_shape(core) or '(one spectrum)'}: pass the low-loss spectrum "
+            "image recorded with this core loss (the same scan), binned or cropped to the "
+            "same pixels."
+        )
+    c_ax, l_ax = core.axes_manager.signal_axes[0], ll.axes_manager.signal_axes[0]
+    if not np.isclose(c_ax.scale, l_ax.scale, rtol=1e-3):
+        raise ValueError(
+            f"The low loss has {l_ax.scale:g} eV per channel but the core loss "
+            f"{c_ax.scale:g}; Fourier-ratio deconvolution needs the same dispersion "
+            "(rebin one of them)."
+        )
+    data = np.nan_to_num(np.asarray(ll.data, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    flat = data.reshape(-1, data.shape[-1])
+    blank = ~(flat.sum(axis=1) > 0)
+    if blank.all():
+        raise ValueError("The low loss holds no counts in any pixel; check the file.")
+    if blank.any():
+        # exspy cannot deconvolve with an empty low loss: give those pixels a valid one
+        # and put their core loss back afterwards
+        flat[blank] = flat[np.nonzero(~blank)[0][0]]
+        _logger.info("%d blank low-loss pixels: core loss left as it is", int(blank.sum()))
+    ll.data = data.astype(np.float32) if ll.data.dtype == np.float32 else data
+    core.data = np.nan_to_num(np.asarray(core.data, dtype=np.float64))
+    try:
+        out = core.fourier_ratio_deconvolution(ll, extrapolate_coreloss=True)
+    except (TypeError, ValueError, IndexError) as exc:
+        _logger.info(
+            "fourier_ratio_deconvolution with core-loss extrapolation failed (%s: %s); without it",
+            type(exc).__name__,
+            exc,
+        )
+        out = core.fourier_ratio_deconvolution(ll, extrapolate_coreloss=False)
+    if out.data.shape != core.data.shape:  # keep the core loss's axes
+        out = out.isig[c_ax.offset : c_ax.offset + c_ax.scale * c_ax.size]
+    if blank.any():
+        o = out.data.reshape(-1, out.data.shape[-1])
+        o[blank] = core.data.reshape(-1, core.data.shape[-1])[blank]
+    threshold = ll.estimate_elastic_scattering_threshold()
+    tl = ll.estimate_thickness(threshold=threshold)
+    t = np.asarray(tl.data, dtype=np.float64).reshape(-1)
+    t[blank] = np.nan
+    tl.data = t.reshape(tl.data.shape)
+    tl.metadata.General.title = "t/lambda"
+    _logger.debug("deconvolved %d spectra; median t/lambda %.3g", flat.shape[0], np.nanmedian(t))
+    return out, tl

@@ -1,0 +1,108 @@
+"""The low-loss spectrum that goes with a simulated core loss.
+
+:func:`simulate_low_loss` records the zero-loss peak and its plasmon orders with the same
+plural-scattering model as :func:`~hyperspy_mnvalence.simulations.simulate_acquisition`
+(Poisson sum of Gaussian plasmons of ``plasmon_eV`` and ``plasmon_fwhm_eV``, relative
+thickness ``t_over_lambda``; a Gaussian zero-loss peak of ``resolution_eV`` FWHM), each
+channel integrating its energy range, so that a Fourier-ratio deconvolution of the core
+loss with it recovers the single-scattering edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .acquisition import Acquisition, _per_spectrum
+
+__all__ = ["simulate_low_loss"]
+
+_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+def simulate_low_loss(
+    n: int | None = None,
+    *,
+    t_over_lambda=1.0,
+    plasmon_eV=20.0,
+    plasmon_fwhm_eV=6.0,
+    resolution_eV=0.3,
+    dispersion_eV: float = 0.25,
+    energy_range: tuple[float, float] = (-20.0, 236.0),
+    electrons: float = 1e7,
+    poisson: bool = True,
+    rng: np.random.Generator | int | None = None,
+) -> Acquisition:
+    """Low-loss spectra (zero loss and plasmon orders) of given relative thickness.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of spectra (default: from the per-spectrum arrays, else 1).
+    t_over_lambda, plasmon_eV, plasmon_fwhm_eV, resolution_eV : float or array_like
+        As in :func:`~hyperspy_mnvalence.simulations.simulate_acquisition` (pass the
+        same values per spectrum to pair the two).
+    dispersion_eV : float
+        Energy per channel (the core loss's, for a Fourier-ratio deconvolution).
+    energy_range : tuple of float
+        First reported energy and the end of the range.
+    electrons : float
+        Electrons per spectrum (all orders).
+    poisson : bool
+        Sample the electrons from the Poisson law.
+    rng : numpy.random.Generator or int, optional
+        Generator or seed.
+
+    Returns
+    -------
+    Acquisition
+        ``spectra`` (float32 counts), ``energy`` and ``truth`` (the parameters per
+        spectrum and ``zero_loss_fraction``, ``exp(-t/lambda)``).
+
+    Examples
+    --------
+    >>> from hyperspy_mnvalence.simulations.lowloss import simulate_low_loss
+    >>> ll = simulate_low_loss(2, t_over_lambda=[0.5, 1.5], rng=0)
+    >>> ll.spectra.shape
+    (2, 1024)
+    """
+    scalars = (t_over_lambda, plasmon_eV, plasmon_fwhm_eV, resolution_eV)
+    if n is None:
+        sizes = [np.size(a) for a in scalars if np.ndim(a) > 0]
+        n = max(sizes) if sizes else 1
+    n = int(n)
+    t = _per_spectrum(t_over_lambda, n, "t_over_lambda")
+    ep = _per_spectrum(plasmon_eV, n, "plasmon_eV")
+    ew = _per_spectrum(plasmon_fwhm_eV, n, "plasmon_fwhm_eV")
+    res = _per_spectrum(resolution_eV, n, "resolution_eV")
+    if np.any(t < 0) or np.any(res <= 0) or np.any(ep <= 0) or np.any(ew <= 0):
+        raise ValueError("t_over_lambda must be >= 0; energies and widths positive.")
+    d = float(dispersion_eV)
+    e0, e1 = map(float, energy_range)
+    m = int(round((e1 - e0) / d))
+    energy = e0 + d * np.arange(m)
+    # periodic grid long enough that the plasmon orders do not wrap around
+    size = 1 << int(np.ceil(np.log2(2 * m)))
+    f = np.fft.rfftfreq(size, d=d)[None, :]
+    plasmon = np.exp(-2j * np.pi * f * ep[:, None]) * np.exp(
+        -2.0 * (np.pi * f * (ew * _FWHM_TO_SIGMA)[:, None]) ** 2
+    )
+    transfer = np.exp(t[:, None] * (plasmon - 1.0))
+    transfer *= np.exp(-2.0 * (np.pi * f * (res * _FWHM_TO_SIGMA)[:, None]) ** 2)
+    transfer *= np.sinc(f * d)  # each channel integrates one dispersion step
+    # channel k of the output sits at e0 + k d: bring 0 eV to channel -e0 / d
+    transfer *= np.exp(-2j * np.pi * f * (-e0))
+    y = np.fft.irfft(transfer, n=size, axis=1)[:, :m]
+    y = np.clip(y, 0.0, None)
+    y *= electrons / y.sum(axis=1, keepdims=True)
+    gen = np.random.default_rng(rng)
+    if poisson:
+        y = gen.poisson(y).astype(np.float64)
+    truth = {
+        "t_over_lambda": t,
+        "plasmon_eV": ep,
+        "plasmon_fwhm_eV": ew,
+        "resolution_eV": res,
+        "zero_loss_fraction": np.exp(-t),
+        "dispersion_eV": d,
+    }
+    return Acquisition(spectra=y.astype(np.float32), energy=energy, truth=truth)
