@@ -394,7 +394,14 @@ def _dask_compute(*arrays, show_progressbar: bool) -> tuple:
 
 
 #: The maps a result keeps in ``metadata.MnValence`` (the last two: fractions only).
-_RESULT_MAPS = ("probability_std", "l3_peak_eV", "reason", "mean_valence", "mean_valence_std")
+_RESULT_MAPS = (
+    "probability_std",
+    "l3_peak_eV",
+    "reason",
+    "n_spikes",
+    "mean_valence",
+    "mean_valence_std",
+)
 
 
 def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseSignal:
