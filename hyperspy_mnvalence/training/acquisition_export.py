@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from .acquisition_report import digitized_through_pipeline, mn2_line
     from .export import build_metadata, export_onnx
-    from .suite import keras_fold_predictor, negatives_false_mn, run_suite, suite_figure
+    from .suite import (
+        keras_fold_predictor,
+        negatives_false_mn,
+        run_suite,
+        suite_figure,
+        uncertainty_quartiles,
+    )
 
     d = load_titan_valence()
     spectra, energy = d["spectra"].astype(np.float64), d["energy"]
@@ -134,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         line = mn2_line(str(path))
         meta["metrics"]["digitized_pipeline"] = dig
         meta["metrics"]["mn2_wide_line"] = line
+        if len(ms) > 1:
+            uq = uncertainty_quartiles(str(path), spectra, labels, energy)
+            meta["metrics"]["acquisition"]["error_by_uncertainty_quartile"] = uq
         export_onnx(ms, path, meta)  # again, with its own evaluation in the card
         (args.reports / f"{path.stem}_card.json").write_text(
             json.dumps(meta, indent=1, default=str)

@@ -34,7 +34,15 @@ from hyperspy_mnvalence.simulations import (
 )
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
-__all__ = ["BASE", "SUITE", "run_suite", "negatives_false_mn", "suite_figure", "main"]
+__all__ = [
+    "BASE",
+    "SUITE",
+    "main",
+    "negatives_false_mn",
+    "run_suite",
+    "suite_figure",
+    "uncertainty_quartiles",
+]
 
 #: The reference condition every suite condition departs from.
 BASE: dict = {
@@ -171,6 +179,50 @@ def negatives_false_mn(
             p = classify(acq.spectra, acq.energy)
             out[fam][det] = float(np.isfinite(p).all(1).mean())
     return out
+
+
+def uncertainty_quartiles(
+    model: str,
+    spectra: np.ndarray,
+    labels: np.ndarray,
+    energy: np.ndarray,
+    names: tuple[str, ...] = ("l3bg_3", "l3bg_6", "l3bg_12", "l3bg_25", "t_1.5", "res_2.0"),
+) -> dict:
+    """Error rate per quartile of the model's uncertainties, on suite conditions.
+
+    Two uncertainties of the exported model (through ``classify_spectra``): the ensemble
+    spread of the winning class (``probability_std``) and the normalised entropy of the
+    mean probabilities. A useful uncertainty has an error rate rising from its lowest to
+    its highest quartile.
+
+    Returns
+    -------
+    dict
+        ``{"spread": [4 error rates], "entropy": [...], "n": classified}``, pooled over
+        the conditions ``names``.
+    """
+    from hyperspy_mnvalence.classification import classify_spectra
+
+    conds = [c for c in SUITE if c[0] in names]
+    err, spread, ent = [], [], []
+    for name, _, cond in conds:
+        i = [c[0] for c in SUITE].index(name)
+        src, acq = _record(spectra, energy, cond, SEED + i, 1)
+        out = classify_spectra(acq.spectra, acq.energy, model=model)
+        p, sd = out[:, :3], out[:, 3:6]
+        ok = np.isfinite(p).all(1)
+        k = p[ok].argmax(1)
+        err.append(k != labels[src][ok])
+        spread.append(sd[ok][np.arange(k.size), k])
+        q = np.clip(p[ok], 1e-12, 1)
+        ent.append(-(q * np.log(q)).sum(1) / np.log(3))
+    err, spread, ent = map(np.concatenate, (err, spread, ent))
+    res = {"n": int(err.size), "conditions": list(names)}
+    for key, u in (("spread", spread), ("entropy", ent)):
+        edges = np.quantile(u, [0.25, 0.5, 0.75])
+        qi = np.searchsorted(edges, u, side="right")
+        res[key] = [float(err[qi == j].mean()) for j in range(4)]
+    return res
 
 
 def suite_figure(results: dict[str, dict], path: Path) -> None:
