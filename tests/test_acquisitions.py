@@ -29,7 +29,7 @@ def test_epoch_is_what_preprocess_makes_of_the_recordings(clean):
     rng = np.random.default_rng(3)
     xs = []
     for _ in range(2):
-        for idx, raw, energy in record(s, e, rng):
+        for _idx, raw, energy in record(s, e, rng):
             pre = preprocess(raw, energy)
             xs.append(pre.x[pre.valid])
     np.testing.assert_array_equal(x, np.concatenate(xs))
