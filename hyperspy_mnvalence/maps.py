@@ -412,9 +412,10 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     one dask graph. ``p.compute()`` computes only the first; this computes all that is
     still lazy in one pass, so every spectrum goes through the network once, also on a
     ``dask.distributed`` cluster (where a lazy result cannot be saved to ``.hspy``
-    directly: compute it with this first). For a slice of a result (``p.isig[...]``)
-    the maps are first cut to its pixels, so only those are computed; maps that cannot
-    be matched to a slice taken with an integer index are left out, with a warning.
+    directly: compute it with this first). A slice of a result (``p.isig[...]``)
+    carries its maps cut to its pixels, so only those are computed; maps that cannot be
+    matched to the pixels of a result sliced by an earlier version are left out, with a
+    warning.
     The result is small (8 to 10 numbers per pixel). Warns when no spectrum at all was
     classified.
 
@@ -450,8 +451,8 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     if dropped:
         warnings.warn(
             f"metadata.MnValence {', '.join(dropped)} cover the whole original result and "
-            "cannot be matched to this slice (taken with an integer index): left out. Slice "
-            "with a range (e.g. p.isig[:, 5:6]) to keep them.",
+            "cannot be matched to the pixels of this slice (taken with an integer index by "
+            "an earlier version): left out. Slice the whole result again to keep them.",
             stacklevel=2,
         )
     reason_was_lazy = "reason" in maps and maps["reason"]._lazy
