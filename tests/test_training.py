@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.training
 
 tf = pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
+pytest.importorskip("keras")
 pytest.importorskip("sklearn")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

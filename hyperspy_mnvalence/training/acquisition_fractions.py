@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
         class _Onnx:
             def predict(self, x, batch_size=None, verbose=0):
-                return sess.run(None, {name: x.astype(np.float32)})[0]
+                x = np.asarray(x, np.float32)
+                return sess.run(None, {name: x.reshape(x.shape[0], -1)})[0]
 
         model, info = _Onnx(), {"model": str(args.evaluate_only)}
     elif args.evaluate_only:
