@@ -335,7 +335,7 @@ def _check_arguments(
     if not (model is None or isinstance(model, str | os.PathLike | MnValenceModel)):
         raise TypeError(
             "model must be None (the shipped model), a shipped model's name "
-            "('ensemble', 'fast', 'lite', 'fractions'), the path of a .onnx file or a "
+            "('ensemble', 'fast', 'lite', 'acquisition', 'fractions'), the path of a .onnx file or a "
             f"MnValenceModel, got {type(model).__name__} {model!r}"
         )
     if (
@@ -504,8 +504,11 @@ def classify_mn_valence(
         large maps; no ensemble spread, and a single network is somewhat less robust to
         noise; see ``mnv.model_card("fast")``), ``"lite"`` for the smaller single
         network (about twice as fast again, a little less accurate; see
-        ``mnv.model_card("lite")``), or a retrained ``.onnx`` model; default the
-        shipped ten-network ensemble.
+        ``mnv.model_card("lite")``), ``"acquisition"`` for the five-network ensemble
+        trained on simulated raw acquisitions (more accurate on thick samples, coarse
+        resolution and coarse dispersion, less on thin clean data; see
+        ``mnv.model_card("acquisition")`` and the robustness suite), or a retrained
+        ``.onnx`` model; default the shipped ten-network ensemble.
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float

@@ -755,8 +755,9 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         metavar="NAME|PATH",
         help="'fast' for the shipped single network (several times faster on large maps, "
         "no ensemble spread), 'lite' for the smaller single network (about twice as fast "
-        "again, a little less accurate), or a retrained .onnx file (default: the shipped "
-        "ensemble)",
+        "again, a little less accurate), 'acquisition' for the ensemble trained on simulated "
+        "raw acquisitions (better on thick samples and coarse resolution/dispersion), or a "
+        "retrained .onnx file (default: the shipped ensemble)",
     )
 
 

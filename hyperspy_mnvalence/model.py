@@ -29,6 +29,7 @@ __all__ = [
     "FRACTIONS_MODEL",
     "FAST_MODEL",
     "LITE_MODEL",
+    "ACQUISITION_MODEL",
     "METADATA_KEY",
     "SHIPPED_MODELS",
     "ModelError",
@@ -47,11 +48,14 @@ DEFAULT_MODEL = "mn_valence_fcn.onnx"
 FRACTIONS_MODEL = "mn_valence_fractions.onnx"
 FAST_MODEL = "mn_valence_fcn_fast.onnx"
 LITE_MODEL = "mn_valence_fcn_lite.onnx"
+#: Ensemble trained on simulated acquisitions (thick samples, coarse resolution/dispersion).
+ACQUISITION_MODEL = "mn_valence_fcn_acquisition.onnx"
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
     "ensemble": DEFAULT_MODEL,
     "fast": FAST_MODEL,
     "lite": LITE_MODEL,
+    "acquisition": ACQUISITION_MODEL,
     "fractions": FRACTIONS_MODEL,
 }
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")

@@ -243,6 +243,7 @@ def suite_figure(results: dict[str, dict], path: Path) -> None:
                      color=line[0].get_color(), alpha=0.6, label=f"{name} (white)")  # fmt: skip
     axes[0].set_xscale("log")
     axes[0].set_xticks(ratios, [f"{r} %" for r in ratios])
+    axes[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_xlabel("L3 height above background (8e4 e-/eV of background)")
     axes[0].set_ylabel("accuracy (no-edge counts as wrong)")
     axes[0].set_ylim(0.3, 1.0)
