@@ -11,9 +11,10 @@ Not a test. Prints spectra per second and peak resident memory for
   crop of the lazy result equals the eager classification of the same pixels.
 
 Every case runs in a fresh subprocess so that its peak memory
-(``resource.getrusage(...).ru_maxrss``) is its own. The synthetic spectra are a power
-law background, a Mn-like L2,3 edge (two white lines on smoothed steps, shifted by a
-random calibration offset per pixel) and Poisson noise.
+(``resource.getrusage(...).ru_maxrss``) is its own. The spectra are recorded by the
+package's acquisition simulator (the same forward model as training and the tests):
+Mn L2,3 edges of the three valences on a power-law background, a random calibration
+offset per pixel, Poisson noise.
 
 Usage::
 
@@ -53,14 +54,19 @@ def _peak_rss_mib() -> float:
 
 
 def synthetic_block(n: int, energy: np.ndarray, seed: int, dtype: type = np.float32) -> np.ndarray:
-    """``n`` synthetic Mn L2,3 spectra with power-law background and Poisson noise.
+    """``n`` spectra recorded by the package's acquisition simulator on ``energy``.
+
+    Mn2+, Mn3+ and Mn4+ edges (10 % of the spectra without Mn) at L3 10-40 % above a
+    power-law background, 1-8e4 electrons per eV, calibration offsets of +-4 eV, 0.3 eV
+    resolution, an electron-counting detector
+    (:func:`hyperspy_mnvalence.simulations.simulate_acquisition`).
 
     Parameters
     ----------
     n : int
         Number of spectra.
     energy : numpy.ndarray
-        Energy axis (eV).
+        Uniform energy axis (eV).
     seed : int
         Seed of the random generator (one per block, so blocks are reproducible).
     dtype : type
@@ -71,26 +77,23 @@ def synthetic_block(n: int, energy: np.ndarray, seed: int, dtype: type = np.floa
     numpy.ndarray
         Shape ``(n, energy.size)``.
     """
+    from hyperspy_mnvalence.simulations import simulate_acquisition
+
     rng = np.random.default_rng(seed)
-    e = energy[None, :].astype(np.float32)
-    shift = rng.uniform(-4.0, 4.0, (n, 1)).astype(np.float32)
-    l3 = 640.0 + shift + rng.choice([0.0, 1.8, 3.4], size=(n, 1)).astype(np.float32)
-    counts = rng.uniform(50.0, 400.0, (n, 1)).astype(np.float32)
-    ratio = rng.uniform(0.6, 1.2, (n, 1)).astype(np.float32)
-
-    def g(c, w):
-        return np.exp(-0.5 * ((e - c) / w) ** 2)
-
-    def step(c):
-        return 0.5 + np.arctan((e - c) / 0.6) / np.pi
-
-    edge = 5.0 * g(l3, 1.1) + 5.0 * ratio * 0.45 * g(l3 + 11.0, 1.3)
-    edge += step(l3 - 0.5) + 0.5 * step(l3 + 10.5)
-    background = 10.0 * (e / 640.0) ** -3.0
-    lam = counts * (edge + background)
-    no_mn = rng.random(n) < 0.1  # vacuum / other phase: background only
-    lam[no_mn] = counts[no_mn] * background[0]
-    return rng.poisson(lam).astype(dtype)
+    d = float(energy[1] - energy[0])
+    ratio = rng.uniform(0.1, 0.4, n)
+    ratio[rng.random(n) < 0.1] = 0.0  # vacuum / other phase: background only
+    acq = simulate_acquisition(
+        n,
+        valence=rng.integers(2, 5, n),
+        l3_over_background=ratio,
+        dose=np.exp(rng.uniform(np.log(1e4), np.log(8e4), n)),
+        offset_eV=rng.uniform(-4.0, 4.0, n),
+        dispersion_eV=d,
+        energy_range=(float(energy[0]), float(energy[0]) + d * energy.size),
+        rng=rng,
+    )
+    return acq.spectra[:, : energy.size].astype(dtype, copy=False)
 
 
 def eager_data(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
