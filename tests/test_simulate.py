@@ -186,3 +186,18 @@ def test_signal_carries_truth_and_calibration():
     assert ax.scale == pytest.approx(0.3) and ax.units == "eV"
     assert s.metadata.Sample.mn_valence_truth.shape == (3, 4)
     assert s.metadata.Sample.simulation.t_over_lambda.shape == (3, 4)
+
+
+def test_lazy_map_is_reproducible_and_classified_by_its_truth():
+    import hyperspy_mnvalence as mnv
+    from hyperspy_mnvalence.simulations import simulate_lazy_map
+
+    v = np.repeat(np.array([[0, 2, 3, 4]]), 12, axis=0).repeat(4, axis=1)
+    s = simulate_lazy_map(v, chunks=8, dispersion_eV=0.25, l3_over_background=0.3)
+    assert s._lazy and s.data.shape[:2] == (12, 16)
+    again = simulate_lazy_map(v, chunks=8, dispersion_eV=0.25, l3_over_background=0.3)
+    np.testing.assert_array_equal(s.inav[:6, :6].data.compute(), again.inav[:6, :6].data.compute())
+    p = s.classify_mn_valence(show_progressbar=False)
+    ml = mnv.most_likely_valence(mnv.compute_result(p)).data
+    assert np.isnan(ml[v == 0]).all()
+    assert np.mean(ml[v > 0] == v[v > 0]) > 0.95

@@ -14,6 +14,7 @@ from .conditions import CONDITION_RANGES, draw_conditions
 from .demo import demo_ground_truth, make_demo_spectrum_image, synthetic_spectra
 from .edges import EDGE_PARAMETERS, L3_POSITIONS_EV, VALENCES, mn_l23_edge
 from .negatives import NEGATIVE_FAMILIES, simulate_negatives
+from .signal import simulate_lazy_map
 
 __all__ = [
     "Acquisition",
@@ -27,6 +28,7 @@ __all__ = [
     "make_demo_spectrum_image",
     "mn_l23_edge",
     "simulate_acquisition",
+    "simulate_lazy_map",
     "simulate_negatives",
     "synthetic_spectra",
 ]
