@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 
+from hyperspy_mnvalence.model import stamp_model  # issue 15: model integrity
 
 from ._onnx_graph import OPSET
 
@@ -360,6 +361,7 @@ def _rewrite_file(path, rewrite, note, what: str, atol: float) -> dict:
         if p.key == METADATA_KEY:
             p.value = json.dumps(meta, sort_keys=True)
     onnx.save(new, str(path))
+    stamp_model(path)  # issue 15: record the SHA-256 of the weights and graph (checked at load)
     return {
         "nodes_before": len(proto.graph.node),
         "nodes_after": len(new.graph.node),
@@ -429,6 +431,7 @@ def export_onnx(models, path: str | os.PathLike, metadata: dict, *, check: bool 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
+    stamp_model(path)  # issue 15: record the SHA-256 of the weights and graph (checked at load)
     return path
 
 
