@@ -34,10 +34,19 @@ def resampling_matrix(energy: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """
     energy = np.asarray(energy, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
-    n_in = energy.size
     step = grid[1] - grid[0] if grid.size > 1 else 1.0
+    return _matrix(energy, grid, step, _points_per_step(energy, step))
+
+
+def _points_per_step(energy: np.ndarray, step: float) -> int:
+    """Interpolant points averaged per output (1: plain interpolation)."""
     ratio = step / float(np.median(np.diff(energy)))
-    k = 1 if ratio <= 1.5 else 2 * int(np.ceil(ratio)) + 1
+    return 1 if ratio <= 1.5 else 2 * int(np.ceil(ratio)) + 1
+
+
+def _matrix(energy: np.ndarray, grid: np.ndarray, step: float, k: int) -> np.ndarray:
+    """The dense operator of :func:`resampling_matrix` for ``k`` points per step."""
+    n_in = energy.size
     offs = np.linspace(-step / 2, step / 2, k) if k > 1 else np.zeros(1)
     pts = np.clip((grid[:, None] + offs[None, :]).ravel(), energy[0], energy[-1])
     hi = np.clip(np.searchsorted(energy, pts, side="right"), 1, n_in - 1)
@@ -126,13 +135,24 @@ def _resampler(energy_bytes: bytes, grid_bytes: bytes, dtype: str = "<f8") -> tu
     """
     energy = np.frombuffer(energy_bytes, dtype=np.float64)
     grid = np.frombuffer(grid_bytes, dtype=np.float64)
-    m = resampling_matrix(energy, grid).astype(dtype)
+    # each band of outputs is built from the input channels it reads only (those within
+    # half a grid step, and the bracketing ones): no dense operator over all channels,
+    # so a 1 M-channel spectrum costs a few MB, not GB
+    step = grid[1] - grid[0] if grid.size > 1 else 1.0
+    k = _points_per_step(energy, step)
     blocks = []
     for j0 in range(0, grid.size, _BAND):
         j1 = min(j0 + _BAND, grid.size)
-        used = np.nonzero(np.any(m[:, j0:j1] != 0, axis=1))[0]
+        a = max(int(np.searchsorted(energy, grid[j0] - step, side="right")) - 2, 0)
+        b = min(int(np.searchsorted(energy, grid[j1 - 1] + step, side="left")) + 2, energy.size)
+        if b - a < 2:
+            a, b = max(min(a, energy.size - 2), 0), min(max(b, 2), energy.size)
+        m = _matrix(energy[a:b], grid[j0:j1], step, k).astype(dtype)
+        # points clipped at a sub-range end are clipped at the data's end too: the
+        # sub-range reaches a step beyond the band, or ends where the data end
+        used = np.nonzero(np.any(m != 0, axis=1))[0]
         r0, r1 = int(used[0]), int(used[-1]) + 1
-        blocks.append((j0, j1, r0, r1, np.ascontiguousarray(m[r0:r1, j0:j1])))
+        blocks.append((j0, j1, a + r0, a + r1, np.ascontiguousarray(m[r0:r1])))
     return tuple(blocks)
 
 
