@@ -171,3 +171,19 @@ def labelled_folder(tmp_path):
     """A user's folder of labelled synthetic files (see :func:`write_labelled_folder`):
     ``(folder, {file name: (valence, n_spectra, energy axis)})``."""
     return tmp_path, write_labelled_folder(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def clean_titan_like():
+    """Clean, background-free parametric edges like the Titan training spectra: 20 of
+    each valence on 635-665 eV at 0.1 eV per channel, L3 at 645 eV, scaled to [0, 1].
+
+    Returns ``(spectra, class indices 0-2, energy)``.
+    """
+    from hyperspy_mnvalence.simulations import mn_l23_edge
+
+    e = np.arange(635.0, 665.0, 0.1)
+    labels = np.repeat([0, 1, 2], 20)
+    s = np.stack([mn_l23_edge(e, int(v) + 2, l3_eV=645.0, resolution_eV=0.2) for v in labels])
+    s = (s - s.min(1, keepdims=True)) / np.ptp(s, axis=1, keepdims=True)
+    return s, labels, e

@@ -5,24 +5,13 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pytest
 
 from hyperspy_mnvalence.preprocessing import preprocess
-from hyperspy_mnvalence.simulations import mn_l23_edge
 from hyperspy_mnvalence.training.acquisitions import TRAINING_CONDITIONS, acquisition_epoch, record
 
 
-@pytest.fixture(scope="module")
-def clean():
-    e = np.arange(635.0, 665.0, 0.1)
-    labels = np.repeat([0, 1, 2], 20)
-    s = np.stack([mn_l23_edge(e, int(v) + 2, l3_eV=645.0, resolution_eV=0.2) for v in labels])
-    s = (s - s.min(1, keepdims=True)) / np.ptp(s, axis=1, keepdims=True)
-    return s, labels, e
-
-
-def test_epoch_is_what_preprocess_makes_of_the_recordings(clean):
-    s, labels, e = clean
+def test_epoch_is_what_preprocess_makes_of_the_recordings(clean_titan_like):
+    s, labels, e = clean_titan_like
     targets = np.eye(3, dtype=np.float32)[labels]
     x, y = acquisition_epoch(s, e, targets, np.random.default_rng(3), copies=2)
     # the same draws, recorded and preprocessed by hand, give the same inputs
@@ -39,16 +28,16 @@ def test_epoch_is_what_preprocess_makes_of_the_recordings(clean):
     assert set(np.unique(y.argmax(1))) == {0, 1, 2}
 
 
-def test_conditions_cover_the_documented_ranges(clean):
-    s, labels, e = clean
+def test_conditions_cover_the_documented_ranges(clean_titan_like):
+    s, labels, e = clean_titan_like
     groups = record(np.repeat(s, 10, axis=0), e, np.random.default_rng(0))
     steps = sorted({round(float(np.median(np.diff(energy))), 3) for _, _, energy in groups})
     assert steps[0] >= 0.05 and steps[-1] <= 1.0 and len(steps) >= 4
     assert sum(idx.size for idx, _, _ in groups) == 600
 
 
-def test_as_given_share_passes_spectra_unrecorded(clean):
-    s, labels, e = clean
+def test_as_given_share_passes_spectra_unrecorded(clean_titan_like):
+    s, labels, e = clean_titan_like
     c = copy.deepcopy(TRAINING_CONDITIONS)
     c["as_given"] = 1.0
     groups = record(s, e, np.random.default_rng(1), c)
