@@ -446,7 +446,6 @@ def simulate_acquisition(
             centre = np.nan_to_num(frac @ l3_nominal, nan=641.0)
             lo, hi = centre.min() - 4.0, centre.max() + 4.0
         else:
-            lo, hi = grid[0], grid[-1]
             tops = np.asarray(edge_energy)[np.argmax(src[rows], axis=1)]
             lo, hi = tops.min() - 4.0, tops.max() + 4.0
         h, e_l3 = _l3_height(y, grid, lo, hi)

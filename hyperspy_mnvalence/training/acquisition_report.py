@@ -19,16 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .suite import onnx_predictor
+
 __all__ = ["digitized_through_pipeline", "mn2_line", "main"]
 
 OFFSETS_EV = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)
 DISPERSIONS_EV = (0.05, 0.1, 0.25, 0.5)
-
-
-def _classify(model: str, spectra, energy) -> np.ndarray:
-    from hyperspy_mnvalence.classification import classify_spectra
-
-    return classify_spectra(np.asarray(spectra, np.float32), np.asarray(energy), model=model)
 
 
 def digitized_through_pipeline(model: str) -> dict:
@@ -43,6 +39,7 @@ def digitized_through_pipeline(model: str) -> dict:
     from hyperspy_mnvalence.datasets import load_digitized_references
 
     refs = load_digitized_references()
+    predict = onnx_predictor(model)
     out: dict = {"offsets": {}, "dispersions": {}, "wrong": set(), "total": len(refs)}
 
     def run(dispersion: float, offset: float) -> int:
@@ -50,7 +47,7 @@ def digitized_through_pipeline(model: str) -> dict:
         for d in refs:
             e, y = np.asarray(d["energy"], float), np.asarray(d["intensity"], float)
             eu = np.arange(e[0], e[-1], dispersion)
-            p = _classify(model, np.interp(eu, e, y)[None, :], eu + offset)[0, :3]
+            p = predict(np.interp(eu, e, y)[None, :].astype(np.float32), eu + offset)[0]
             right = np.isfinite(p).all() and 2 + int(np.argmax(p)) == int(d["valence"])
             ok += bool(right)
             if not right:
@@ -70,7 +67,7 @@ def mn2_line(model: str) -> float:
     from hyperspy_mnvalence.datasets import load_titan_mn2_wide
 
     d = load_titan_mn2_wide()
-    p = _classify(model, d["spectra"], d["energy"])[:, :3]
+    p = onnx_predictor(model)(d["spectra"], d["energy"])
     ok = np.isfinite(p).all(1) & (np.nan_to_num(p).argmax(1) == 0)
     return float(ok.mean())
 

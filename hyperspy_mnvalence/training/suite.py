@@ -203,10 +203,10 @@ def uncertainty_quartiles(
     """
     from hyperspy_mnvalence.classification import classify_spectra
 
-    conds = [c for c in SUITE if c[0] in names]
     err, spread, ent = [], [], []
-    for name, _, cond in conds:
-        i = [c[0] for c in SUITE].index(name)
+    for i, (name, _, cond) in enumerate(SUITE):
+        if name not in names:
+            continue
         src, acq = _record(spectra, energy, cond, SEED + i, 1)
         out = classify_spectra(acq.spectra, acq.energy, model=model)
         p, sd = out[:, :3], out[:, 3:6]
@@ -284,10 +284,10 @@ def keras_fold_predictor(fold_dir: Path, n_spectra: int) -> Predictor:
     def predict(raw, energy, source):
         pre = preprocess(raw, energy)
         out = np.full((raw.shape[0], 3), np.nan, np.float32)
-        if source is None:  # not a recording of the Titan spectra: any fold model
-            source = np.flatnonzero(owner == min(models))[np.zeros(raw.shape[0], int)]
+        # not a recording of the Titan spectra (source None): the first fold model
+        fold = np.full(raw.shape[0], min(models)) if source is None else owner[source]
         for k, m in models.items():
-            rows = np.nonzero((owner[source] == k) & pre.valid)[0]
+            rows = np.nonzero((fold == k) & pre.valid)[0]
             if rows.size:
                 out[rows] = m.predict(pre.x[rows][..., None], batch_size=2048, verbose=0)
         return out
@@ -296,12 +296,12 @@ def keras_fold_predictor(fold_dir: Path, n_spectra: int) -> Predictor:
 
 
 def onnx_predictor(model: str) -> Predictor:
-    """A predictor through the package's own inference (an ONNX model file or name)."""
+    """A predictor through the package's own inference (an ONNX model file or a shipped
+    model's name such as ``"fast"``)."""
     from hyperspy_mnvalence.classification import classify_spectra
 
     def predict(raw, energy, source=None):
-        kw = {"model_name": model} if not str(model).endswith(".onnx") else {"model": model}
-        return classify_spectra(raw, energy, **kw)[:, :3]
+        return classify_spectra(raw, energy, model=model)[:, :3]
 
     return predict
 
