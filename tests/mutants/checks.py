@@ -381,19 +381,24 @@ def _cli(argv: list[str]) -> str:
     return out.getvalue()
 
 
-def check_cli_classify(demo, tmp_path: Path, model=None) -> dict[int, float]:
-    """``mnvalence classify demo.hspy -o out.hspy [--model M]``: the saved probabilities map
-    each grain to its valence (>= 0.85) and vacuum/substrate to NaN."""
+def _cli_on_demo(command: str, demo, tmp_path: Path, out_name: str, model=None):
+    """``mnvalence COMMAND demo.hspy -o OUT [--model M]``, then the written result."""
     tmp_path = Path(tmp_path)
     src = tmp_path / "demo.hspy"
     if not src.is_file():
         demo.save(src, overwrite=True)
-    out = tmp_path / "classified.hspy"
-    argv = ["classify", str(src), "-o", str(out), "--no-progress"]
+    out = tmp_path / out_name
+    argv = [command, str(src), "-o", str(out), "--no-progress"]
     if model is not None:
         argv += ["--model", str(model)]
     _cli(argv)
-    p = hs.load(out)
+    return hs.load(out)
+
+
+def check_cli_classify(demo, tmp_path: Path, model=None) -> dict[int, float]:
+    """``mnvalence classify demo.hspy -o out.hspy [--model M]``: the saved probabilities map
+    each grain to its valence (>= 0.85) and vacuum/substrate to NaN."""
+    p = _cli_on_demo("classify", demo, tmp_path, "classified.hspy", model)
     region = np.asarray(demo.metadata.Sample.region_truth)
     ml = mnv.most_likely_valence(p).data
     assert np.all(np.isnan(ml[region <= 1])), "vacuum and substrate must be NaN"
@@ -405,16 +410,7 @@ def check_cli_classify(demo, tmp_path: Path, model=None) -> dict[int, float]:
 def check_cli_decompose(demo, tmp_path: Path, fraction_model=None) -> float:
     """``mnvalence decompose demo.hspy -o f.hspy [--model M]``: the saved mean oxidation
     state is within MAE 0.25 of the demo's truth."""
-    tmp_path = Path(tmp_path)
-    src = tmp_path / "demo.hspy"
-    if not src.is_file():
-        demo.save(src, overwrite=True)
-    out = tmp_path / "fractions.hspy"
-    argv = ["decompose", str(src), "-o", str(out), "--no-progress"]
-    if fraction_model is not None:
-        argv += ["--model", str(fraction_model)]
-    _cli(argv)
-    f = hs.load(out)
+    f = _cli_on_demo("decompose", demo, tmp_path, "fractions.hspy", fraction_model)
     region = np.asarray(demo.metadata.Sample.region_truth)
     truth = np.tensordot(VALENCES, demo.metadata.Sample.mn_fractions_truth, axes=1)
     mos = np.asarray(f.metadata.MnValence.mean_valence.data)
