@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess
 
     from .acquisition_report import digitized_through_pipeline, mn2_line
-    from .export import build_metadata, export_onnx
+    from .export import build_metadata, export_onnx, read_metadata, write_metadata
     from .suite import (
         keras_fold_predictor,
         negatives_false_mn,
@@ -138,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx(ms, path, meta)
         dig = digitized_through_pipeline(str(path))
         line = mn2_line(str(path))
+        meta = read_metadata(path)  # the card as written (with its graph entry)
         meta["metrics"]["digitized_pipeline"] = dig
         meta["metrics"]["mn2_wide_line"] = line
         if len(ms) > 1:
             uq = uncertainty_quartiles(str(path), spectra, labels, energy)
             meta["metrics"]["acquisition"]["error_by_uncertainty_quartile"] = uq
-        export_onnx(ms, path, meta)  # again, with its own evaluation in the card
+        write_metadata(path, meta)  # the model's own evaluation added to its card
         (args.reports / f"{path.stem}_card.json").write_text(
             json.dumps(meta, indent=1, default=str)
         )

@@ -357,9 +357,7 @@ def _rewrite_file(path, rewrite, note, what: str, atol: float) -> dict:
         raise ValueError(f"{what} changed the outputs of {path} by {diff:.2e} (> {atol})")
     meta = read_metadata(path)
     meta["graph"] = note(meta, diff)
-    for p in new.metadata_props:
-        if p.key == METADATA_KEY:
-            p.value = json.dumps(meta, sort_keys=True)
+    _set_metadata(new, meta)
     onnx.save(new, str(path))
     stamp_model(path)  # issue 15: record the SHA-256 of the weights and graph (checked at load)
     return {
@@ -367,6 +365,31 @@ def _rewrite_file(path, rewrite, note, what: str, atol: float) -> dict:
         "nodes_after": len(new.graph.node),
         "max_abs_difference": diff,
     }
+
+
+def _set_metadata(proto, meta: dict) -> None:
+    """Replace the model card (``METADATA_KEY``) in a loaded model, in place."""
+    for p in proto.metadata_props:
+        if p.key == METADATA_KEY:
+            p.value = json.dumps(meta, sort_keys=True)
+
+
+def write_metadata(path: str | os.PathLike, meta: dict) -> None:
+    """Replace the model card of a model file; graph and weights are left as they are.
+
+    Parameters
+    ----------
+    path : path-like
+        An exported ``.onnx`` file.
+    meta : dict
+        The new card (e.g. :func:`read_metadata` with results added).
+    """
+    import onnx
+
+    proto = onnx.load(str(path))
+    _set_metadata(proto, meta)
+    onnx.save(proto, str(path))
+    stamp_model(path)  # the hashes exclude the card, but a re-stamp keeps the file canonical
 
 
 def _max_output_difference(a, b) -> float:
