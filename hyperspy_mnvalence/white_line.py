@@ -34,6 +34,8 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from .decisions import EDGE_MIN_SNR
+
 __all__ = ["WHITE_LINE_PARAMETERS", "white_line_ratio", "white_line_ratio_spectra"]
 
 _logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def white_line_ratio_spectra(
     background: str | bool = "auto",
     background_window: tuple[float, float] | None = None,
     energy_window: tuple[float, float] | None = None,
-    min_snr: float = 8.0,
+    min_snr: float = EDGE_MIN_SNR,
 ) -> dict[str, np.ndarray]:
     """L3/L2 white-line ratio, L3 and L2 positions of spectra sharing one energy axis.
 
@@ -166,7 +168,7 @@ def white_line_ratio(
     background: str | bool = "auto",
     background_window: tuple[float, float] | None = None,
     energy_window: tuple[float, float] | None = None,
-    min_snr: float = 8.0,
+    min_snr: float = EDGE_MIN_SNR,
 ):
     """Map of the Mn L3/L2 white-line ratio, with the L3 position, per pixel.
 
@@ -187,7 +189,9 @@ def white_line_ratio(
     energy_window : tuple of float, optional
         Energies (eV) between which the L3 edge is looked for.
     min_snr : float
-        Threshold of the edge decision.
+        Threshold of the edge decision; the default is the network's
+        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 7.5), so that the ratio is
+        NaN exactly where ``classify_mn_valence`` finds no Mn edge.
 
     Returns
     -------
