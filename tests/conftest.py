@@ -109,14 +109,14 @@ def titan_mn2_wide(real_data):
     return d["spectra"], d["energy"]
 
 
-def toy_edge(energy: np.ndarray, l3: float = 640.0, l2_ratio: float = 0.45) -> np.ndarray:
+def _toy_edge(energy: np.ndarray, l3: float = 640.0, l2_ratio: float = 0.45) -> np.ndarray:
     """A crude white-line pair with edge steps (for preprocessing unit tests only)."""
     g = lambda c, w: np.exp(-0.5 * ((energy - c) / w) ** 2)  # noqa: E731
     step = lambda c: 0.5 + np.arctan((energy - c) / 0.5) / np.pi  # noqa: E731
     return g(l3, 0.9) + l2_ratio * g(l3 + 11.0, 1.1) + 0.12 * step(l3 - 1) + 0.06 * step(l3 + 10)
 
 
-def write_labelled_folder(root, seed: int = 0):
+def _write_labelled_folder(root, seed: int = 0):
     """Synthetic Mn2+/3+/4+ EELS files with different calibrations, as a user's folder.
 
     ``si_mn2.hspy`` (6 x 7 spectrum image, 600 eV + 0.2 eV/channel), ``line_mn3.hspy``
@@ -160,17 +160,25 @@ def write_labelled_folder(root, seed: int = 0):
     return out
 
 
-@pytest.fixture
-def make_toy_edge():
-    """:func:`toy_edge` as a fixture (instead of ``from conftest import toy_edge``)."""
-    return toy_edge
+@pytest.fixture(scope="session")
+def toy_edge():
+    """The crude white-line pair ``toy_edge(energy, l3=640.0, l2_ratio=0.45)`` (for
+    preprocessing unit tests only)."""
+    return _toy_edge
+
+
+@pytest.fixture(scope="session")
+def write_labelled_folder():
+    """The writer ``write_labelled_folder(root, seed=0)`` of a user's folder of labelled
+    files made by the package's simulator (see :func:`_write_labelled_folder`)."""
+    return _write_labelled_folder
 
 
 @pytest.fixture
 def labelled_folder(tmp_path):
-    """A user's folder of labelled synthetic files (see :func:`write_labelled_folder`):
+    """A user's folder of labelled synthetic files (see :func:`_write_labelled_folder`):
     ``(folder, {file name: (valence, n_spectra, energy axis)})``."""
-    return tmp_path, write_labelled_folder(tmp_path)
+    return tmp_path, _write_labelled_folder(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -35,9 +34,7 @@ def test_tutorial_notebook_executes(tmp_path):
     client = nbclient.NotebookClient(
         nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
-    t0 = time.perf_counter()
     client.execute()  # raises CellExecutionError on the first failing cell
-    assert time.perf_counter() - t0 < 120
 
     text = "".join(
         out.get("text", "")

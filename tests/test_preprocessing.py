@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import toy_edge
 
 from hyperspy_mnvalence import preprocessing as P
 from hyperspy_mnvalence.decisions import noise_lag, raw_channel_noise
@@ -41,7 +40,7 @@ def test_non_monotonic_axis_is_a_clear_error():
 
 @pytest.mark.parametrize("l3", [626.0, 640.0, 655.0, 660.0])
 @pytest.mark.parametrize("dispersion", [0.05, 0.1, 0.25, 0.5])
-def test_l3_found_anywhere_under_power_law_background(l3, dispersion):
+def test_l3_found_anywhere_under_power_law_background(l3, dispersion, toy_edge):
     e = np.arange(560.0, 720.0, dispersion)
     bg = 50.0 * (e / 560.0) ** -3.5
     y = toy_edge(e, l3) + bg
@@ -50,7 +49,7 @@ def test_l3_found_anywhere_under_power_law_background(l3, dispersion):
     assert abs(out.peak_eV[0] - l3) <= max(0.15, dispersion)
 
 
-def test_power_law_background_is_removed():
+def test_power_law_background_is_removed(toy_edge):
     e = np.arange(580.0, 700.0, 0.1)
     bg = 40.0 * (e / 580.0) ** -4.0
     y = (toy_edge(e, 640.0) + bg)[None]
@@ -62,7 +61,7 @@ def test_power_law_background_is_removed():
     assert np.abs(sub[0, pre]).max() < 0.01 * toy_edge(e, 640).max()
 
 
-def test_background_subtracted_input_falls_back_to_constant():
+def test_background_subtracted_input_falls_back_to_constant(toy_edge):
     rng = np.random.default_rng(0)
     e = np.arange(632.0, 662.0, 0.2)
     y = toy_edge(e, 640.5) + rng.normal(0, 0.003, e.size)  # pre-edge around zero
@@ -71,7 +70,7 @@ def test_background_subtracted_input_falls_back_to_constant():
     assert abs(out.peak_eV[0] - 640.5) < 0.25
 
 
-def test_window_is_aligned_and_normalised_whatever_the_offset():
+def test_window_is_aligned_and_normalised_whatever_the_offset(toy_edge):
     e = np.arange(580.0, 720.0, 0.1)
     xs = [P.preprocess(toy_edge(e, 632.0 + d) + 5 * (e / 580) ** -3, e).x[0] for d in (0, 7.3, 21)]
     for x in xs:
@@ -84,7 +83,7 @@ def test_window_is_aligned_and_normalised_whatever_the_offset():
     np.testing.assert_allclose(xs[0], xs[2], atol=0.03)
 
 
-def test_bad_pixels_are_flagged_not_crashed_on():
+def test_bad_pixels_are_flagged_not_crashed_on(toy_edge):
     e = np.arange(600.0, 700.0, 0.2)
     good = toy_edge(e, 641.0) * 1000 + 2000 * (e / 600) ** -3
     rng = np.random.default_rng(3)
@@ -116,7 +115,7 @@ def test_energy_range_without_mn_edge_is_a_clear_error():
         P.preprocess(np.ones((2, e.size)) + e, e)
 
 
-def test_center_offset_shifts_the_window():
+def test_center_offset_shifts_the_window(toy_edge):
     e = np.arange(600.0, 700.0, 0.1)
     y = toy_edge(e, 640.0)
     a = P.preprocess(y, e).x[0]
@@ -159,7 +158,7 @@ def _chain_by_whole_rows(spectra, e, center_offset_eV=0.0):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("center_offset_eV", [0.0, -6.0, 6.0])
-def test_preprocess_equals_the_whole_row_chain(dtype, center_offset_eV):
+def test_preprocess_equals_the_whole_row_chain(dtype, center_offset_eV, toy_edge):
     """preprocess works on per-row segments and aligned slices; the numbers must be
     those of the plain chain on whole rows, for L3 peaks anywhere in the search range
     (near the grid ends too, where rows are clipped), noisy or noise-free."""

@@ -361,15 +361,13 @@ def test_shipped_model_metadata():
 
 
 @pytest.fixture(scope="module")
-def folder_smoke(tmp_path_factory):
+def folder_smoke(tmp_path_factory, write_labelled_folder):
     """One smoke run (``--smoke --arch fcn``, seed 0) on a synthetic folder of EELS files.
 
     ``MNVALENCE_DATA`` points to a temporary folder that holds at most the Titan PCA noise
     (linked from the real data folder when present, so the ``pca_noise`` augmentation of
     the default configuration runs too); nothing else of the data folder is read.
     """
-    from conftest import write_labelled_folder
-
     from hyperspy_mnvalence.training.__main__ import main
 
     tmp = tmp_path_factory.mktemp("folder_smoke")
@@ -457,10 +455,8 @@ def test_smoke_fit_all_ships_one_network(folder_smoke, monkeypatch):
     np.testing.assert_array_equal(std, 0.0)
 
 
-def test_cli_data_dir_error(tmp_path, monkeypatch, capsys):
+def test_cli_data_dir_error(tmp_path, monkeypatch, capsys, write_labelled_folder):
     """A problem with the user's folder is one error line naming the file (exit 2)."""
-    from conftest import write_labelled_folder
-
     from hyperspy_mnvalence.training.__main__ import main
 
     monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no_data"))

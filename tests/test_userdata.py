@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import toy_edge, write_labelled_folder
 
 from hyperspy_mnvalence import datasets
 from hyperspy_mnvalence.preprocessing import preprocess
@@ -14,7 +13,7 @@ hs = pytest.importorskip("hyperspy.api")
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, write_labelled_folder):
     root = tmp_path / "mine"
     root.mkdir()
     return root, write_labelled_folder(root)
@@ -121,7 +120,7 @@ def test_training_data_from_folder(folder, tmp_path, monkeypatch):
         load_training_data(root / "x.npz", data_dir=root)
 
 
-def test_npz_groups(tmp_path, monkeypatch):
+def test_npz_groups(tmp_path, monkeypatch, toy_edge):
     """An .npz may carry ``groups`` (any ids, renumbered 0..G-1); without it, None."""
     from hyperspy_mnvalence.training.cv import load_training_data
 
