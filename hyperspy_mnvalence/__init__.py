@@ -7,6 +7,7 @@ A HyperSpy extension: ``s.set_signal_type("EELS_MnValence")`` then
 __version__ = "0.1.0"
 
 from .classification import classify_mn_valence
+from .decisions import model_disagreement
 from .exports import export_result
 from .maps import (
     compute_result,
@@ -36,6 +37,7 @@ __all__ = [
     "mean_valence",
     "mean_valence_uncertainty",
     "model_card",
+    "model_disagreement",
     "most_likely_valence",
     "no_edge_mask",
     "plot_valence_maps",

@@ -8,10 +8,13 @@
   on (dispersion, short pre-edge, scattered L3 peaks), one warning per call;
 * ``_spikes`` - :func:`remove_spikes` / :func:`find_spikes`: cosmic-ray spikes and hot
   channels, replaced before anything else;
+* ``_agreement`` - :func:`model_disagreement`: pixels where the classifier and the
+  fraction model disagree, with one warning.
 """
 
 from __future__ import annotations
 
+from ._agreement import DISAGREEMENT_MARGIN, DISAGREEMENT_WARN_SHARE, model_disagreement
 from ._edge import (  # noqa: F401
     _EDGE_WINDOWS_EV,
     EDGE_MIN_SNR,
@@ -30,6 +33,9 @@ from ._reasons import REASONS
 from ._spikes import SPIKE_SIGMAS, find_spikes, remove_spikes
 
 __all__ = [
+    "DISAGREEMENT_MARGIN",
+    "DISAGREEMENT_WARN_SHARE",
+    "model_disagreement",
     "DEFAULT_DISPERSION_RANGE_EV",
     "out_of_range",
     "warn_out_of_range",
