@@ -9,8 +9,8 @@ exspy = pytest.importorskip("exspy")
 import hyperspy_mnvalence as mnv  # noqa: E402
 from hyperspy_mnvalence.lowloss import deconvolve_plural_scattering  # noqa: E402
 from hyperspy_mnvalence.simulations import simulate_acquisition  # noqa: E402
-from hyperspy_mnvalence.simulations.acquisition import _scatter_and_blur  # noqa: E402
 from hyperspy_mnvalence.simulations.lowloss import simulate_low_loss  # noqa: E402
+from hyperspy_mnvalence.simulations.scattering import plural_scattering  # noqa: E402
 
 SHAPE = (12, 15)  # 180 pixels
 N = SHAPE[0] * SHAPE[1]
@@ -41,7 +41,7 @@ def _pair(t_over_lambda, seed=0):
     )
     d = clean.truth["dispersion_eV"]
     t = np.full(N, float(t_over_lambda))
-    thick = _scatter_and_blur(clean.spectra.astype(np.float64), d, t, plasmon, width, np.zeros(N))
+    thick = plural_scattering(clean.spectra, d, t, plasmon, width)
     clean.spectra = rng.poisson(np.clip(thick, 0, None)).astype(np.float32)
     ll = simulate_low_loss(
         N,

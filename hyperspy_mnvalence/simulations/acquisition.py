@@ -37,12 +37,11 @@ import numpy as np
 from scipy import ndimage
 
 from .edges import L3_POSITIONS_EV, REFERENCE_RESOLUTION_EV, VALENCES, mn_l23_edge
+from .scattering import plural_scattering
 
 __all__ = ["Acquisition", "simulate_acquisition", "CHUNK"]
 
 _logger = logging.getLogger(__name__)
-
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 #: Spectra simulated per internal block (bounds memory; results do not depend on it).
 CHUNK = 1024
@@ -187,26 +186,6 @@ def _l3_height(
     i = np.argmax(y[:, sl], axis=1) + sl.start
     rows = np.arange(y.shape[0])
     return y[rows, i], grid[i]
-
-
-def _scatter_and_blur(
-    y: np.ndarray, step: float, t: np.ndarray, ep: np.ndarray, ep_fwhm: np.ndarray, blur: np.ndarray
-) -> np.ndarray:
-    """Convolve rows with the low-loss (plasmon orders) and a Gaussian resolution."""
-    if not (np.any(t > 0) or np.any(blur > 0)):
-        return y
-    n, m = y.shape
-    left = int(round(20.0 / step))
-    right = int(round(80.0 / step))  # plasmon orders go up in energy: room before wrapping
-    size = 1 << int(np.ceil(np.log2(m + left + right)))
-    yp = np.pad(y, ((0, 0), (left, size - m - left)), mode="edge")
-    f = np.fft.rfftfreq(size, d=step)[None, :]
-    sig = (ep_fwhm * _FWHM_TO_SIGMA)[:, None]
-    plasmon = np.exp(-2j * np.pi * f * ep[:, None]) * np.exp(-2.0 * (np.pi * f * sig) ** 2)
-    transfer = np.exp(t[:, None] * (plasmon - 1.0))
-    transfer = transfer * np.exp(-2.0 * (np.pi * f * (blur * _FWHM_TO_SIGMA)[:, None]) ** 2)
-    out = np.fft.irfft(np.fft.rfft(yp, axis=1) * transfer, n=size, axis=1)
-    return out[:, left : left + m]
 
 
 def _integrate_channels(
@@ -437,7 +416,7 @@ def simulate_acquisition(
         )  # fmt: skip
         frac_all[rows] = frac
         # 1. plural scattering and the resolution still to apply
-        y = _scatter_and_blur(
+        y = plural_scattering(
             clean, GRID_STEP_EV, p["t_over_lambda"][rows], p["plasmon_eV"][rows],
             p["plasmon_fwhm_eV"][rows], extra,
         )  # fmt: skip
