@@ -8,9 +8,12 @@ t/lambda with exspy's ``estimate_elastic_scattering_threshold`` and
 ``estimate_thickness``. It is what ``classify_mn_valence(s, low_loss=ll)`` and
 ``decompose_mn_valence(s, low_loss=ll)`` run first.
 
-Real files are handled as they come: a core-loss extrapolation that fails in exspy
+The background is removed before the deconvolution (exspy's method expects it: a raw
+core loss begins on a high background whose periodic jump would ring across the edge as
+plasmon replicas), with the preprocessing's own pre-edge fit before each spectrum's L3
+peak. Real files are handled as they come: a core-loss extrapolation that fails in exspy
 (a ``TypeError`` has been seen on real data) is retried without it; blank low-loss
-pixels (all zero, or not finite) leave their core loss as it is (their t/lambda is
+pixels (all zero, or not finite) leave their edge undeconvolved (their t/lambda is
 NaN); NaN channels count as zero; a low loss whose navigation shape differs from the
 core loss's is refused with one error that says what to do.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
+from .preprocessing import isolate_edge
 
 __all__ = ["deconvolve_plural_scattering"]
 
@@ -60,7 +65,10 @@ def deconvolve_plural_scattering(s, low_loss):
     Returns
     -------
     deconvolved : exspy.signals.EELSSpectrum
-        The single-scattering core loss (same navigation and energy axes as ``s``).
+        The single-scattering edge (same navigation and energy axes as ``s``), its
+        pre-edge power-law background removed first as Fourier-ratio deconvolution
+        needs (:func:`~hyperspy_mnvalence.preprocessing.isolate_edge`; zero below the
+        fit window). Blank low-loss pixels keep that background-free edge as it is.
     t_over_lambda : hyperspy.signal.BaseSignal
         Relative thickness per pixel (NaN where the low loss is blank).
 
@@ -118,7 +126,11 @@ def deconvolve_plural_scattering(s, low_loss):
         flat[blank] = flat[np.nonzero(~blank)[0][0]]
         _logger.info("%d blank low-loss pixels: core loss left as it is", int(blank.sum()))
     ll.data = data.astype(np.float32) if ll.data.dtype == np.float32 else data
-    core.data = np.nan_to_num(np.asarray(core.data, dtype=np.float64))
+    # exspy's Fourier ratio needs the background removed: a raw core loss starts on a
+    # high background, whose periodic jump rings as plasmon replicas over the edge
+    e = np.asarray(c_ax.axis, dtype=np.float64)
+    raw = np.nan_to_num(np.asarray(core.data, dtype=np.float64))
+    core.data = isolate_edge(raw.reshape(-1, e.size), e).reshape(raw.shape)
     try:
         out = core.fourier_ratio_deconvolution(ll, extrapolate_coreloss=True)
     except (TypeError, ValueError, IndexError) as exc:

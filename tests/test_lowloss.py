@@ -8,6 +8,7 @@ exspy = pytest.importorskip("exspy")
 
 import hyperspy_mnvalence as mnv  # noqa: E402
 from hyperspy_mnvalence.lowloss import deconvolve_plural_scattering  # noqa: E402
+from hyperspy_mnvalence.preprocessing import isolate_edge  # noqa: E402
 from hyperspy_mnvalence.simulations import simulate_acquisition  # noqa: E402
 from hyperspy_mnvalence.simulations.lowloss import simulate_low_loss  # noqa: E402
 from hyperspy_mnvalence.simulations.scattering import plural_scattering  # noqa: E402
@@ -16,7 +17,7 @@ SHAPE = (12, 15)  # 180 pixels
 N = SHAPE[0] * SHAPE[1]
 
 
-def _pair(t_over_lambda, seed=0):
+def _pair(t_over_lambda, seed=0, dose=2e5):
     """A core-loss map of t/lambda and its low loss, pixel by pixel the same plasmons.
 
     The simulator scatters the edge only (its background is added after); a real
@@ -33,7 +34,7 @@ def _pair(t_over_lambda, seed=0):
         valence=valence,
         resolution_eV=0.3,
         l3_over_background=0.15,
-        dose=2e5,
+        dose=dose,
         offset_eV=rng.uniform(-5, 5, N),
         energy_range=(470.0, 760.0),
         poisson=False,
@@ -67,14 +68,19 @@ def _accuracy(p, valence):
 def accuracies():
     from hyperspy_mnvalence.preprocessing import preprocess
 
-    thin, _, v = _pair(0.0)
-    thick, low, v_thick = _pair(1.5)
-    out = {
-        "thin": _accuracy(mnv.classify_mn_valence(thin, show_progressbar=False), v),
-        "thick_raw": _accuracy(mnv.classify_mn_valence(thick, show_progressbar=False), v_thick),
-    }
-    p = mnv.classify_mn_valence(thick, low_loss=low, show_progressbar=False)
-    out["thick_deconvolved"] = _accuracy(p, v_thick)
+    out = {}
+    # 2e6 electrons per eV: shot noise is not the limit, the deconvolution is; 2e5: the
+    # thick spectrum's sharp (unscattered) part is exp(-1.5) = 22 % of the edge, and
+    # undoing the scattering amplifies its noise by up to exp(1.5)
+    for dose in (2e6, 2e5):
+        thin, _, v = _pair(0.0, dose=dose)
+        thick, low, v_thick = _pair(1.5, dose=dose)
+        p = mnv.classify_mn_valence(thick, low_loss=low, show_progressbar=False)
+        out[dose] = {
+            "thin": _accuracy(mnv.classify_mn_valence(thin, show_progressbar=False), v),
+            "thick_raw": _accuracy(mnv.classify_mn_valence(thick, show_progressbar=False), v_thick),
+            "thick_deconvolved": _accuracy(p, v_thick),
+        }
     out["t_over_lambda"] = p.metadata.MnValence.t_over_lambda.data
     # the network's input: how far thick (raw, deconvolved) is from thin
     e = thin.axes_manager.signal_axes[0].axis
@@ -88,13 +94,16 @@ def accuracies():
     return out
 
 
-def test_deconvolution_brings_thick_spectra_towards_thin(accuracies):
-    # measured: network input rms difference to thin 0.21 raw -> 0.14 deconvolved;
-    # accuracy thin 100 %, thick raw 72 %, thick deconvolved 70 % (the issue's target,
-    # within 3 points of thin, is not reached: see the user guide)
+def test_deconvolution_brings_thick_spectra_to_thin_ones(accuracies):
+    # measured (default model, 180 pixels): at 2e6 e-/eV thin 100 %, thick raw 82 %,
+    # deconvolved 99 %; at 2e5 thin 100 %, raw 77 %, deconvolved 85 %
     a = accuracies
+    hi, lo = a[2e6], a[2e5]
+    assert hi["thin"] >= 0.95, a
+    assert hi["thick_deconvolved"] >= hi["thin"] - 0.03, a  # the issue's target
+    assert hi["thick_deconvolved"] > hi["thick_raw"] + 0.1, a
+    assert lo["thick_deconvolved"] > lo["thick_raw"], a
     assert a["rms_deconvolved"] < 0.8 * a["rms_raw"], a
-    assert a["thin"] >= 0.95, a
 
 
 def test_t_over_lambda_map_in_the_metadata(accuracies):
@@ -112,9 +121,11 @@ def test_blank_low_loss_pixels_and_nan_channels():
     assert d.data.shape == thick.data.shape
     assert np.all(np.isnan(t.data[0, :3]))
     assert np.all(np.isfinite(t.data[1:]))
-    # blank pixels keep their core loss up to the deconvolution's scale
-    raw = thick.data[0, 0].astype(float)
-    np.testing.assert_allclose(d.data[0, 0] / d.data[0, 0].mean(), raw / raw.mean(), atol=0.02)
+    # blank pixels keep their background-free edge, undeconvolved
+    e = thick.axes_manager.signal_axes[0].axis
+    edge = isolate_edge(thick.data[0, 0][None].astype(float), e)[0]
+    np.testing.assert_allclose(d.data[0, 0], edge, rtol=1e-5, atol=1e-6 * np.abs(edge).max())
+    assert np.abs(d.data[0, 0][e < 600]).max() == 0  # nothing of the background is left
 
 
 def test_mismatched_navigation_shapes_are_one_clear_error():

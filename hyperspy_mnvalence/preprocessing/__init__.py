@@ -32,6 +32,7 @@ from __future__ import annotations
 # private names are re-exported for the modules and tests that import them from here
 from ._background import _window_mask, subtract_background  # noqa: F401
 from ._filters import _dog, _dog_kernel, _gauss_radius, _smooth, _smooth_at  # noqa: F401
+from ._isolate import isolate_edge
 from ._l3 import locate_l3
 from ._noise import _row_median, channel_noise, smoothed_noise  # noqa: F401
 from ._params import (  # noqa: F401
@@ -59,6 +60,7 @@ __all__ = [
     "Preprocessed",
     "edge_present",
     "extract_window",
+    "isolate_edge",
     "locate_l3",
     "normalise",
     "overlaps_search_range",
