@@ -15,6 +15,7 @@ import copy
 import numpy as np
 
 from hyperspy_mnvalence.preprocessing import preprocess, resampling_matrix
+from hyperspy_mnvalence.simulations.scattering import plural_scattering
 
 __all__ = [
     "DEFAULT_AUGMENTATION",
@@ -117,22 +118,6 @@ def _uniform(rng: np.random.Generator, lohi, n: int) -> np.ndarray:
     return rng.uniform(lohi[0], lohi[1], n)
 
 
-def _fft_filter(y: np.ndarray, step: float, transfer) -> np.ndarray:
-    """Convolve each row by a kernel given as a transfer function of frequency.
-
-    Rows are padded with their edge values (400 channels to the left, enough that
-    energy-gain wrap-around of a plasmon shift only lands in the padding).
-    """
-    n, m = y.shape
-    left = max(int(round(45.0 / step)), 16)
-    size = 1 << int(np.ceil(np.log2(m + 2 * left)))
-    right = size - m - left
-    yp = np.pad(y, ((0, 0), (left, right)), mode="edge")
-    f = np.fft.rfftfreq(size, d=step)  # cycles per eV
-    out = np.fft.irfft(np.fft.rfft(yp, axis=1) * transfer(f), n=size, axis=1)
-    return out[:, left : left + m]
-
-
 def add_pca_noise(
     x01: np.ndarray, noise_values: np.ndarray, multiple, rng: np.random.Generator
 ) -> np.ndarray:
@@ -212,30 +197,21 @@ def augment_raw(
         bg += slope[:, None] * (rel[sel] / (e[-1] - e[0]))
         y[sel] += bg
 
+    # plural scattering and broadening: the acquisition simulator's own convolution
     c = cfg["plural_scattering"]
     sel = _pick(rng, n, c)
     if np.any(sel):
         k = int(sel.sum())
-        t = _uniform(rng, c["thickness_t_over_lambda"], k)[:, None]
-        ep = _uniform(rng, c["plasmon_eV"], k)[:, None]
-        sig = _uniform(rng, c["plasmon_fwhm_eV"], k)[:, None] / 2.3548
-
-        def plural(f, t=t, ep=ep, sig=sig):
-            # Poisson sum of plasmon orders: exp(t (P(f) - 1)), P a Gaussian plasmon
-            pf = np.exp(-2j * np.pi * f[None, :] * ep) * np.exp(
-                -2 * (np.pi * f[None, :] * sig) ** 2
-            )
-            return np.exp(t * (pf - 1.0))
-
-        y[sel] = _fft_filter(y[sel], step, plural)
+        t = _uniform(rng, c["thickness_t_over_lambda"], k)
+        ep = _uniform(rng, c["plasmon_eV"], k)
+        fwhm = _uniform(rng, c["plasmon_fwhm_eV"], k)
+        y[sel] = plural_scattering(y[sel], step, t, ep, fwhm)
 
     c = cfg["broadening"]
     sel = _pick(rng, n, c)
     if np.any(sel):
-        s = _uniform(rng, c["fwhm_eV"], int(sel.sum()))[:, None] / 2.3548
-        y[sel] = _fft_filter(
-            y[sel], step, lambda f, s=s: np.exp(-2 * (np.pi * f[None, :] * s) ** 2)
-        )
+        fwhm = _uniform(rng, c["fwhm_eV"], int(sel.sum()))
+        y[sel] = plural_scattering(y[sel], step, 0.0, 20.0, 6.0, resolution_eV=fwhm)
 
     c = cfg["truncation"]
     sel = _pick(rng, n, c)
