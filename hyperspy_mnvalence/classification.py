@@ -18,7 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .decisions import EDGE_MIN_SNR, out_of_range, warn_out_of_range
+from .decisions import (
+    EDGE_MIN_SNR,
+    RANGE_FLAGS,
+    out_of_range,
+    scattered_peaks,
+    spectrum_range_flags,
+    warn_out_of_range,
+)
 from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
 from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
 from .preprocessing import (
@@ -36,8 +43,9 @@ __all__ = [
 ]
 
 #: Values per spectrum returned by :func:`classify_spectra`:
-#: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code, spikes replaced.
-N_OUT = 9
+#: p2, p3, p4, std2, std3, std4, L3 peak (eV), reason code, spikes replaced, out-of-range
+#: flags (bits 1, 2, 4 of ``decisions.RANGE_FLAGS``; bit 8 needs the neighbours).
+N_OUT = 10
 #: Spectra per onnxruntime call for one network: smaller calls keep the activations in
 #: cache (on 2 cores 512-1024 used the least CPU time per spectrum; see
 #: benchmarks/RESULTS.md). An ensemble, whose members run side by side as grouped
@@ -108,7 +116,9 @@ def classify_spectra(
     numpy.ndarray
         float32, shape ``(..., N_OUT)``: probabilities of Mn2+, Mn3+, Mn4+, their
         ensemble standard deviations, the L3 peak energy, the reason code (0: valid;
-        see ``preprocessing.REASONS``) and the number of channels replaced as spikes.
+        see ``preprocessing.REASONS``), the number of channels replaced as spikes and
+        the out-of-range flags of the spectrum (bits 1, 2 and 4 of
+        ``decisions.RANGE_FLAGS``).
         Probabilities, spread and peak are NaN where the spectrum is not valid.
     """
     m = load_model(model, name=model_name)
@@ -137,6 +147,9 @@ def classify_spectra(
         block = out[i : i + batch_size]
         block[:, 7] = pre.reason
         block[:, 8] = pre.n_spikes
+        block[:, 9] = spectrum_range_flags(
+            flat[i : i + batch_size], energy, m.preprocessing, m.metadata, pre.peak_eV
+        )
         ok = pre.valid
         if np.any(ok):
             # onnxruntime runs one thread per call, so batches preprocess and infer side
@@ -537,8 +550,11 @@ def classify_mn_valence(
         axes. NaN where a pixel has no Mn L2,3 edge. ``metadata.MnValence`` holds the
         ensemble spread (``probability_std``), the L3 peak map (``l3_peak_eV``), the
         reason codes (``reason``, legend in ``reason_codes``), the spikes replaced per
-        pixel (``n_spikes``) and the parameters. One warning names any condition
-        outside the validated range (dispersion, short pre-edge, scattered L3 peaks).
+        pixel (``n_spikes``), the out-of-range flags per pixel (``range_flags``: the
+        sum of the bits that apply, legend in ``range_flag_codes``), with ``low_loss``
+        the t/lambda map (``t_over_lambda``), and the parameters. One warning names
+        any condition outside the validated range (dispersion, short pre-edge,
+        scattered L3 peaks).
 
     Examples
     --------
@@ -657,12 +673,22 @@ def classify_mn_valence(
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
     reason = _output_signal(stack[7], s, "Reason code", "Code", lazy)
     n_spikes = _output_signal(stack[8], s, "Spikes replaced", "Channels", lazy)
+    xp = da if lazy else np
+    # bit 8 (an L3 peak far from its neighbours') needs the whole map
+    flags = xp.where(scattered_peaks(stack[6]), stack[9] + 8, stack[9]).astype(np.float32)
+    range_flags = _output_signal(flags, s, "Out-of-range flags", "Flags", lazy)
     p.metadata.set_item("MnValence.probability_std", spread)
     p.metadata.set_item("MnValence.l3_peak_eV", peak)
     p.metadata.set_item("MnValence.reason", reason)
     p.metadata.set_item("MnValence.n_spikes", n_spikes)
-    if t_over_lambda is not None:
-        p.metadata.set_item("MnValence.t_over_lambda", t_over_lambda)
+    p.metadata.set_item("MnValence.range_flags", range_flags)
+    p.metadata.set_item("MnValence.range_flag_codes", {str(k): v for k, v in RANGE_FLAGS.items()})
+    if t_over_lambda is not None:  # in the layout of the other maps
+        tl = np.asarray(t_over_lambda.data, dtype=np.float32).reshape(s.data.shape[:-1])
+        p.metadata.set_item(
+            "MnValence.t_over_lambda",
+            _output_signal(tl, s, "t/lambda", "Relative thickness", lazy),
+        )
     p.metadata.set_item("MnValence.reason_codes", {str(k): v for k, v in REASONS.items()})
     p.metadata.set_item("MnValence.classes", m.classes)
     p.metadata.set_item("MnValence.task", m.task)

@@ -19,7 +19,9 @@ The maps of a classification result: ``p_mn2``, ``p_mn3``, ``p_mn4`` (fractions:
 ``mean_valence`` (fractions: ``mean_oxidation_state``), ``confidence``,
 ``uncertainty``, ``no_edge``, and from its metadata where present ``spread_mn2``,
 ``spread_mn3``, ``spread_mn4`` (ensemble spread), ``mean_valence_std``,
-``l3_peak_eV`` and ``reason`` (codes in ``metadata.MnValence.reason_codes``); with
+``l3_peak_eV``, ``reason`` (codes in ``metadata.MnValence.reason_codes``),
+``range_flags`` (out-of-range bits, in ``metadata.MnValence.range_flag_codes``) and,
+after a low-loss deconvolution, ``t_over_lambda``; with
 ``white_line=`` also ``white_line_ratio`` and ``white_line_l3_eV``. Any other map
 signal (e.g. ``mnv.most_likely_valence(p)``) is written alone under its title.
 """
@@ -119,7 +121,7 @@ def _result_maps(p, white_line) -> tuple[dict[str, np.ndarray], list[dict]]:
         sp = _array(spread)
         for k, c in enumerate(classes):
             maps[f"spread_{_SUFFIX.get(c, c)}"] = sp[k]
-    for key in ("mean_valence_std", "l3_peak_eV", "reason"):
+    for key in ("mean_valence_std", "l3_peak_eV", "reason", "range_flags", "t_over_lambda"):
         m = _metadata_map(p, key)
         if m is not None:
             maps[key] = _array(m)

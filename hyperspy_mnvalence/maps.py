@@ -399,6 +399,8 @@ _RESULT_MAPS = (
     "l3_peak_eV",
     "reason",
     "n_spikes",
+    "range_flags",
+    "t_over_lambda",
     "mean_valence",
     "mean_valence_std",
 )

@@ -42,6 +42,7 @@ def test_map_result_to_tiff_and_csv(small, tmp_path):
         "spread_mn4",
         "l3_peak_eV",
         "reason",
+        "range_flags",
     }
     assert names == {f"si_{k}.tif" for k in expected} | {"si.csv"}
     # TIFF: the values and the spatial calibration come back through hs.load

@@ -1,11 +1,13 @@
 """Per-pixel decisions taken before the network.
 
-* ``_reasons`` - :data:`REASONS`, the code of every spectrum left unclassified;
+* ``_reasons`` - :data:`REASONS`, the code of every spectrum left unclassified, and
+  :data:`RANGE_FLAGS`, the out-of-range bits of a pixel;
 * ``_edge`` - :func:`edge_present` / :func:`edge_statistic`: does a
   background-subtracted spectrum show a Mn L2,3 edge? (L3 height over the noise measured
   at the scale tested, and white-line shape tests)
 * ``_range`` - :func:`out_of_range`: acquisitions outside what the model was trained
   on (dispersion, short pre-edge, scattered L3 peaks), one warning per call;
+  :func:`spectrum_range_flags` and :func:`scattered_peaks`: the same per pixel;
 * ``_spikes`` - :func:`remove_spikes` / :func:`find_spikes`: cosmic-ray spikes and hot
   channels, replaced before anything else;
 * ``_agreement`` - :func:`model_disagreement`: pixels where the classifier and the
@@ -28,8 +30,15 @@ from ._edge import (  # noqa: F401
     pooled_noise,
     raw_channel_noise,
 )
-from ._range import DEFAULT_DISPERSION_RANGE_EV, out_of_range, warn_out_of_range
-from ._reasons import REASONS
+from ._range import (
+    DEFAULT_DISPERSION_RANGE_EV,
+    FAR_FROM_NEIGHBOURS_EV,
+    out_of_range,
+    scattered_peaks,
+    spectrum_range_flags,
+    warn_out_of_range,
+)
+from ._reasons import RANGE_FLAGS, REASONS
 from ._spikes import SPIKE_SIGMAS, find_spikes, remove_spikes
 
 __all__ = [
@@ -37,7 +46,11 @@ __all__ = [
     "DISAGREEMENT_WARN_SHARE",
     "model_disagreement",
     "DEFAULT_DISPERSION_RANGE_EV",
+    "FAR_FROM_NEIGHBOURS_EV",
+    "RANGE_FLAGS",
     "out_of_range",
+    "scattered_peaks",
+    "spectrum_range_flags",
     "warn_out_of_range",
     "EDGE_MIN_SNR",
     "SEARCH_END_EV",

@@ -3,7 +3,9 @@
 :func:`out_of_range` looks at the energy axis, the model's metadata and (once computed)
 the per-pixel L3 peaks and reason codes, and returns one line per condition found,
 each naming the share of pixels concerned; :func:`warn_out_of_range` turns them into a
-single warning.
+single warning. :func:`spectrum_range_flags` and :func:`scattered_peaks` give the same
+conditions per pixel, as the bit flags of :data:`~hyperspy_mnvalence.decisions.RANGE_FLAGS`
+(``metadata.MnValence.range_flags`` of a result).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DEFAULT_DISPERSION_RANGE_EV", "out_of_range", "warn_out_of_range"]
+__all__ = [
+    "DEFAULT_DISPERSION_RANGE_EV",
+    "FAR_FROM_NEIGHBOURS_EV",
+    "out_of_range",
+    "scattered_peaks",
+    "spectrum_range_flags",
+    "warn_out_of_range",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -23,6 +32,10 @@ DEFAULT_DISPERSION_RANGE_EV = (0.02, 1.0)
 SCATTER_EV = 3.0
 #: Share of neighbouring valid pixel pairs that must be scattered for a warning.
 SCATTER_SHARE = 0.1
+#: A pixel's L3 peak further than this (eV) from the median of its neighbours' is flagged
+#: (bit 8): above the largest chemical shift between neighbouring grains (Mn2+ to Mn4+,
+#: about 3.4 eV) with room for the peak's own scatter, so a real valence boundary is not.
+FAR_FROM_NEIGHBOURS_EV = 5.0
 
 
 def trained_dispersion_range(metadata: dict | None) -> tuple[float, float]:
@@ -36,6 +49,142 @@ def trained_dispersion_range(metadata: dict | None) -> tuple[float, float]:
     if aug.get("enabled") and step is not None and len(step) == 2:
         return float(step[0]), float(step[1])
     return DEFAULT_DISPERSION_RANGE_EV
+
+
+def _dispersion(energy: np.ndarray) -> float:
+    e = np.asarray(energy, dtype=np.float64)
+    return float(np.median(np.abs(np.diff(e)))) if e.size > 1 else np.nan
+
+
+def _dispersion_outside(disp: float, metadata: dict | None) -> bool:
+    lo, hi = trained_dispersion_range(metadata)
+    # finer data are box-averaged onto the model's grid exactly; coarser lose the shape
+    return bool(np.isfinite(disp) and (disp > 1.05 * hi or disp < lo / 2.5))
+
+
+def _pre_edge_need(params: dict) -> float:
+    """eV below the L3 peak that the background fit reads."""
+    return float(
+        params["background_width_eV"] + params["onset_before_peak_eV"] + params["background_gap_eV"]
+    )
+
+
+def spectrum_range_flags(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    params: dict,
+    metadata: dict | None,
+    peak_eV: np.ndarray,
+) -> np.ndarray:
+    """Out-of-range bits 1, 2 and 4 of :data:`RANGE_FLAGS` per spectrum.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Raw spectra, shape ``(n, n_channels)``.
+    energy : numpy.ndarray
+        Their energy axis (eV).
+    params, metadata : dict
+        The model's preprocessing parameters and metadata.
+    peak_eV : numpy.ndarray
+        L3 peak per spectrum (NaN where none was kept), shape ``(n,)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape ``(n,)``: 1 the dispersion is outside the model's trained range
+        (every spectrum), 2 the pre-edge below the L3 peak is shorter than the background
+        fit reads (spectra with a peak), 4 the values are of extreme magnitude (largest
+        of every 8th channel beyond ``2**+-SAFE_EXPONENT``: scaled before deciding).
+    """
+    from ..pipeline import SAFE_EXPONENT  # the pipeline imports this package
+
+    spectra = np.asarray(spectra)
+    n = spectra.shape[0]
+    flags = np.zeros(n, dtype=np.uint8)
+    if n == 0:
+        return flags
+    e = np.asarray(energy, dtype=np.float64)
+    if _dispersion_outside(_dispersion(e), metadata):
+        flags |= 1
+    peak = np.asarray(peak_eV, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        flags[peak - float(e.min()) < _pre_edge_need(params)] |= 2
+    if spectra.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            mag = np.nanmax(np.abs(spectra[:, ::8]), axis=1, initial=0).astype(np.float64)
+        big = 2.0**SAFE_EXPONENT
+        flags[(mag > big) | ((mag > 0) & (mag < 1.0 / big))] |= 4
+    return flags
+
+
+def _neighbour_median(peak: np.ndarray) -> np.ndarray:
+    """Median of the valid peaks around each pixel (NaN where fewer than 2)."""
+    peak = np.asarray(peak, dtype=np.float64)
+    if peak.ndim == 0:
+        return np.full(peak.shape, np.nan)
+    r = 2 if peak.ndim == 1 else 1  # a line: two on each side
+    pad = np.pad(peak, r, mode="constant", constant_values=np.nan)
+    shifts = []
+    for off in np.ndindex(*(2 * r + 1,) * peak.ndim):
+        if all(o == r for o in off):
+            continue
+        shifts.append(pad[tuple(slice(o, o + s) for o, s in zip(off, peak.shape, strict=True))])
+    nb = np.stack(shifts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
+        med = np.nanmedian(nb, axis=0)
+    return np.where(np.isfinite(nb).sum(axis=0) >= 2, med, np.nan)
+
+
+def scattered_peaks(peak_eV):
+    """Pixels whose L3 peak is far from the median of their neighbours' (bit 8).
+
+    Parameters
+    ----------
+    peak_eV : numpy.ndarray or dask.array.Array
+        L3 peak map in navigation order (NaN where no edge), any number of dimensions.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        Boolean, the same shape: True where the peak lies more than
+        :data:`FAR_FROM_NEIGHBOURS_EV` from the median of the valid peaks around it
+        (the 8 nearest in a map, 2 on each side on a line; at least 2 valid), or, for a
+        pixel with fewer valid neighbours, from the median of the whole map's valid
+        peaks (at least 5). A smooth drift or a valence boundary is not flagged, an
+        isolated noise peak is.
+    """
+    lazy = hasattr(peak_eV, "map_overlap")
+    if lazy:
+        import dask.array as da
+
+        xp = da
+        peak = peak_eV.astype(np.float64)
+        if peak.ndim == 0:
+            return da.zeros((), dtype=bool)
+        r = 2 if peak.ndim == 1 else 1
+        med = peak.map_overlap(
+            _neighbour_median,
+            depth=r,
+            boundary=np.nan,
+            dtype=np.float64,
+            meta=np.empty((0,) * peak.ndim),
+        )
+        flat = peak.reshape(-1).rechunk(-1)
+    else:
+        xp = np
+        peak = np.asarray(peak_eV, dtype=np.float64)
+        med = _neighbour_median(peak)
+        flat = peak.reshape(-1)
+    n_valid = xp.isfinite(flat).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no valid peak at all
+        whole = xp.nanmedian(flat, axis=0) if lazy else np.nanmedian(flat)
+    whole = xp.where(n_valid >= 5, whole, np.nan)
+    ref = xp.where(xp.isfinite(med), med, whole)
+    with np.errstate(invalid="ignore"):
+        return xp.isfinite(peak) & xp.isfinite(ref) & (abs(peak - ref) > FAR_FROM_NEIGHBOURS_EV)
 
 
 def out_of_range(
@@ -66,10 +215,9 @@ def out_of_range(
     """
     e = np.asarray(energy, dtype=np.float64)
     found = []
-    disp = float(np.median(np.abs(np.diff(e)))) if e.size > 1 else np.nan
+    disp = _dispersion(e)
     lo, hi = trained_dispersion_range(metadata)
-    # finer data are box-averaged onto the model's grid exactly; coarser lose the shape
-    if np.isfinite(disp) and (disp > 1.05 * hi or disp < lo / 2.5):
+    if _dispersion_outside(disp, metadata):
         found.append(
             f"the dispersion, {disp:.3g} eV per channel, is outside the {lo:g}-{hi:g} eV "
             "per channel the model was trained on (all pixels): valences may be wrong "
@@ -82,8 +230,7 @@ def out_of_range(
     n_valid = int(valid.sum())
     if n_valid == 0:
         return found
-    need = params["background_width_eV"] + params["onset_before_peak_eV"]
-    need += params["background_gap_eV"]
+    need = _pre_edge_need(params)
     short = valid & (peak - float(e.min()) < need)
     if short.any():
         found.append(

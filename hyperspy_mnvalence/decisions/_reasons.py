@@ -1,4 +1,4 @@
-"""Reason codes of spectra that are not classified."""
+"""Reason codes of spectra that are not classified, and out-of-range flags per pixel."""
 
 from __future__ import annotations
 
@@ -8,4 +8,16 @@ REASONS = {
     1: "non-finite values (NaN or Inf) in the energies used",
     2: "all zero or constant over the energies used",
     3: "no Mn L2,3 edge found",
+}
+
+# Out-of-range flags of a pixel, bit by bit (a pixel can carry several: their sum). Set
+# on classified pixels too: they say the result was obtained outside the validated range.
+RANGE_FLAGS = {
+    0: "inside the validated range",
+    1: "dispersion outside what the model was trained on (every pixel)",
+    2: "pre-edge shorter than the background fit reads below the L3 peak",
+    4: "values of extreme magnitude (beyond 2**+-40): scaled by a power of two first "
+    "(the result is that of the unscaled spectrum)",
+    8: "L3 peak more than 5 eV from the median of its neighbours' (scattered L3 peaks: "
+    "noise or a spike may have been taken for the edge)",
 }
