@@ -24,6 +24,7 @@ from .decisions import (
     out_of_range,
     scattered_peaks,
     spectrum_range_flags,
+    thick_sample_condition,
     warn_out_of_range,
 )
 from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
@@ -554,7 +555,7 @@ def classify_mn_valence(
         sum of the bits that apply, legend in ``range_flag_codes``), with ``low_loss``
         the t/lambda map (``t_over_lambda``), and the parameters. One warning names
         any condition outside the validated range (dispersion, short pre-edge,
-        scattered L3 peaks).
+        scattered L3 peaks, without ``low_loss`` a thick sample seen in the spectra).
 
     Examples
     --------
@@ -659,15 +660,25 @@ def classify_mn_valence(
         stack = np.moveaxis(res, -1, 0)
     if not lazy:
         _warn_if_nothing_found(stack[7], search, m.preprocessing)
-    warn_out_of_range(
-        out_of_range(
-            energy,
-            m.preprocessing,
-            m.metadata,
-            None if lazy else stack[6],
-            None if lazy else stack[7],
-        )
+    conditions = out_of_range(
+        energy,
+        m.preprocessing,
+        m.metadata,
+        None if lazy else stack[6],
+        None if lazy else stack[7],
     )
+    if low_loss is None and not (lazy or lazy_in):
+        # plasmon replicas of the white lines in a sample of the pixels with an edge
+        thick = thick_sample_condition(
+            np.asarray(s.data).reshape(-1, s.data.shape[-1]),
+            energy,
+            stack[6].ravel(),
+            background=background,
+            background_window=background_window,
+        )
+        if thick:
+            conditions.append(thick)
+    warn_out_of_range(conditions)
     p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
     spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)

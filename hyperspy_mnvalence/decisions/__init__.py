@@ -10,6 +10,8 @@
   :func:`spectrum_range_flags` and :func:`scattered_peaks`: the same per pixel;
 * ``_spikes`` - :func:`remove_spikes` / :func:`find_spikes`: cosmic-ray spikes and hot
   channels, replaced before anything else;
+* ``_thickness`` - :func:`post_edge_ratio` / :func:`thick_sample_condition`: a thick
+  sample seen in the core loss itself (plasmon replicas of the white lines);
 * ``_agreement`` - :func:`model_disagreement`: pixels where the classifier and the
   fraction model disagree, with one warning.
 """
@@ -40,6 +42,14 @@ from ._range import (
 )
 from ._reasons import RANGE_FLAGS, REASONS
 from ._spikes import SPIKE_SIGMAS, find_spikes, remove_spikes
+from ._thickness import (
+    THICK_MIN_PIXELS,
+    THICK_RATIO,
+    THICK_SAMPLE_PIXELS,
+    THICK_WINDOW_EV,
+    post_edge_ratio,
+    thick_sample_condition,
+)
 
 __all__ = [
     "DISAGREEMENT_MARGIN",
@@ -66,4 +76,10 @@ __all__ = [
     "find_spikes",
     "noise_lag",
     "remove_spikes",
+    "THICK_MIN_PIXELS",
+    "THICK_RATIO",
+    "THICK_SAMPLE_PIXELS",
+    "THICK_WINDOW_EV",
+    "post_edge_ratio",
+    "thick_sample_condition",
 ]
