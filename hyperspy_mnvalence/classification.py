@@ -299,7 +299,9 @@ def _check_signal(s) -> None:
     if not isinstance(s, BaseSignal):
         raise TypeError(
             f"classify_mn_valence needs a HyperSpy EELS signal, not {type(s).__name__}. "
-            "Wrap arrays with exspy.signals.EELSSpectrum(data) and set the energy axis."
+            "Wrap arrays with s = hs.signals.Signal1D(data), call "
+            "s.set_signal_type('EELS_MnValence') and set the energy axis "
+            "(s.axes_manager.signal_axes[0]: offset, scale, units 'eV')."
         )
     if s.axes_manager.signal_dimension != 1:
         raise ValueError(
@@ -311,7 +313,10 @@ def _check_signal(s) -> None:
     if st not in _EELS_TYPES:
         raise TypeError(
             f"classify_mn_valence needs an EELS signal, but this signal's signal_type is "
-            f"{st!r}. If it holds EELS spectra, call s.set_signal_type('EELS') first."
+            f"{st!r}. If it holds EELS spectra, call s.set_signal_type('EELS_MnValence') "
+            "first: then s.classify_mn_valence() and mnv.classify_mn_valence(s) both work "
+            "(after exspy's s.set_signal_type('EELS') only the function form "
+            "mnv.classify_mn_valence(s) does: an EELSSpectrum has no such method)."
         )
     dtype = np.dtype(s.data.dtype)
     if dtype.kind not in "biuf":
@@ -421,22 +426,31 @@ _TASK_FUNCTIONS = {
 def _check_range(
     energy: np.ndarray, search: tuple[float, float], energy_window: tuple | None = None
 ) -> None:
-    if not overlaps_search_range(energy, search):
-        lo, hi = search
-        e0, e1 = float(np.min(energy)), float(np.max(energy))
-        hint = ""
-        if energy_window is not None and hi < 10 < e1:
-            hint = (
-                f" energy_window is in eV: ({lo:g}, {hi:g}) looks like keV; did you mean "
-                f"({1000 * lo:g}, {1000 * hi:g})?"
+    if overlaps_search_range(energy, search):
+        return
+    lo, hi = search
+    e0, e1 = float(np.min(energy)), float(np.max(energy))
+    for factor, unit, verb in ((1000.0, "keV", "multiply"), (1e-3, "meV", "divide")):
+        if overlaps_search_range(energy * factor, search):
+            raise ValueError(
+                f"The energy axis runs from {e0:g} to {e1:g} in units read as eV: that "
+                f"looks like {unit}. Set s.axes_manager.signal_axes[0].units = '{unit}' "
+                f"(or {verb} the axis' scale and offset by 1000); the Mn L3 edge is "
+                f"looked for between {lo:g} and {hi:g} eV."
             )
-        raise ValueError(
-            f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
-            f"which is looked for between {lo:g} and {hi:g} eV (nominal L3 at 640 eV "
-            "+-15 eV for any calibration)." + hint + " Load a core-loss spectrum image "
-            "covering about 620-670 eV, or pass energy_window=(lo, hi) if your calibration "
-            "is off by more."
+    hint = ""
+    if energy_window is not None and hi < 10 < e1:
+        hint = (
+            f" energy_window is in eV: ({lo:g}, {hi:g}) looks like keV; did you mean "
+            f"({1000 * lo:g}, {1000 * hi:g})?"
         )
+    raise ValueError(
+        f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
+        f"which is looked for between {lo:g} and {hi:g} eV (nominal L3 at 640 eV "
+        "+-15 eV for any calibration)." + hint + " Load a core-loss spectrum image "
+        "covering about 620-670 eV, or pass energy_window=(lo, hi) if your calibration "
+        "is off by more."
+    )
 
 
 def _output_signal(data, s, title: str, quantity: str, lazy: bool):

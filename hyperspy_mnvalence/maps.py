@@ -87,8 +87,53 @@ def _xp(data):
     return da
 
 
+class _OnePixelNumber:
+    """Mixed into the class of every derived map: ``float(m)`` and ``int(m)`` give the
+    value of a map of one pixel (the result of one spectrum, or of a ``(1,)`` or
+    ``(1, 1)`` map; a lazy map is computed then), and name ``.data`` otherwise."""
+
+    def _one_value(self):
+        size = int(np.prod(self.data.shape))
+        if size != 1:
+            raise TypeError(
+                f"float() and int() need a map of one pixel, but this one has {size} "
+                f"(shape {tuple(self.data.shape)}): read its values from .data."
+            )
+        return np.asarray(self.data).reshape(-1)[0]
+
+    def __float__(self) -> float:
+        return float(self._one_value())
+
+    def __int__(self) -> int:
+        return int(self._one_value())
+
+    def _assign_subclass(self, *args, **kwargs):
+        # HyperSpy swaps the class on compute(), as_lazy(), slicing to fewer axes...:
+        # keep the conversion
+        super()._assign_subclass(*args, **kwargs)
+        _as_number(self)
+
+
+#: The classes made by :func:`_number_class`, by HyperSpy class.
+_NUMBER_CLASSES: dict[type, type] = {}
+
+
+def _number_class(base: type) -> type:
+    """``base`` (a HyperSpy signal class) with :class:`_OnePixelNumber` mixed in."""
+    if base not in _NUMBER_CLASSES:
+        _NUMBER_CLASSES[base] = type(base.__name__, (_OnePixelNumber, base), {})
+    return _NUMBER_CLASSES[base]
+
+
+def _as_number(sig):
+    """Give map ``sig`` the conversions of :class:`_OnePixelNumber` (in place)."""
+    if not isinstance(sig, _OnePixelNumber):
+        sig.__class__ = _number_class(type(sig))
+    return sig
+
+
 def _map_like(p, arr, title: str, quantity: str):
-    """A map with the signal axes of result ``p``."""
+    """A map with the signal axes of result ``p`` (``float(map)`` for one pixel)."""
     if p.axes_manager.navigation_dimension == 0:
         import hyperspy.api as hs
 
@@ -101,7 +146,7 @@ def _map_like(p, arr, title: str, quantity: str):
             del out.metadata.MnValence
     out.metadata.General.title = title
     out.metadata.Signal.quantity = quantity
-    return out
+    return _as_number(out)
 
 
 def _result_data(p):
@@ -494,7 +539,7 @@ def valence_maps(p) -> dict:
     for k, key in (("spread", "probability_std"), ("l3_peak_eV", "l3_peak_eV")):
         m = _metadata_map(p, key)
         if m is not None:
-            out[k] = m
+            out[k] = _as_number(m)  # float() for one pixel, as the maps above
     return out
 
 
