@@ -15,6 +15,11 @@ inference path (``preprocess`` + network) by the model that did not train on it.
 Accuracy counts a spectrum flagged "no Mn edge" as wrong; the no-edge rate is reported
 beside it, and the false-Mn rate on the simulator's negative families.
 
+The edge decision's ROC (:func:`edge_roc`, ``--roc``): on the suite's recordings at each
+L3/background level (correlated and white detector) and on the negative families, the
+share called "Mn edge" as the threshold ``min_snr`` sweeps. It reads the preprocessing
+only (no network), so it holds for every model with the same preprocessing parameters.
+
 Run ``python -m hyperspy_mnvalence.training.suite --help``.
 """
 
@@ -36,9 +41,12 @@ from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 __all__ = [
     "BASE",
+    "ROC_THRESHOLDS",
     "SUITE",
+    "edge_roc",
     "main",
     "negatives_false_mn",
+    "roc_figure",
     "run_suite",
     "suite_figure",
     "uncertainty_quartiles",
@@ -181,6 +189,141 @@ def negatives_false_mn(
     return out
 
 
+#: Thresholds ``min_snr`` of the edge decision swept by :func:`edge_roc`.
+ROC_THRESHOLDS = (0.0, 3.0, 5.0, 6.0, 7.0, 7.5, 8.0, 9.0, 10.0, 12.0, 16.0)
+
+
+def _edge_scores(raw: np.ndarray, energy: np.ndarray, params: dict | None) -> np.ndarray:
+    """Each spectrum's edge statistic where its shape tests pass, else -inf."""
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    pre = preprocess(raw, energy, params=params, min_snr=0.0)
+    return np.where(pre.valid, np.nan_to_num(pre.edge_snr, nan=-np.inf), -np.inf)
+
+
+def edge_roc(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    *,
+    params: dict | None = None,
+    thresholds: tuple[float, ...] = ROC_THRESHOLDS,
+    copies: int = 2,
+    n_negatives: int = 400,
+) -> dict:
+    """ROC of the edge decision: detection on the suite's Mn spectra, false Mn on the
+    negatives, against ``min_snr``.
+
+    A spectrum is called "Mn edge" at threshold ``x`` when its shape tests pass and its
+    edge statistic (``Preprocessed.edge_snr``) exceeds ``x``, exactly as
+    ``preprocess(min_snr=x)`` decides.
+
+    Parameters
+    ----------
+    spectra, energy : numpy.ndarray
+        Clean Mn spectra ``(n, k)`` and their energy axis (the suite's Titan spectra),
+        recorded as :func:`run_suite` records them (same seeds) for the L3/background
+        conditions of :data:`SUITE` (groups ``l3_over_background`` and ``white``).
+    params : dict, optional
+        Preprocessing parameters (a model's ``preprocessing``; default the package's).
+    thresholds : tuple of float
+        Values of ``min_snr``.
+    copies : int
+        Recordings of each spectrum per condition.
+    n_negatives : int
+        Spectra per negative family and detector (the seeds of
+        :func:`negatives_false_mn`).
+
+    Returns
+    -------
+    dict
+        ``thresholds``; ``detection`` ``{condition: [share per threshold]}`` with the
+        condition's ``l3_over_background`` and detector; ``false_mn``
+        ``{family: {detector: [share per threshold]}}``; ``worst_false_mn`` and
+        ``mean_false_mn`` (the highest and the mean over families and detectors, per
+        threshold).
+    """
+    th = np.asarray(thresholds, dtype=np.float64)
+    det: dict = {}
+    for i, (name, group, cond) in enumerate(SUITE):
+        if group not in ("l3_over_background", "white"):
+            continue
+        _, acq = _record(spectra, energy, cond, SEED + i, copies)
+        s = _edge_scores(acq.spectra, acq.energy, params)
+        c = {**BASE, **cond}
+        det[name] = {
+            "l3_over_background": c["l3_over_background"],
+            "detector": c["detector"],
+            "n": int(s.size),
+            "rate": [float(np.mean(s > x)) for x in th],
+        }
+    fm: dict = {}
+    for j, fam in enumerate(NEGATIVE_FAMILIES):
+        fm[fam] = {}
+        for d in ("white", "correlated"):
+            rng = np.random.default_rng(SEED + 100 + 7 * j + (d == "white"))
+            acq = simulate_negatives(
+                fam, n_negatives, rng=rng, dose=8e4, dispersion_eV=0.25,
+                offset_eV=rng.uniform(-OFFSET_EV, OFFSET_EV, n_negatives), **DETECTORS[d],
+            )  # fmt: skip
+            s = _edge_scores(acq.spectra, acq.energy, params)
+            fm[fam][d] = [float(np.mean(s > x)) for x in th]
+    every = [v for f in fm.values() for v in f.values()]
+    return {
+        "thresholds": th.tolist(),
+        "n_negatives": int(n_negatives),
+        "copies": int(copies),
+        "detection": det,
+        "false_mn": fm,
+        "worst_false_mn": np.max(every, axis=0).tolist(),
+        "mean_false_mn": np.mean(every, axis=0).tolist(),
+    }
+
+
+def roc_figure(roc: dict, path: Path, default: float | None = None) -> None:
+    """Detection against the false-Mn rate (mean over the negative families and
+    detectors) as ``min_snr`` sweeps, one curve per L3/background level and detector,
+    and the false-Mn rate per family against ``min_snr``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    th = np.asarray(roc["thresholds"])
+    fm = 100 * np.asarray(roc["mean_false_mn"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {}
+    for d in roc["detection"].values():
+        r = d["l3_over_background"]
+        style = "o-" if d["detector"] == "correlated" else "s--"
+        line = axes[0].plot(fm, 100 * np.asarray(d["rate"]), style, color=colours.get(r),
+                            ms=3, label=f"L3/bg {100 * r:g} % ({d['detector']})")  # fmt: skip
+        colours.setdefault(r, line[0].get_color())
+    if default is not None and np.any(th == default):
+        k = int(np.nonzero(th == default)[0][0])
+        axes[0].axvline(fm[k], color="k", lw=0.8, ls=":", label=f"min_snr {default:g}")
+    axes[0].set_xscale("symlog", linthresh=0.1)
+    axes[0].set_xlim(0, 100)
+    axes[0].set_xlabel("false Mn, mean over the negative families and detectors (%)")
+    axes[0].set_ylabel("Mn spectra called Mn edge (%)")
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(fontsize=6)
+    for fam, dets in roc["false_mn"].items():
+        line = axes[1].plot(th, 100 * np.asarray(dets["correlated"]), "o-", ms=3, label=fam)
+        axes[1].plot(th, 100 * np.asarray(dets["white"]), "s--", ms=3, alpha=0.6,
+                     color=line[0].get_color())  # fmt: skip
+    if default is not None:
+        axes[1].axvline(default, color="k", lw=0.8, ls=":")
+    axes[1].set_yscale("symlog", linthresh=0.1)
+    axes[1].set_ylim(0, 100)
+    axes[1].set_xlabel("min_snr")
+    axes[1].set_ylabel("false Mn (%), correlated - / white --")
+    axes[1].grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def uncertainty_quartiles(
     model: str,
     spectra: np.ndarray,
@@ -318,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--copies", type=int, default=2)
     ap.add_argument("--negatives", type=int, default=400, help="spectra per negative family")
+    ap.add_argument("--roc", action="store_true",
+                    help="also the edge decision's ROC (roc.json, roc.png)")  # fmt: skip
     args = ap.parse_args(argv)
 
     from hyperspy_mnvalence.datasets import load_titan_valence
@@ -345,7 +490,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         for k, c in res["conditions"].items():
             print(f"  {k:18s} acc {c['accuracy']:.3f}  no-edge {c['no_edge']:.3f}", flush=True)
-    suite_figure(results, args.out / "suite.png")
+    if results:
+        suite_figure(results, args.out / "suite.png")
+    if args.roc:
+        from hyperspy_mnvalence.decisions import EDGE_MIN_SNR
+        from hyperspy_mnvalence.model import load_model
+
+        model = load_model(None)  # the shipped default's preprocessing
+        roc = edge_roc(
+            spectra, energy, params=model.preprocessing, copies=args.copies,
+            n_negatives=args.negatives or 400,
+        )  # fmt: skip
+        roc.update(model=model.path.name, default_min_snr=EDGE_MIN_SNR)
+        (args.out / "roc.json").write_text(json.dumps(roc, indent=1))
+        roc_figure(roc, args.out / "roc.png", default=EDGE_MIN_SNR)
+        k = roc["thresholds"].index(EDGE_MIN_SNR) if EDGE_MIN_SNR in roc["thresholds"] else None
+        for x_i, x in enumerate(roc["thresholds"]):
+            mark = " (default)" if x_i == k else ""
+            det = "  ".join(
+                f"{n} {100 * d['rate'][x_i]:5.1f}%" for n, d in roc["detection"].items()
+            )
+            fm = f"mean {100 * roc['mean_false_mn'][x_i]:5.2f}% worst {100 * roc['worst_false_mn'][x_i]:5.2f}%"
+            print(f"min_snr {x:5.1f}{mark}: false Mn {fm}  {det}")
     return 0
 
 
