@@ -1,9 +1,8 @@
 """Microscope file formats: the demo written through RosettaSciIO, read back with
 ``hs.load`` and classified, in Python and from the command line.
 
-RosettaSciIO cannot write .dm3/.dm4 (it reads them only) and ships no DigitalMicrograph
-test files in its wheel (its tests fetch them over the network), so Gatan files are not
-covered here. Covered: .msa (single spectrum), .hspy, .rpl/.raw (Ripple), .nxs (NeXus,
+RosettaSciIO cannot write .dm3/.dm4 (it reads them only): Gatan files are written by
+a test-only writer and covered in ``test_formats_dm.py``. Covered here: .msa (single spectrum), .hspy, .rpl/.raw (Ripple), .nxs (NeXus,
 which loads as several signals), .emd (loads with every axis a signal axis), .zspy (when
 zarr is installed) and a dual-EELS-like .hspy holding a low-loss and a core-loss
 spectrum image.
