@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "refresh", "suite_metrics"]
 
 
 def _merge_folds(dirs: list[Path]) -> Path:
@@ -40,17 +40,80 @@ def _merge_folds(dirs: list[Path]) -> Path:
     return tmp
 
 
+def suite_metrics(suite: dict) -> dict:
+    """The model card's ``metrics["acquisition"]`` from a :func:`.suite.run_suite` result."""
+    return (
+        {k: suite[k] for k in ("clean", "worst", "mean", "score")}
+        | {"conditions": {n: c["accuracy"] for n, c in suite["conditions"].items()}}
+        | {"no_edge": {n: c["no_edge"] for n, c in suite["conditions"].items()}}
+        | {"false_mn": suite["false_mn"]}
+    )
+
+
+def refresh(model: Path, suite_json: Path, reports: Path) -> dict:
+    """Replace an exported model's suite figures by those of a new suite run.
+
+    For a suite re-run with the same fold models (after a change of the simulator or of
+    the edge decision): the card's ``metrics["acquisition"]`` (with the error per
+    uncertainty quartile measured afresh), the model file (re-stamped) and
+    ``reports/model_card.json`` and ``reports/suite.json``.
+
+    Parameters
+    ----------
+    model : pathlib.Path
+        The exported ensemble.
+    suite_json : pathlib.Path
+        ``suite_<name>.json`` written by ``python -m hyperspy_mnvalence.training.suite``.
+    reports : pathlib.Path
+        The reports folder.
+
+    Returns
+    -------
+    dict
+        The new ``metrics["acquisition"]``.
+    """
+    from hyperspy_mnvalence.datasets import load_titan_valence
+
+    from .export import read_metadata, write_metadata
+    from .suite import uncertainty_quartiles
+
+    suite = json.loads(Path(suite_json).read_text())
+    d = load_titan_valence()
+    meta = read_metadata(model)
+    acq = suite_metrics(suite)
+    if int(meta.get("n_members", 1)) > 1:
+        acq["error_by_uncertainty_quartile"] = uncertainty_quartiles(
+            str(model), d["spectra"].astype(np.float64), d["valence"].astype(int) - 2, d["energy"]
+        )
+    meta["metrics"]["acquisition"] = acq
+    write_metadata(model, meta)
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "suite.json").write_text(json.dumps(suite, indent=1))
+    (reports / "model_card.json").write_text(
+        json.dumps(read_metadata(model), indent=1, default=str)
+    )
+    return acq
+
+
 def main(argv: list[str] | None = None) -> int:
     """Score, export and write the model card of the fold models."""
     ap = argparse.ArgumentParser(
         prog="python -m hyperspy_mnvalence.training.acquisition_export", description=__doc__
     )
-    ap.add_argument("--folds", type=Path, nargs="+", required=True, help="fold folders")
+    ap.add_argument("--folds", type=Path, nargs="+", help="fold folders")
     ap.add_argument("--out", type=Path, required=True, help="ensemble .onnx")
+    ap.add_argument("--refresh", type=Path, metavar="SUITE_JSON",
+                    help="only replace the suite figures in the card of --out by this suite "
+                    "run's (see refresh())")  # fmt: skip
     ap.add_argument("--fast", type=Path, help="also write the fold-1 model alone here")
     ap.add_argument("--reports", type=Path, required=True, help="folder for the reports")
     ap.add_argument("--copies", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.refresh is not None:
+        print(json.dumps(refresh(args.out, args.refresh, args.reports), indent=1, default=str))
+        return 0
+    if not args.folds:
+        ap.error("--folds is required (unless --refresh)")
 
     import keras
 
@@ -110,10 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "cv_fold_accuracy": fold_acc,
         "cv_folds": len(ks),
         "cv_splitter": rec["split"]["kind"],
-        "acquisition": {k: suite[k] for k in ("clean", "worst", "mean", "score")}
-        | {"conditions": {n: c["accuracy"] for n, c in suite["conditions"].items()}}
-        | {"no_edge": {n: c["no_edge"] for n, c in suite["conditions"].items()}}
-        | {"false_mn": suite["false_mn"]},
+        "acquisition": suite_metrics(suite),
     }
     data_rec = [
         {"file": "train/titan_mn_valence.npz", "sha256": d["sha256"], "n_spectra": int(labels.size)}
