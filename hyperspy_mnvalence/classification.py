@@ -498,7 +498,14 @@ def _check_range(
     lo, hi = search
     e0, e1 = float(np.min(energy)), float(np.max(energy))
     for factor, unit, verb in ((1000.0, "keV", "multiply"), (1e-3, "meV", "divide")):
-        if overlaps_search_range(energy * factor, search):
+        # a core-loss axis once rescaled: over the search range, from 0 to at most 10x it
+        # (a low loss from -20 eV, or channel numbers, are not keV)
+        scaled = (e0 * factor, e1 * factor)
+        if (
+            0.0 <= scaled[0]
+            and scaled[1] <= 10.0 * hi
+            and overlaps_search_range(energy * factor, search)
+        ):
             raise ValueError(
                 f"The energy axis runs from {e0:g} to {e1:g} in units read as eV: that "
                 f"looks like {unit}. Set s.axes_manager.signal_axes[0].units = '{unit}' "

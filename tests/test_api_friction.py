@@ -88,8 +88,15 @@ def test_energy_axis_in_mev_read_as_ev_gets_the_units_hint():
     np.testing.assert_array_equal(mnv.most_likely_valence(p).data, [3.0, 3.0])
 
 
-def test_an_axis_far_from_the_edge_in_any_unit_keeps_the_range_error():
-    s = _signal(np.ones((2, 500)), offset=100.0, scale=0.1)
+@pytest.mark.parametrize(
+    ("offset", "scale"),
+    [(100.0, 0.1), (-20.0, 0.44), (0.0, 0.2)],
+    ids=["100-150 eV", "low loss -20-200 eV", "0-100 eV"],
+)
+def test_an_axis_far_from_the_edge_in_any_unit_keeps_the_range_error(offset, scale):
+    """Only an axis that would be a core-loss axis in keV (or meV) gets the units hint:
+    a low loss from -20 eV is 20 keV below zero in 'keV', not a keV axis."""
+    s = _signal(np.ones((2, 500)), offset=offset, scale=scale)
     with pytest.raises(ValueError, match="does not contain the Mn L2,3 edge") as err:
         mnv.classify_mn_valence(s, model="lite")
     assert "looks like" not in str(err.value)
