@@ -6,7 +6,9 @@ probabilities or fractions) on a first axis named "Mn valence", followed by the
 spatial axes of the input, NaN where a pixel has no Mn L2,3 edge; its
 ``metadata.MnValence`` keeps the ensemble spread, the L3 peak and the reason codes
 (and, for fractions, the mean oxidation state and its uncertainty) as signals of the
-same layout. Everything here works on eager and lazy (dask) results alike.
+same layout. Everything here works on eager and lazy (dask) results alike: the maps of
+a lazy result are lazy and computed when used. A derived map of one pixel (the result of
+one spectrum, or of a ``(1,)`` or ``(1, 1)`` map) converts with ``float()`` and ``int()``.
 """
 
 from __future__ import annotations
