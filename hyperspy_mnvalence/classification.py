@@ -775,7 +775,9 @@ def classify_mn_valence(
     p.metadata.set_item("MnValence.range_flags", range_flags)
     p.metadata.set_item("MnValence.range_flag_codes", {str(k): v for k, v in RANGE_FLAGS.items()})
     if t_over_lambda is not None:  # in the layout of the other maps
-        tl = np.asarray(t_over_lambda.data, dtype=np.float32).reshape(s.data.shape[:-1])
+        tl = t_over_lambda.data  # lazy with a lazy core loss: kept so for a lazy result
+        tl = (tl if lazy and hasattr(tl, "compute") else np.asarray(tl)).astype(np.float32)
+        tl = tl.reshape(s.data.shape[:-1])
         p.metadata.set_item(
             "MnValence.t_over_lambda",
             _output_signal(tl, s, "t/lambda", "Relative thickness", lazy),

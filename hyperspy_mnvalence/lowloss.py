@@ -15,7 +15,9 @@ peak. Real files are handled as they come: a core-loss extrapolation that fails 
 (a ``TypeError`` has been seen on real data) is retried without it; blank low-loss
 pixels (all zero, or not finite) leave their edge undeconvolved (their t/lambda is
 NaN); NaN channels count as zero; a low loss whose navigation shape differs from the
-core loss's is refused with one error that says what to do.
+core loss's is refused with one error that says what to do. A lazy core loss is
+deconvolved block by block (the low loss, lazy or not, cut into the same navigation
+blocks): the result and the t/lambda map are lazy too.
 """
 
 from __future__ import annotations
@@ -50,6 +52,84 @@ def _nav_shape(signal) -> tuple[int, ...]:
     return tuple(signal.data.shape[:-1])
 
 
+def _check_pair(core, ll) -> None:
+    """One error for a low loss that does not belong to the core loss."""
+    if _nav_shape(ll) != _nav_shape(core):
+        raise ValueError(
+            f"The low loss has navigation shape {_nav_shape(ll) or '(one spectrum)'} but the "
+            f"core loss {_nav_shape(core) or '(one spectrum)'}: pass the low-loss spectrum "
+            "image recorded with this core loss (the same scan), binned or cropped to the "
+            "same pixels."
+        )
+    c_ax, l_ax = core.axes_manager.signal_axes[0], ll.axes_manager.signal_axes[0]
+    if not np.isclose(c_ax.scale, l_ax.scale, rtol=1e-3):
+        raise ValueError(
+            f"The low loss has {l_ax.scale:g} eV per channel but the core loss "
+            f"{c_ax.scale:g}; Fourier-ratio deconvolution needs the same dispersion "
+            "(rebin one of them)."
+        )
+
+
+def _spectra(data: np.ndarray, axis: dict):
+    """An EELSSpectrum of ``data`` with the energy axis ``axis`` (offset, scale, units)."""
+    from exspy.signals import EELSSpectrum
+
+    sig = EELSSpectrum(data)
+    ax = sig.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = axis["offset"], axis["scale"], axis["units"]
+    return sig
+
+
+def _axis(sig) -> dict:
+    ax = sig.axes_manager.signal_axes[0]
+    return {"offset": float(ax.offset), "scale": float(ax.scale), "units": ax.units}
+
+
+def _deconvolve_block(core: np.ndarray, low: np.ndarray, c_axis: dict, l_axis: dict) -> np.ndarray:
+    """One navigation block of a lazy core loss, deconvolved with its low loss."""
+    c = np.asarray(core).reshape(-1, core.shape[-1])
+    flat = np.nan_to_num(np.asarray(low, dtype=np.float64)).reshape(-1, low.shape[-1])
+    if not (flat.sum(axis=1) > 0).any():  # a block of blank low loss: as blank pixels
+        e = c_axis["offset"] + c_axis["scale"] * np.arange(c.shape[-1])
+        return isolate_edge(np.nan_to_num(c.astype(np.float64)), e).reshape(core.shape)
+    out, _ = deconvolve_plural_scattering(_spectra(c, c_axis), _spectra(flat, l_axis))
+    return np.asarray(out.data, dtype=np.float64).reshape(core.shape)
+
+
+def _thickness_block(low: np.ndarray, l_axis: dict) -> np.ndarray:
+    """t/lambda of one navigation block of a low loss (NaN where blank)."""
+    flat = np.nan_to_num(np.asarray(low, dtype=np.float64)).reshape(-1, low.shape[-1])
+    blank = ~(flat.sum(axis=1) > 0)
+    t = np.full(flat.shape[0], np.nan)
+    if not blank.all():
+        ll = _spectra(flat[~blank], l_axis)
+        tl = ll.estimate_thickness(threshold=ll.estimate_elastic_scattering_threshold())
+        t[~blank] = np.asarray(tl.data, dtype=np.float64).reshape(-1)
+    return t.reshape(low.shape[:-1])
+
+
+def _deconvolve_lazy(s, low_loss):
+    """:func:`deconvolve_plural_scattering` of a lazy core loss, block by block."""
+    import dask.array as da
+    from hyperspy.signal import BaseSignal
+
+    core = _as_eels(s, "core loss")
+    ll = _as_eels(low_loss, "low loss")
+    _check_pair(core, ll)
+    nav = core.data.ndim - 1
+    cdata = core.data.rechunk({nav: -1})
+    ldata = ll.data if ll._lazy else da.from_array(np.asarray(ll.data), chunks=-1)
+    ldata = ldata.rechunk(cdata.chunks[:-1] + (-1,))
+    c_axis, l_axis = _axis(core), _axis(ll)
+    out = da.map_blocks(
+        _deconvolve_block, cdata, ldata, c_axis, l_axis, dtype=np.float64, chunks=cdata.chunks
+    )
+    t = da.map_blocks(_thickness_block, ldata, l_axis, dtype=np.float64, drop_axis=nav)
+    tl = BaseSignal(t).as_lazy()
+    tl.metadata.General.title = "t/lambda"
+    return core._deepcopy_with_new_data(out), tl
+
+
 def deconvolve_plural_scattering(s, low_loss):
     """Core loss without plural scattering, and the t/lambda map.
 
@@ -65,7 +145,8 @@ def deconvolve_plural_scattering(s, low_loss):
     Returns
     -------
     deconvolved : exspy.signals.EELSSpectrum
-        The single-scattering edge (same navigation and energy axes as ``s``), its
+        Lazy when ``s`` is (deconvolved block by block when computed). The
+        single-scattering edge (same navigation and energy axes as ``s``), its
         pre-edge power-law background removed first as Fourier-ratio deconvolution
         needs (:func:`~hyperspy_mnvalence.preprocessing.isolate_edge`; zero below the
         fit window). Blank low-loss pixels keep that background-free edge as it is.
@@ -92,29 +173,13 @@ def deconvolve_plural_scattering(s, low_loss):
     True
     """
     if s._lazy:
-        raise ValueError(
-            "low_loss needs the core loss in memory (Fourier-ratio deconvolution of a lazy "
-            "signal is not supported here): call s.compute() first, or deconvolve with "
-            "exspy and classify the result."
-        )
+        return _deconvolve_lazy(s, low_loss)
     core = _as_eels(s, "core loss")
     ll = _as_eels(low_loss, "low loss")
     if ll._lazy:
         ll.compute()
-    if _nav_shape(ll) != _nav_shape(core):
-        raise ValueError(
-            f"The low loss has navigation shape {_nav_shape(ll) or '(one spectrum)'} but the "
-            f"core loss {_nav_shape(core) or '(one spectrum)'}: pass the low-loss spectrum "
-            "image recorded with this core loss (the same scan), binned or cropped to the "
-            "same pixels."
-        )
-    c_ax, l_ax = core.axes_manager.signal_axes[0], ll.axes_manager.signal_axes[0]
-    if not np.isclose(c_ax.scale, l_ax.scale, rtol=1e-3):
-        raise ValueError(
-            f"The low loss has {l_ax.scale:g} eV per channel but the core loss "
-            f"{c_ax.scale:g}; Fourier-ratio deconvolution needs the same dispersion "
-            "(rebin one of them)."
-        )
+    _check_pair(core, ll)
+    c_ax = core.axes_manager.signal_axes[0]
     data = np.nan_to_num(np.asarray(ll.data, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     flat = data.reshape(-1, data.shape[-1])
     blank = ~(flat.sum(axis=1) > 0)

@@ -153,6 +153,18 @@ def test_t_over_lambda_is_a_result_map_and_low_loss_may_be_lazy():
     mnv.compute_result(pl)
     np.testing.assert_array_equal(pl.data, p.data)
     np.testing.assert_array_equal(pl.metadata.MnValence.t_over_lambda.data, tl.data)
-    # a lazy core loss: one clear error
-    with pytest.raises(ValueError, match="core loss in memory.*compute"):
-        _classify(core.as_lazy(), low_loss=low)
+    # a lazy core loss (and a lazy low loss): deconvolved block by block, the same
+    lazy = core.as_lazy()
+    lazy.data = lazy.data.rechunk((2, 5, -1))  # two navigation blocks
+    for ll in (low, low.as_lazy()):
+        pz = _classify(lazy, low_loss=ll)
+        assert pz._lazy and pz.metadata.MnValence.t_over_lambda._lazy
+        mnv.compute_result(pz)
+        np.testing.assert_allclose(pz.data, p.data, atol=1e-5, equal_nan=True)
+        np.testing.assert_allclose(pz.metadata.MnValence.t_over_lambda.data, tl.data, rtol=1e-6)
+    # eager output from a lazy core loss
+    pe = _classify(lazy, low_loss=low, lazy_output=False)
+    np.testing.assert_allclose(pe.data, p.data, atol=1e-5, equal_nan=True)
+    # mismatched shapes: one error, lazy or not
+    with pytest.raises(ValueError, match="navigation shape .* same scan"):
+        _classify(lazy, low_loss=low.inav[:2, :2])
