@@ -52,8 +52,13 @@ def trained_dispersion_range(metadata: dict | None) -> tuple[float, float]:
 
 
 def _dispersion(energy: np.ndarray) -> float:
+    """Median energy step (eV per channel); a uniform axis' step without sorting."""
     e = np.asarray(energy, dtype=np.float64)
-    return float(np.median(np.abs(np.diff(e)))) if e.size > 1 else np.nan
+    if e.size < 2:
+        return np.nan
+    d = np.abs(np.diff(e))
+    lo, hi = float(d.min()), float(d.max())
+    return lo if hi - lo <= 1e-9 * hi else float(np.median(d))
 
 
 def _dispersion_outside(disp: float, metadata: dict | None) -> bool:
@@ -95,7 +100,8 @@ def spectrum_range_flags(
         uint8, shape ``(n,)``: 1 the dispersion is outside the model's trained range
         (every spectrum), 2 the pre-edge below the L3 peak is shorter than the background
         fit reads (spectra with a peak), 4 the values are of extreme magnitude (largest
-        of every 8th channel beyond ``2**+-SAFE_EXPONENT``: scaled before deciding).
+        of 32 channels spread over the spectrum beyond ``2**+-SAFE_EXPONENT``, the
+        pipeline's scaling test).
     """
     from ..pipeline import SAFE_EXPONENT  # the pipeline imports this package
 
@@ -110,11 +116,14 @@ def spectrum_range_flags(
     peak = np.asarray(peak_eV, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         flags[peak - float(e.min()) < _pre_edge_need(params)] |= 2
-    if spectra.dtype.kind == "f":
-        with np.errstate(invalid="ignore"):
-            mag = np.nanmax(np.abs(spectra[:, ::8]), axis=1, initial=0).astype(np.float64)
+    if spectra.dtype.kind == "f" and spectra.shape[-1]:
+        # 32 channels spread over the spectrum tell a scaled map (a NaN row gives NaN
+        # and no flag; it is not classified anyway)
+        step = max(spectra.shape[-1] // 32, 1)
+        mag = np.abs(spectra[:, ::step]).max(axis=1).astype(np.float64)
         big = 2.0**SAFE_EXPONENT
-        flags[(mag > big) | ((mag > 0) & (mag < 1.0 / big))] |= 4
+        with np.errstate(invalid="ignore"):
+            flags[(mag > big) | ((mag > 0) & (mag < 1.0 / big))] |= 4
     return flags
 
 
