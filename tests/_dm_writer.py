@@ -29,7 +29,7 @@ The file ends with eight zero bytes. An image is a group of ``ImageList`` holdin
 in the same order, where ``value = (index - Origin) * Scale``, and ``Brightness``),
 ``ImageTags`` (``Meta Data``: ``Signal`` "EELS", ``Format`` "Spectrum image" or
 "Spectrum") and its ``Name``. A spectrum image is stored energy-slowest (one plane per
-energy channel), as DigitalMicrograph records it.
+energy channel), as DigitalMicrograph records it; a line scan energy-fastest.
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ def _image(data: np.ndarray, axes: list[dict], title: str, fmt: str) -> dict:
     """The ``ImageList`` entry of ``data`` (numpy order, its ``axes`` alike: dicts of
     ``offset``, ``scale``, ``units``); the last axis is the energy axis."""
     # DigitalMicrograph order: a spectrum image (ny, nx, nE) as (nE, ny, nx) in memory,
-    # dimensions listed fastest first (x, y, E); a spectrum (nE,) as is
-    if data.ndim > 1:
+    # dimensions listed fastest first (x, y, E); a line scan (n, nE) and a spectrum (nE,)
+    # as they are (energy fastest)
+    if data.ndim == 3:
         data = np.moveaxis(data, -1, 0)
         axes = [axes[-1], *axes[:-1]]
     dims = list(zip(data.shape[::-1], axes[::-1], strict=True))

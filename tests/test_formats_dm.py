@@ -4,7 +4,7 @@ RosettaSciIO reads these files but cannot write them: ``tests/_dm_writer.py`` wr
 minimal ones (from the format's public description) holding spectra of the package's
 simulator. Checked: the spectrum image of a .dm3 and a .dm4 file, eager and lazy, in
 Python and from the command line, gives the classification of the same spectra in
-memory and the simulator's truth; a single spectrum; a dual-EELS-like file with a
+memory and the simulator's truth; a line scan; a single spectrum; a dual-EELS-like file with a
 low-loss and a core-loss spectrum image (two images in its ``ImageList``), which
 ``hs.load`` returns as a list and of which the core loss is classified.
 """
@@ -96,6 +96,21 @@ def test_spectrum_image_from_the_command_line(core, tmp_path, version):
     p = hs.load(out)
     _same(p, expected)
     _matches_truth(p, frac)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_line_scan(core, tmp_path, version):
+    """A line scan (one navigation axis, stored energy-fastest)."""
+    s, expected, frac = core
+    line = s.inav[:, 3]
+    t = hs.load(write_dm(tmp_path / f"line.dm{version}", line), signal_type="EELS_MnValence")
+    assert t.axes_manager.navigation_shape == (SHAPE[1],)
+    np.testing.assert_array_equal(t.data, line.data)
+    p = t.classify_mn_valence(show_progressbar=False)
+    _same(p, expected[:, 3])
+    ml = np.asarray(mnv.most_likely_valence(p).data)
+    pure = frac[:, 3].max(0) >= 0.999
+    np.testing.assert_array_equal(ml[pure], frac[:, 3].argmax(0)[pure] + 2)
 
 
 def test_single_spectrum(core, tmp_path):
