@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
@@ -161,10 +162,32 @@ _blas_users = [0, None]  # calls inside, their limiter
 
 
 @lru_cache(maxsize=1)
-def _blas_controller():
+def _blas_controller(n_modules: int):
+    # found again after imports (a BLAS library loaded since would be missed):
+    # scanning the loaded libraries costs milliseconds, so not on every call
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+def _release_blas_control() -> None:
+    """Let any thread set OpenBLAS's (process-wide) thread count next.
+
+    threadpoolctl (3.8) lets only the first thread that sets a pthreads OpenBLAS
+    limit change it again, until that thread leaves a ``threadpool_limits`` block; a
+    limit taken with ``ThreadpoolController.limit`` keeps it for good. A dask worker
+    thread that once set the limit then silently kept every other thread from setting
+    it (2 BLAS threads in the main thread's compute), and a limit set by one worker
+    thread could not be lifted by another (1 thread left after the compute). Our own
+    set and restore run under ``_blas_lock``, each with the control released.
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:  # older threadpoolctl: any thread sets the limit
+        clear(force=True)
 
 
 @contextmanager
@@ -174,11 +197,16 @@ def single_threaded_blas():
     For work that runs preprocessing in several threads or dask workers: the
     resampling's band products are small, so BLAS threads would only spin and take
     the cores from the other batches (classification on 2 cores was about 1.7x
-    slower). Concurrent blocks share one limit, lifted when the last one leaves.
+    slower). Concurrent blocks share one limit, lifted when the last one leaves,
+    from whichever thread (dask's worker threads included) enters or leaves.
     """
     with _blas_lock:
         if _blas_users[0] == 0:
-            _blas_users[1] = _blas_controller().limit(limits=1, user_api="blas")
+            _release_blas_control()
+            try:
+                _blas_users[1] = _blas_controller(len(sys.modules)).limit(limits=1, user_api="blas")
+            finally:
+                _release_blas_control()
         _blas_users[0] += 1
     try:
         yield
@@ -186,8 +214,12 @@ def single_threaded_blas():
         with _blas_lock:
             _blas_users[0] -= 1
             if _blas_users[0] == 0:
-                _blas_users[1].restore_original_limits()
-                _blas_users[1] = None
+                _release_blas_control()
+                try:
+                    _blas_users[1].restore_original_limits()
+                finally:
+                    _release_blas_control()
+                    _blas_users[1] = None
 
 
 #: Outputs per dense band of the resampling operator (fastest of 32-256 on 2 cores).
