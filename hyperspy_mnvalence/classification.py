@@ -654,7 +654,7 @@ def classify_mn_valence(
         Spectra per preprocessing/inference batch.
     min_snr : float
         Minimum L3 height over the noise of the smoothed spectrum for a pixel to count
-        as having a Mn edge; the default, 7.5, is calibrated on simulated negatives
+        as having a Mn edge; the default, 8.0, is calibrated on simulated negatives
         (see the user guide, "What the no-edge flag guarantees").
     show_progressbar : bool, optional
         Default: HyperSpy's ``preferences.General.show_progressbar``.

@@ -140,7 +140,7 @@ def preprocess(
     min_snr : float
         Threshold of the edge decision on the L3 height over the noise of the smoothed
         spectrum (:func:`~hyperspy_mnvalence.decisions.decide_edges`); the default
-        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 7.5) is calibrated on the
+        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 8.0) is calibrated on the
         acquisition simulator's negatives.
     check_edge : bool
         If False, every finite non-constant spectrum counts as valid (training data).
