@@ -3,8 +3,11 @@
 Classifies the same in-memory spectrum image eagerly and lazily (``lazy_output=True``
 then ``compute_result``), with an empty block cache each time, and prints the process
 CPU time per spectrum of each (best and median of ``--repeats`` runs after a warm-up) and
-their ratio. Process CPU time counts every thread, so BLAS threads spinning in dask's
-workers show up here.
+their ratio, and the median of the per-repeat ratios (each repeat runs both, one after
+the other, so a change of machine load hits both). Process CPU time counts every
+thread, so BLAS threads spinning in dask's workers show up here. A full garbage
+collection runs (untimed) before every run: one triggered by earlier runs' objects costs
+0.1-0.2 s in this process and would otherwise land in whichever run came next.
 
     python benchmarks/lazy_vs_eager_cpu.py --shape 128 128 --channels 2048 --model lite
 """
@@ -12,6 +15,8 @@ workers show up here.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import statistics
 import time
 import warnings
@@ -50,9 +55,11 @@ def main() -> None:
     n = a.shape[0] * a.shape[1]
     mnv.classify_mn_valence(s.inav[:16, :16], model=a.model, show_progressbar=False)
     runs: dict[str, list[float]] = {"eager": [], "lazy": []}
+    load0 = os.getloadavg()[0]
     for _ in range(a.repeats):
         for mode in runs:  # alternated, so a change of machine load hits both
             classification._BLOCK_CACHE.clear()
+            gc.collect()
             c0 = time.process_time()
             if mode == "eager":
                 mnv.classify_mn_valence(s, model=a.model, show_progressbar=False)
@@ -69,7 +76,12 @@ def main() -> None:
         )
     best = min(runs["lazy"]) / min(runs["eager"])
     med = statistics.median(runs["lazy"]) / statistics.median(runs["eager"])
-    print(f"lazy / eager CPU per spectrum: best {best:.3f}, median {med:.3f}")
+    pairs = statistics.median(x / y for x, y in zip(runs["lazy"], runs["eager"], strict=True))
+    print(
+        f"lazy / eager CPU per spectrum: best {best:.3f}, median {med:.3f}, median of "
+        f"the {a.repeats} repeats' ratios {pairs:.3f} (model {a.model}, shape "
+        f"{tuple(a.shape)} x {a.channels}; load average {load0:.2f} -> {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":
