@@ -346,31 +346,18 @@ def _dask_view(x: np.ndarray, chunks: tuple):
     return da.Array(dsk, name, chunks, dtype=x.dtype, meta=np.empty((0,) * x.ndim, x.dtype))
 
 
-#: Largest map (pixels) whose bit-8 range flags a lazy result computes in one task:
-#: building and running a ``map_overlap`` graph costs more CPU than the flags of a
-#: small map (128x128: 40 ms against the 1.6 s of classifying it); larger maps keep
-#: their memory bounded per block.
-SINGLE_TASK_FLAGS = 2**20
-
-
 def _with_scattered_flag(peak: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """``flags`` plus bit 8 where the L3 ``peak`` is far from its neighbours'."""
     return np.where(scattered_peaks(peak), flags + 8, flags).astype(np.float32)
 
 
 def _range_flags(peak, flags):
-    """Range flags per pixel with bit 8, which needs the whole map (eager or lazy)."""
+    """Range flags per pixel with bit 8: eager, over the whole map; lazy, block by block
+    (the classification's blocks: one task each, and a crop computes only its own)."""
     if not hasattr(peak, "dask"):
         return _with_scattered_flag(peak, flags)
-    if peak.size > SINGLE_TASK_FLAGS:
-        import dask.array as da
-
-        return da.where(scattered_peaks(peak), flags + 8, flags).astype(np.float32)
-    return peak.rechunk(-1).map_blocks(
-        _with_scattered_flag,
-        flags.rechunk(-1),
-        dtype=np.float32,
-        meta=np.empty((0,) * peak.ndim, np.float32),
+    return peak.map_blocks(
+        _with_scattered_flag, flags, dtype=np.float32, meta=np.empty((0,) * peak.ndim, np.float32)
     )
 
 
@@ -805,7 +792,7 @@ def classify_mn_valence(
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
     reason = _output_signal(stack[7], s, "Reason code", "Code", lazy)
     n_spikes = _output_signal(stack[8], s, "Spikes replaced", "Channels", lazy)
-    # bit 8 (an L3 peak far from its neighbours') needs the whole map
+    # bit 8 (an L3 peak far from its neighbours') needs the map, not one spectrum
     flags = _range_flags(stack[6], stack[9])
     range_flags = _output_signal(flags, s, "Out-of-range flags", "Flags", lazy)
     p.metadata.set_item("MnValence.probability_std", spread)

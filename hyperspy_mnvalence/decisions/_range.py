@@ -146,6 +146,18 @@ def _neighbour_median(peak: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(nb).sum(axis=0) >= 2, med, np.nan)
 
 
+def _scattered_numpy(peak: np.ndarray) -> np.ndarray:
+    peak = np.asarray(peak, dtype=np.float64)
+    med = _neighbour_median(peak)
+    valid = np.isfinite(peak)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no valid peak at all
+        whole = np.nanmedian(peak) if valid.sum() >= 5 else np.nan
+    ref = np.where(np.isfinite(med), med, whole)
+    with np.errstate(invalid="ignore"):
+        return valid & np.isfinite(ref) & (np.abs(peak - ref) > FAR_FROM_NEIGHBOURS_EV)
+
+
 def scattered_peaks(peak_eV):
     """Pixels whose L3 peak is far from the median of their neighbours' (bit 8).
 
@@ -162,38 +174,19 @@ def scattered_peaks(peak_eV):
         (the 8 nearest in a map, 2 on each side on a line; at least 2 valid), or, for a
         pixel with fewer valid neighbours, from the median of the whole map's valid
         peaks (at least 5). A smooth drift or a valence boundary is not flagged, an
-        isolated noise peak is.
+        isolated noise peak is. A dask array is decided block by block (neighbours and
+        the map's median within each block of a few thousand pixels), so that a crop of
+        a lazy result computes only its own blocks.
     """
-    lazy = hasattr(peak_eV, "map_overlap")
-    if lazy:
-        import dask.array as da
+    if hasattr(peak_eV, "map_blocks"):
+        if peak_eV.ndim == 0:
+            import dask.array as da
 
-        xp = da
-        peak = peak_eV.astype(np.float64)
-        if peak.ndim == 0:
             return da.zeros((), dtype=bool)
-        r = 2 if peak.ndim == 1 else 1
-        med = peak.map_overlap(
-            _neighbour_median,
-            depth=r,
-            boundary=np.nan,
-            dtype=np.float64,
-            meta=np.empty((0,) * peak.ndim),
+        return peak_eV.map_blocks(
+            _scattered_numpy, dtype=bool, meta=np.empty((0,) * peak_eV.ndim, bool)
         )
-        flat = peak.reshape(-1).rechunk(-1)
-    else:
-        xp = np
-        peak = np.asarray(peak_eV, dtype=np.float64)
-        med = _neighbour_median(peak)
-        flat = peak.reshape(-1)
-    n_valid = xp.isfinite(flat).sum()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no valid peak at all
-        whole = xp.nanmedian(flat, axis=0) if lazy else np.nanmedian(flat)
-    whole = xp.where(n_valid >= 5, whole, np.nan)
-    ref = xp.where(xp.isfinite(med), med, whole)
-    with np.errstate(invalid="ignore"):
-        return xp.isfinite(peak) & xp.isfinite(ref) & (abs(peak - ref) > FAR_FROM_NEIGHBOURS_EV)
+    return _scattered_numpy(peak_eV)
 
 
 def out_of_range(
