@@ -459,17 +459,20 @@ def _process_one(
                 )
             )
             continue
-        results.append(p)
+        results.append((p, s, kw_s))
     if not results:
         raise CLIError(f"{inp}: {_one_line(errors[0])}")
     targets = [out] if len(results) == 1 else [
         out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(len(results))
     ]  # fmt: skip
+    white = getattr(args, "white_line", False)
     for target in targets:  # all checked before the first is written
         outputs.claim(target)
         if args.png:
             outputs.claim(target.with_suffix(".png"), "--png")
-    for p, target in zip(results, targets, strict=True):
+        if white:
+            outputs.claim(_white_line_path(target), "--white-line")
+    for (p, s, kw_s), target in zip(results, targets, strict=True):
         exported = _export(p, target, args, outputs)  # first: it checks its own files
         _save_hspy(p, target)
         written = [str(target)]
@@ -477,9 +480,33 @@ def _process_one(
             written.append(str(_save_png(p, target.with_suffix(".png"))))
         if exported:
             written.append(f"{len(exported)} export files ({', '.join(args.export)})")
+        if white:
+            written.append(_save_white_line(s, kw_s, _white_line_path(target)))
         print(f"{inp} -> {', '.join(written)}")
         summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
         print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")
+
+
+def _white_line_path(target: Path) -> Path:
+    return target.with_name(f"{target.stem}_white_line.hspy")
+
+
+def _save_white_line(s, kw: dict, path: Path) -> str:
+    """Write the white-line ratio map of the spectra ``s`` (``--white-line``)."""
+    from .lowloss import deconvolve_plural_scattering
+    from .white_line import white_line_ratio
+
+    if kw.get("low_loss") is not None:  # the same single-scattering spectra as the network
+        s = deconvolve_plural_scattering(s, kw["low_loss"])[0]
+    opts = ("background", "background_window", "energy_window", "min_snr")
+    w = white_line_ratio(s, **{k: kw[k] for k in opts if k in kw})
+    if w._lazy:
+        w.compute()
+    with _written_atomically(path) as tmp:
+        w.save(tmp, overwrite=True)
+    ratio = np.asarray(w.data, dtype=float)
+    shown = f" (median L3/L2 {np.nanmedian(ratio):.2f})" if np.isfinite(ratio).any() else ""
+    return f"{path}{shown}"
 
 
 def _process_files(args: argparse.Namespace, fractions: bool) -> int:
@@ -796,6 +823,12 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         )
     else:
         _add_model_option(parser)
+        parser.add_argument(
+            "--white-line",
+            action="store_true",
+            help="also write the classical cross-check: the L3/L2 white-line ratio map with "
+            "the L3 and L2 positions (<output>_white_line.hspy; NaN where no Mn edge)",
+        )
     from .classification import BACKGROUNDS
 
     parser.add_argument(
