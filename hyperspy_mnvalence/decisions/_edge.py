@@ -11,10 +11,10 @@ from ..preprocessing._filters import _gauss_radius, _smooth, _smooth_at
 #: on the acquisition simulator (``benchmarks/edge_decision.py``, 1000 spectra per cell,
 #: two independent seed sets): the smallest of 7.5, 8, 8.5 at which no negative family
 #: is called Mn in more than 0.5 % of its spectra in any cell (doses 50-1e5 electrons per
-#: channel, white and correlated detectors, with and without spikes; at 7.5 one cell of
-#: broad edges reached 0.6 %) and one spike per spectrum costs at most 1 % more no-edge
-#: spectra (1.7 % at 7.5). At 8e4 e/eV it detects 98.6-99.0 % of Mn spectra with L3 6 %
-#: above the background and 83-86 % at 3 %.
+#: channel, white and correlated detectors, with and without spikes; 0.3-0.5 % at 8, up
+#: to 0.6 % at 7.5). At 8e4 e/eV it detects 97.9-98.4 % of Mn spectra with L3 6 % above
+#: the background and 79-82 % at 3 %; one spike per spectrum costs 0.7-1.3 % more no-edge
+#: spectra at 3 % (1.5 % at 7.5) and at most 0.3 % from 4 % up.
 EDGE_MIN_SNR = 8.0
 
 #: An L3 peak closer than this (eV) to an end of the search range is not an edge.
