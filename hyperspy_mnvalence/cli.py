@@ -431,8 +431,6 @@ def _process_one(
         outputs.check(out.with_suffix(".png"), "--png")
     spectra = _load_spectra(inp, lazy=args.lazy)
     if low_loss is not None:
-        if args.lazy:
-            raise CLIError("--low-loss needs the data in memory; leave out --lazy")
         lows = _load_spectra(low_loss, lazy=False)
         if len(lows) != len(spectra):
             raise CLIError(

@@ -134,3 +134,23 @@ def test_mismatched_navigation_shapes_are_one_clear_error():
         mnv.classify_mn_valence(thick, low_loss=low.inav[:5, :5])
     with pytest.raises(ValueError, match="navigation shape"):
         mnv.decompose_mn_valence(thick, low_loss=low.inav[:5, :5])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_cli_low_loss_equals_the_function(tmp_path, lazy):
+    import hyperspy.api as hs
+
+    from hyperspy_mnvalence.cli import main
+
+    thick, low, _ = _pair(1.0, seed=5)
+    core_path, low_path, out = tmp_path / "core.hspy", tmp_path / "low.hspy", tmp_path / "p.hspy"
+    thick.save(core_path)
+    low.save(low_path)
+    args = ["classify", str(core_path), "-o", str(out), "--low-loss", str(low_path)]
+    assert main(args + (["--lazy"] if lazy else [])) == 0
+    p = hs.load(out)
+    direct = mnv.classify_mn_valence(thick, low_loss=low, show_progressbar=False)
+    np.testing.assert_allclose(p.data, direct.data, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(
+        p.metadata.MnValence.t_over_lambda.data, direct.metadata.MnValence.t_over_lambda.data
+    )
