@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ENSEMBLE_MODEL",
     "FRACTIONS_MODEL",
     "FAST_MODEL",
     "LITE_MODEL",
@@ -44,15 +45,20 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 METADATA_KEY = "hyperspy_mnvalence"
-DEFAULT_MODEL = "mn_valence_fcn.onnx"
 FRACTIONS_MODEL = "mn_valence_fractions.onnx"
 FAST_MODEL = "mn_valence_fcn_fast.onnx"
 LITE_MODEL = "mn_valence_fcn_lite.onnx"
-#: Ensemble trained on simulated acquisitions (thick samples, coarse resolution/dispersion).
+#: The default classifier: five networks trained on simulated acquisitions through the
+#: inference preprocessing (chosen by the robustness suite's rule,
+#: ``training/reports/acquisition/selection_outcome.json``).
 ACQUISITION_MODEL = "mn_valence_fcn_acquisition.onnx"
+#: Ten networks trained on the clean Titan spectra (the default before the suite's rule
+#: picked the acquisition-trained ensemble): best on thin, clean, well-resolved data.
+ENSEMBLE_MODEL = "mn_valence_fcn.onnx"
+DEFAULT_MODEL = ACQUISITION_MODEL
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
-    "ensemble": DEFAULT_MODEL,
+    "ensemble": ENSEMBLE_MODEL,
     "fast": FAST_MODEL,
     "lite": LITE_MODEL,
     "acquisition": ACQUISITION_MODEL,
@@ -591,10 +597,11 @@ def load_model(
     Parameters
     ----------
     model : str, path-like, MnValenceModel or None
-        ``None`` for the shipped model; ``"ensemble"`` (the shipped classifier, ten
-        networks), ``"fast"`` (one network, several times faster, no ensemble spread:
-        see its model card), ``"lite"`` (one smaller network, about twice as fast
-        again, a little less accurate) or ``"fractions"`` for a shipped model by name;
+        ``None`` for the default classifier (``"acquisition"``: five networks trained on
+        simulated acquisitions); ``"ensemble"`` (ten networks trained on clean Titan
+        spectra, best on thin, clean data), ``"fast"`` (one of those networks, no
+        ensemble spread: see its model card), ``"lite"`` (one smaller network, a little
+        less accurate) or ``"fractions"`` for a shipped model by name;
         a path to a retrained ``.onnx`` file; or an already-loaded model (returned as
         is).
     name : str

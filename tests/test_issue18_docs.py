@@ -102,5 +102,7 @@ def test_white_line_agreement_with_the_network_is_what_the_guide_reports(digitiz
     text = " ".join(GUIDE.split())
     assert f"agree with the network on {agree}" in text
     assert f"correctly and agree with the network on {agree}" in text
-    assert f"the valence −{abs(rho):.2f}" in text
+    rho_valence = spearmanr(ratio, val).statistic
+    assert f"the valence −{abs(rho_valence):.2f}" in text
+    assert f"with the network's classes −{abs(rho):.2f}" in text
     assert f"{dig['network_correct']}/31" in text

@@ -75,12 +75,18 @@ def accuracies():
     for dose in (2e6, 2e5):
         thin, _, v = _pair(0.0, dose=dose)
         thick, low, v_thick = _pair(1.5, dose=dose)
-        p = mnv.classify_mn_valence(thick, low_loss=low, show_progressbar=False)
-        out[dose] = {
-            "thin": _accuracy(mnv.classify_mn_valence(thin, show_progressbar=False), v),
-            "thick_raw": _accuracy(mnv.classify_mn_valence(thick, show_progressbar=False), v_thick),
-            "thick_deconvolved": _accuracy(p, v_thick),
-        }
+        for model in ("acquisition", "ensemble"):  # the default, and the clean-trained one
+
+            def acc(sig, v, model=model, **kw):
+                p = mnv.classify_mn_valence(sig, model=model, show_progressbar=False, **kw)
+                return _accuracy(p, v), p
+
+            out[model, dose] = {
+                "thin": acc(thin, v)[0],
+                "thick_raw": acc(thick, v_thick)[0],
+                "thick_deconvolved": acc(thick, v_thick, low_loss=low)[0],
+            }
+    p = acc(thick, v_thick, low_loss=low)[1]
     out["t_over_lambda"] = p.metadata.MnValence.t_over_lambda.data
     # the network's input: how far thick (raw, deconvolved) is from thin
     e = thin.axes_manager.signal_axes[0].axis
@@ -95,14 +101,19 @@ def accuracies():
 
 
 def test_deconvolution_brings_thick_spectra_to_thin_ones(accuracies):
-    # measured (default model, 180 pixels): at 2e6 e-/eV thin 100 %, thick raw 82 %,
-    # deconvolved 99 %; at 2e5 thin 100 %, raw 77 %, deconvolved 85 %
+    # measured (180 pixels, t/lambda 1.5), thin / thick raw / thick deconvolved:
+    # default ('acquisition', trained on thick recordings) 2e6 e-/eV 100 / 100 / 99 %,
+    # 2e5 100 / 87 / 84 %; 'ensemble' (clean-trained) 2e6 100 / 82 / 99 %, 2e5 100 / 77 / 85 %
     a = accuracies
-    hi, lo = a[2e6], a[2e5]
-    assert hi["thin"] >= 0.95, a
-    assert hi["thick_deconvolved"] >= hi["thin"] - 0.03, a  # the target
-    assert hi["thick_deconvolved"] > hi["thick_raw"] + 0.1, a
-    assert lo["thick_deconvolved"] > lo["thick_raw"], a
+    for model in ("acquisition", "ensemble"):
+        hi = a[model, 2e6]
+        assert hi["thin"] >= 0.95, a
+        assert hi["thick_deconvolved"] >= hi["thin"] - 0.03, a  # the target
+    # the clean-trained network needs the deconvolution; the default barely does
+    ens_hi, ens_lo = a["ensemble", 2e6], a["ensemble", 2e5]
+    assert ens_hi["thick_deconvolved"] > ens_hi["thick_raw"] + 0.1, a
+    assert ens_lo["thick_deconvolved"] > ens_lo["thick_raw"], a
+    assert a["acquisition", 2e6]["thick_raw"] >= a["ensemble", 2e6]["thick_raw"] + 0.1, a
     assert a["rms_deconvolved"] < 0.8 * a["rms_raw"], a
 
 
