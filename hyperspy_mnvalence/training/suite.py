@@ -176,17 +176,24 @@ def negatives_false_mn(
         channel, offsets of +-15 eV.
     """
     out: dict = {}
+    for fam, det, acq in _negatives(n):
+        p = classify(acq.spectra, acq.energy)
+        out.setdefault(fam, {})[det] = float(np.isfinite(p).all(1).mean())
+    return out
+
+
+def _negatives(n: int):
+    """The suite's negatives: ``(family, detector, Acquisition)`` for every family and
+    detector, at 8e4 electrons per eV, 0.25 eV per channel and offsets of +-15 eV (the
+    same seeds for every model and for the ROC)."""
     for j, fam in enumerate(NEGATIVE_FAMILIES):
-        out[fam] = {}
         for det in ("white", "correlated"):
             rng = np.random.default_rng(SEED + 100 + 7 * j + (det == "white"))
             acq = simulate_negatives(
                 fam, n, rng=rng, dose=8e4, dispersion_eV=0.25,
                 offset_eV=rng.uniform(-OFFSET_EV, OFFSET_EV, n), **DETECTORS[det],
             )  # fmt: skip
-            p = classify(acq.spectra, acq.energy)
-            out[fam][det] = float(np.isfinite(p).all(1).mean())
-    return out
+            yield fam, det, acq
 
 
 #: Thresholds ``min_snr`` of the edge decision swept by :func:`edge_roc`.
@@ -257,16 +264,9 @@ def edge_roc(
             "rate": [float(np.mean(s > x)) for x in th],
         }
     fm: dict = {}
-    for j, fam in enumerate(NEGATIVE_FAMILIES):
-        fm[fam] = {}
-        for d in ("white", "correlated"):
-            rng = np.random.default_rng(SEED + 100 + 7 * j + (d == "white"))
-            acq = simulate_negatives(
-                fam, n_negatives, rng=rng, dose=8e4, dispersion_eV=0.25,
-                offset_eV=rng.uniform(-OFFSET_EV, OFFSET_EV, n_negatives), **DETECTORS[d],
-            )  # fmt: skip
-            s = _edge_scores(acq.spectra, acq.energy, params)
-            fm[fam][d] = [float(np.mean(s > x)) for x in th]
+    for fam, d, acq in _negatives(n_negatives):
+        s = _edge_scores(acq.spectra, acq.energy, params)
+        fm.setdefault(fam, {})[d] = [float(np.mean(s > x)) for x in th]
     every = [v for f in fm.values() for v in f.values()]
     return {
         "thresholds": th.tolist(),
