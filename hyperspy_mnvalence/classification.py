@@ -628,15 +628,14 @@ def classify_mn_valence(
         Fixed absolute pre-edge fit window ``(start, stop)`` in eV; by default it is
         placed before each spectrum's own L3 onset.
     model : str, path-like or MnValenceModel, optional
-        ``"fast"`` for the shipped single-network model (several times faster on
-        large maps; no ensemble spread, and a single network is somewhat less robust to
-        noise; see ``mnv.model_card("fast")``), ``"lite"`` for the smaller single
-        network (about twice as fast again, a little less accurate; see
-        ``mnv.model_card("lite")``), ``"acquisition"`` for the five-network ensemble
-        trained on simulated raw acquisitions (more accurate on thick samples, coarse
-        resolution and coarse dispersion, less on thin clean data; see
-        ``mnv.model_card("acquisition")`` and the robustness suite), or a retrained
-        ``.onnx`` model; default the shipped ten-network ensemble.
+        Default (None or ``"acquisition"``): the five-network ensemble trained on
+        simulated raw acquisitions, chosen by the robustness suite (best on thick
+        samples, coarse resolution and coarse dispersion). ``"ensemble"`` for the
+        ten-network ensemble trained on the clean Titan spectra (a few points better on
+        thin, clean data; ``mnv.model_card("ensemble")``), ``"fast"`` for one network of
+        that ensemble (no ensemble spread; ``mnv.model_card("fast")``), ``"lite"`` for
+        the smaller single network (a little less accurate; ``mnv.model_card("lite")``),
+        or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float
