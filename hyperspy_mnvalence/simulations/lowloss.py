@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from .acquisition import Acquisition, _per_spectrum
+from .scattering import scattering_transfer
 
 __all__ = ["simulate_low_loss"]
-
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def simulate_low_loss(
@@ -83,11 +82,7 @@ def simulate_low_loss(
     # periodic grid long enough that the plasmon orders do not wrap around
     size = 1 << int(np.ceil(np.log2(2 * m)))
     f = np.fft.rfftfreq(size, d=d)[None, :]
-    plasmon = np.exp(-2j * np.pi * f * ep[:, None]) * np.exp(
-        -2.0 * (np.pi * f * (ew * _FWHM_TO_SIGMA)[:, None]) ** 2
-    )
-    transfer = np.exp(t[:, None] * (plasmon - 1.0))
-    transfer *= np.exp(-2.0 * (np.pi * f * (res * _FWHM_TO_SIGMA)[:, None]) ** 2)
+    transfer = scattering_transfer(f[0], t, ep, ew, res)
     transfer *= np.sinc(f * d)  # each channel integrates one dispersion step
     # channel k of the output sits at e0 + k d: bring 0 eV to channel -e0 / d
     transfer *= np.exp(-2j * np.pi * f * (-e0))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["plural_scattering", "scattering_reach_eV"]
+__all__ = ["plural_scattering", "scattering_reach_eV", "scattering_transfer"]
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -103,10 +103,40 @@ def plural_scattering(
     right = int(np.ceil(blur_reach / step)) + 2
     size = 1 << int(np.ceil(np.log2(m + left + right)))
     yp = np.pad(y, ((0, 0), (left, size - m - left)), mode="edge")
-    f = np.fft.rfftfreq(size, d=step)[None, :]
-    sig = (ew * _FWHM_TO_SIGMA)[:, None]
-    plasmon = np.exp(-2j * np.pi * f * ep[:, None]) * np.exp(-2.0 * (np.pi * f * sig) ** 2)
-    transfer = np.exp(t[:, None] * (plasmon - 1.0))
-    transfer = transfer * np.exp(-2.0 * (np.pi * f * (blur * _FWHM_TO_SIGMA)[:, None]) ** 2)
+    transfer = scattering_transfer(np.fft.rfftfreq(size, d=step), t, ep, ew, blur)
     out = np.fft.irfft(np.fft.rfft(yp, axis=1) * transfer, n=size, axis=1)
     return out[:, left : left + m]
+
+
+def scattering_transfer(
+    f: np.ndarray,
+    t_over_lambda: np.ndarray,
+    plasmon_eV: np.ndarray,
+    plasmon_fwhm_eV: np.ndarray,
+    resolution_eV: np.ndarray,
+) -> np.ndarray:
+    """Fourier transform of the low loss: plasmon orders times the zero-loss shape.
+
+    ``exp(t (P(f) - 1))`` (``P`` a Gaussian plasmon) times a Gaussian resolution, per
+    spectrum, at frequencies ``f`` (cycles per eV). The one formula of
+    :func:`plural_scattering` and of the low-loss simulator.
+
+    Parameters
+    ----------
+    f : numpy.ndarray
+        Frequencies, shape ``(k,)``.
+    t_over_lambda, plasmon_eV, plasmon_fwhm_eV, resolution_eV : numpy.ndarray
+        Per spectrum, shape ``(n,)`` (FWHM in eV; 0 for no resolution).
+
+    Returns
+    -------
+    numpy.ndarray
+        Complex, shape ``(n, k)``.
+    """
+    f = np.asarray(f)[None, :]
+    sig = (np.asarray(plasmon_fwhm_eV) * _FWHM_TO_SIGMA)[:, None]
+    plasmon = np.exp(-2j * np.pi * f * np.asarray(plasmon_eV)[:, None])
+    plasmon = plasmon * np.exp(-2.0 * (np.pi * f * sig) ** 2)
+    transfer = np.exp(np.asarray(t_over_lambda)[:, None] * (plasmon - 1.0))
+    res = (np.asarray(resolution_eV) * _FWHM_TO_SIGMA)[:, None]
+    return transfer * np.exp(-2.0 * (np.pi * f * res) ** 2)
