@@ -62,8 +62,13 @@ def train_fold(
     *,
     label: str = "",
     conditions: dict | None = None,
+    val_conditions: dict | None = None,
 ):
     """Train one network on acquisitions of ``spectra`` (class indices ``labels``).
+
+    ``conditions`` is the training distribution (default ``TRAINING_CONDITIONS``);
+    ``val_conditions`` that of the early-stopping recording (default
+    ``TRAINING_CONDITIONS``, whatever ``conditions`` is).
 
     Returns
     -------
@@ -82,7 +87,12 @@ def train_fold(
     tr, va, _ = _early_stopping_split(labels, None, cfg.val_fraction, cfg.seed)
     onehot = np.eye(3, dtype=np.float32)[labels]
     x_val, y_val = acquisition_epoch(
-        spectra[va], energy, onehot[va], np.random.default_rng(cfg.seed + 999), copies=3
+        spectra[va],
+        energy,
+        onehot[va],
+        np.random.default_rng(cfg.seed + 999),
+        copies=3,
+        conditions=val_conditions,
     )
     y_val = y_val.argmax(1)
     timing = {"data": 0.0, "inputs": []}

@@ -1,0 +1,180 @@
+"""Control networks: one network trained at exactly one robustness-suite condition.
+
+Issue 13 sets the shipped model's targets against *controls*: a network of the same
+architecture trained only at one condition of the suite (e.g. the L3 peak 3 % above the
+background, correlated detector, 8e4 electrons per eV), which is the ceiling a model
+trained for every condition can hope to reach there. For one cross-validation fold, each
+control is trained on that fold's training spectra recorded afresh every epoch at its
+condition, through the same simulator and ``preprocess`` as the shipped models; then the
+control and the candidate's model of the same fold are scored on the same recordings of
+the held-out fold at that condition.
+
+Run ``python -m hyperspy_mnvalence.training.controls --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hyperspy_mnvalence.simulations.conditions import DETECTORS
+
+from .acquisitions import TRAINING_CONDITIONS
+from .suite import BASE, OFFSET_EV, SEED, SUITE, run_suite
+
+__all__ = ["control_conditions", "main"]
+
+
+def _suite_row(name: str) -> tuple[str, str, dict]:
+    rows = {r[0]: r for r in SUITE}
+    if name not in rows:
+        raise ValueError(f"Unknown suite condition {name!r}; known: {sorted(rows)}.")
+    return rows[name]
+
+
+def control_conditions(name: str) -> dict:
+    """Training conditions that record spectra exactly as the suite's condition ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A condition of :data:`.suite.SUITE`, e.g. ``"l3bg_3"``.
+
+    Returns
+    -------
+    dict
+        A training distribution for :func:`.acquisitions.record` (every knob fixed at the
+        suite's value, offsets drawn in the suite's range, no clean or as-given share).
+    """
+    c = {**BASE, **_suite_row(name)[2]}
+    det = DETECTORS[c["detector"]]
+    out = copy.deepcopy(TRAINING_CONDITIONS)
+
+    def fixed(v: float) -> list[float]:
+        return [float(v), float(v)]
+
+    out["ranges"].update(
+        t_over_lambda=fixed(c["t_over_lambda"]),
+        resolution_eV=fixed(c["resolution_eV"]),
+        background_exponent=fixed(3.0),  # simulate_acquisition's default, as the suite
+        l3_over_background=fixed(c["l3_over_background"]),
+        offset_eV=[-OFFSET_EV, OFFSET_EV],
+        dose=fixed(c["dose"]),
+        gain=fixed(det.get("gain", 1.0)),
+        read_noise=fixed(det.get("read_noise", 0.0)),
+    )
+    out["dispersion_bins"] = [float(c["dispersion_eV"])]
+    psf = float(det.get("psf_sigma_channels", 0.0))
+    out["psf_sigma_channels"] = [psf, psf]
+    out["correlated"] = 1.0 if psf > 0 else 0.0
+    out["clean"] = 0.0
+    out["as_given"] = 0.0
+    out["spikes_per_spectrum"] = 2.0 * float(c["spikes_per_spectrum"])  # half the groups
+    return out
+
+
+def _predictor(model):
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    def predict(raw, energy, source=None):
+        pre = preprocess(raw, energy)
+        out = np.full((raw.shape[0], 3), np.nan, np.float32)
+        if pre.valid.any():
+            x = pre.x[pre.valid][..., None]
+            out[pre.valid] = model.predict(x, batch_size=2048, verbose=0)
+        return out
+
+    return predict
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train one control per condition for one fold; write ``controls.json`` to ``--out``."""
+    ap = argparse.ArgumentParser(
+        prog="python -m hyperspy_mnvalence.training.controls", description=__doc__
+    )
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--candidate", type=Path, required=True,
+                    help="fold-model folder of the candidate (written by acquisition_cv)")  # fmt: skip
+    ap.add_argument("--fold", type=int, default=1)
+    ap.add_argument("--conditions", nargs="+", default=["l3bg_3", "l3bg_6", "l3bg_12", "l3bg_25"])
+    ap.add_argument("--arch", default="fcn_wide")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--copies", type=int, default=5)
+    ap.add_argument("--eval-copies", type=int, default=8)
+    args = ap.parse_args(argv)
+
+    import keras
+
+    from hyperspy_mnvalence.datasets import load_titan_valence
+
+    from .acquisition_cv import AcquisitionConfig, train_fold
+    from .cv import cv_splits
+
+    d = load_titan_valence()
+    spectra, energy = d["spectra"].astype(np.float64), d["energy"]
+    labels = d["valence"].astype(int) - 2
+    rec = json.loads((args.candidate / "folds.json").read_text())
+    split = rec["split"]
+    tr, te = list(cv_splits(labels, None, split["folds"], split["seed"]))[args.fold - 1]
+    if sorted(te.tolist()) != sorted(rec["folds"][str(args.fold)]["held_out"]):
+        raise ValueError("The candidate's held-out fold differs from the split re-made here.")
+    candidate = keras.models.load_model(args.candidate / f"fold{args.fold}.keras")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "controls.json"
+    result = json.loads(path.read_text()) if path.exists() else {"conditions": {}}
+    result.update(
+        candidate=str(args.candidate),
+        fold=args.fold,
+        n_held_out=int(te.size),
+        eval_copies=args.eval_copies,
+        protocol=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    for name in args.conditions:
+        cond = control_conditions(name)
+        cfg = AcquisitionConfig(
+            arch=args.arch, epochs=args.epochs, copies=args.copies, seed=100 + args.fold
+        )
+        model, info = train_fold(
+            cfg,
+            spectra[tr],
+            labels[tr],
+            energy,
+            label=f"[control {name}]",
+            conditions=cond,
+            val_conditions=cond,
+        )
+        model.save(args.out / f"control_{name}_fold{args.fold}.keras")
+        row = [_suite_row(name)]
+        scores = {}
+        for who, m in (("control", model), ("candidate", candidate)):
+            r = run_suite(
+                spectra[te], labels[te], energy, _predictor(m), copies=args.eval_copies,
+                conditions=row,
+            )  # fmt: skip
+            scores[who] = r["conditions"][name]
+        result["conditions"][name] = {
+            "control": scores["control"]["accuracy"],
+            "candidate": scores["candidate"]["accuracy"],
+            "gap": scores["control"]["accuracy"] - scores["candidate"]["accuracy"],
+            "no_edge": scores["candidate"]["no_edge"],
+            "control_accuracy_classified": scores["control"]["accuracy_classified"],
+            "candidate_accuracy_classified": scores["candidate"]["accuracy_classified"],
+            "n": scores["candidate"]["n"],
+            "training": {"config": cfg.__dict__, "conditions": cond, **info},
+            "seed_of_recordings": SEED,
+        }
+        path.write_text(json.dumps(result, indent=1))
+        print(
+            f"{name}: control {scores['control']['accuracy']:.3f}  candidate "
+            f"{scores['candidate']['accuracy']:.3f}  (no-edge {scores['candidate']['no_edge']:.3f})",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
