@@ -25,8 +25,15 @@ _EDGE_WINDOWS_EV = {
     "pre": (-8.0, -4.0),
     "trough": (4.5, 7.0),
     "l2": (8.0, 14.0),
+    "beyond": (15.0, 17.5),
     "post": (17.0, 22.0),
 }
+
+#: Largest excess (fraction of the L3 height) of the smoothed spectrum 15-17.5 eV above
+#: L3 over the L2 maximum: a second sharp line there, as strong as the first (La M4
+#: 15-18 eV above M5), is not Mn L2. The plasmon replica of a thick (t/lambda 1.5) Mn
+#: edge reaches 0.24 there (99th percentile, simulated Titan spectra at 8e4 e/eV).
+BEYOND_L2_MAX = 0.3
 
 
 #: Where :func:`edge_statistic` measures the noise: centres (eV from the L3 peak) of the
@@ -65,7 +72,7 @@ def edge_features(
     dict
         Per row: ``h3`` (the smoothed spectrum at the peak), ``flanks`` (its mean 0.6 eV
         either side), ``pre`` (-8 to -4 eV), ``trough`` (4.5-7 eV), ``l2`` (the maximum
-        at 8-14 eV), ``post`` (17-22 eV) and ``noise``: the noise of the smoothed
+        at 8-14 eV), ``beyond`` (15-17.5 eV), ``post`` (17-22 eV) and ``noise``: the noise of the smoothed
         spectrum measured at that scale, the root mean square of its second
         differences at ``lag_eV`` over the pre-edge (-16 to -3.5 eV) and post-edge
         (16-22 eV), each clipped at three median-based sigmas (robust to what an
@@ -120,6 +127,7 @@ def edge_features(
         "pre": mean_at(*_EDGE_WINDOWS_EV["pre"]),
         "trough": mean_at(*_EDGE_WINDOWS_EV["trough"]),
         "l2": mean_at(*_EDGE_WINDOWS_EV["l2"], np.max),
+        "beyond": mean_at(*_EDGE_WINDOWS_EV["beyond"]),
         "post": mean_at(*_EDGE_WINDOWS_EV["post"]),
         "noise": _second_difference_noise(ys, lo_off, hi_off, lag_ch, step),
     }
@@ -162,6 +170,9 @@ def edge_decision(
         & (trough - pre < 0.42 * height)
         & (post - pre > -0.2 * height - 2 * noise)
     )
+    if "beyond" in f:
+        # no line beyond L2 as strong as L3 (La M5,4-like pairs 15-18 eV apart)
+        shape_ok &= f["beyond"] - l2 < BEYOND_L2_MAX * height
     snr = np.divide(height, noise, out=np.zeros_like(height), where=noise > 0)
     return snr, shape_ok
 
@@ -357,7 +368,8 @@ def edge_present(
     (``min_snr`` times the noise of the smoothed spectrum, measured at that scale, see
     :func:`edge_features`) and wider than a spike (its mean 0.6 eV either side at least
     0.4 of its height), clearly above the trough between L3 and L2 (a white line), an L2
-    maximum 8-14 eV above L3 that rises above that trough, a trough above the pre-edge
+    maximum 8-14 eV above L3 that rises above that trough and is not exceeded 15-17.5 eV
+    above L3 by more than 0.3 of the L3 height (a La M5,4-like pair), a trough above the pre-edge
     (edge jump) but well below the L3 height (rejects broad edges such as O K, whose
     fine structure otherwise resembles a white-line pair), and no large drop after the
     edge. The default threshold is calibrated on the acquisition simulator's negatives

@@ -1,0 +1,55 @@
+"""The edge decision rejects a second line 15-18 eV above the first (La M5,4-like pairs)
+and keeps thick Mn edges, whose plasmon replica lies there too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hyperspy_mnvalence.decisions._edge as edge
+from hyperspy_mnvalence.preprocessing import preprocess
+from hyperspy_mnvalence.simulations import simulate_acquisition, simulate_negatives
+from hyperspy_mnvalence.simulations.conditions import DETECTORS
+
+N = 2000
+
+
+def _la_m(det: str, seed: int):
+    rng = np.random.default_rng(seed)
+    return simulate_negatives(
+        "la_m_like", N, rng=rng, dose=8e4, dispersion_eV=0.25,
+        offset_eV=rng.uniform(-15, 15, N), **DETECTORS[det],
+    )  # fmt: skip
+
+
+def _thick_mn(seed: int, plasmon_eV: float):
+    rng = np.random.default_rng(seed)
+    return simulate_acquisition(
+        N, valence=rng.integers(2, 5, N), t_over_lambda=1.5, plasmon_eV=plasmon_eV,
+        l3_over_background=0.12, dose=8e4, dispersion_eV=0.25, resolution_eV=0.5,
+        offset_eV=rng.uniform(-15, 15, N), rng=rng, **DETECTORS["correlated"],
+    )  # fmt: skip
+
+
+def _called_mn(acq) -> float:
+    return float(preprocess(acq.spectra, acq.energy).valid.mean())
+
+
+@pytest.mark.parametrize("det", ["correlated", "white"])
+def test_la_m_like_pairs_are_not_mn(det, monkeypatch):
+    acq = _la_m(det, 3)
+    with_test = _called_mn(acq)
+    monkeypatch.setattr(edge, "BEYOND_L2_MAX", np.inf)
+    without = _called_mn(acq)
+    assert with_test <= 0.01  # 0.45 % measured at 4000 spectra
+    assert without >= 2 * with_test  # what the test removes (1.5 % without it)
+
+
+@pytest.mark.parametrize("plasmon_eV", [15.0, 20.0, 25.0])
+def test_thick_mn_edges_are_kept(plasmon_eV, monkeypatch):
+    acq = _thick_mn(4, plasmon_eV)
+    with_test = _called_mn(acq)
+    monkeypatch.setattr(edge, "BEYOND_L2_MAX", np.inf)
+    without = _called_mn(acq)
+    assert with_test >= 0.95
+    assert without - with_test <= 0.01
