@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--eval-copies", type=int, default=8)
+    ap.add_argument("--reuse", action="store_true",
+                    help="score the controls already saved in --out instead of training them")  # fmt: skip
     args = ap.parse_args(argv)
 
     import keras
@@ -138,16 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         cfg = AcquisitionConfig(
             arch=args.arch, epochs=args.epochs, copies=args.copies, seed=100 + args.fold
         )
-        model, info = train_fold(
-            cfg,
-            spectra[tr],
-            labels[tr],
-            energy,
-            label=f"[control {name}]",
-            conditions=cond,
-            val_conditions=cond,
-        )
-        model.save(args.out / f"control_{name}_fold{args.fold}.keras")
+        saved = args.out / f"control_{name}_fold{args.fold}.keras"
+        if args.reuse:
+            model = keras.models.load_model(saved)
+            info = result["conditions"][name]["training"]
+            info = {k: v for k, v in info.items() if k not in ("config", "conditions")}
+        else:
+            model, info = train_fold(
+                cfg,
+                spectra[tr],
+                labels[tr],
+                energy,
+                label=f"[control {name}]",
+                conditions=cond,
+                val_conditions=cond,
+            )
+            model.save(saved)
         row = [_suite_row(name)]
         scores = {}
         for who, m in (("control", model), ("candidate", candidate)):
