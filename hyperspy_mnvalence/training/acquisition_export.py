@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refresh", type=Path, metavar="SUITE_JSON",
                     help="only replace the suite figures in the card of --out by this suite "
                     "run's (see refresh())")  # fmt: skip
+    ap.add_argument("--suite", type=Path, metavar="SUITE_JSON",
+                    help="the suite run of these fold models (suite_<name>.json written by "
+                    "training.suite), used instead of scoring them again")  # fmt: skip
     ap.add_argument("--fast", type=Path, help="also write the fold-1 model alone here")
     ap.add_argument("--reports", type=Path, required=True, help="folder for the reports")
     ap.add_argument("--copies", type=int, default=2)
@@ -146,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         pre = preprocess(spectra[te], energy)
         p = m.predict(pre.x[..., None], batch_size=2048, verbose=0).argmax(1)
         fold_acc.append(float(np.mean((p == labels[te]) & pre.valid)))
-    predict = keras_fold_predictor(folder, spectra.shape[0])
-    suite = run_suite(spectra, labels, energy, predict, copies=args.copies)
-    suite["false_mn"] = negatives_false_mn(lambda r, e: predict(r, e, None))
+    if args.suite is not None:
+        suite = json.loads(args.suite.read_text())
+    else:
+        predict = keras_fold_predictor(folder, spectra.shape[0])
+        suite = run_suite(spectra, labels, energy, predict, copies=args.copies)
+        suite["false_mn"] = negatives_false_mn(lambda r, e: predict(r, e, None))
     (args.reports / "suite.json").write_text(json.dumps(suite, indent=1))
     suite_figure({"shipped": suite}, args.reports / "suite.png")
 
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     outputs = [(args.out, models, "ensemble of the fold models")]
     if args.fast:
         outputs.append((args.fast, models[:1], "the fold-1 model alone"))
-    for path, ms, what in outputs:
+    for i, (path, ms, what) in enumerate(outputs):
         meta = build_metadata(
             architecture=cfg["arch"],
             n_members=len(ms),
@@ -205,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             uq = uncertainty_quartiles(str(path), spectra, labels, energy)
             meta["metrics"]["acquisition"]["error_by_uncertainty_quartile"] = uq
         write_metadata(path, meta)  # the model's own evaluation added to its card
-        (args.reports / f"{path.stem}_card.json").write_text(
-            json.dumps(meta, indent=1, default=str)
-        )
+        # the ensemble's card is model_card.json (as refresh() writes it)
+        card = "model_card.json" if i == 0 else f"{path.stem}_card.json"
+        (args.reports / card).write_text(json.dumps(meta, indent=1, default=str))
         print(path, json.dumps({"digitized": dig, "mn2_line": line}), flush=True)
     print(json.dumps(metrics, indent=1, default=str))
     return 0
