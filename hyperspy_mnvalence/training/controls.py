@@ -24,7 +24,7 @@ import numpy as np
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 from .acquisitions import TRAINING_CONDITIONS
-from .suite import BASE, OFFSET_EV, SEED, SUITE, run_suite
+from .suite import BASE, OFFSET_EV, SEED, SUITE, keras_predictor, run_suite
 
 __all__ = ["control_conditions", "main"]
 
@@ -75,20 +75,6 @@ def control_conditions(name: str) -> dict:
     out["as_given"] = 0.0
     out["spikes_per_spectrum"] = 2.0 * float(c["spikes_per_spectrum"])  # half the groups
     return out
-
-
-def _predictor(model):
-    from hyperspy_mnvalence.preprocessing import preprocess
-
-    def predict(raw, energy, source=None):
-        pre = preprocess(raw, energy)
-        out = np.full((raw.shape[0], 3), np.nan, np.float32)
-        if pre.valid.any():
-            x = pre.x[pre.valid][..., None]
-            out[pre.valid] = model.predict(x, batch_size=2048, verbose=0)
-        return out
-
-    return predict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = {}
         for who, m in (("control", model), ("candidate", candidate)):
             r = run_suite(
-                spectra[te], labels[te], energy, _predictor(m), copies=args.eval_copies,
+                spectra[te], labels[te], energy, keras_predictor(m), copies=args.eval_copies,
                 conditions=row,
             )  # fmt: skip
             scores[who] = r["conditions"][name]

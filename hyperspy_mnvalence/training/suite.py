@@ -44,8 +44,11 @@ __all__ = [
     "ROC_THRESHOLDS",
     "SUITE",
     "edge_roc",
+    "keras_fold_predictor",
+    "keras_predictor",
     "main",
     "negatives_false_mn",
+    "onnx_predictor",
     "roc_figure",
     "run_suite",
     "suite_figure",
@@ -438,6 +441,26 @@ def keras_fold_predictor(fold_dir: Path, n_spectra: int) -> Predictor:
     return predict
 
 
+def keras_predictor(model) -> Predictor:
+    """A predictor of one Keras model (or a saved ``.keras`` file) through ``preprocess``."""
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    if isinstance(model, str | Path):
+        import keras
+
+        model = keras.models.load_model(model)
+
+    def predict(raw, energy, source=None):
+        pre = preprocess(raw, energy)
+        out = np.full((raw.shape[0], 3), np.nan, np.float32)
+        if pre.valid.any():
+            x = pre.x[pre.valid][..., None]
+            out[pre.valid] = model.predict(x, batch_size=2048, verbose=0)
+        return out
+
+    return predict
+
+
 def onnx_predictor(model: str) -> Predictor:
     """A predictor through the package's own inference (an ONNX model file or a shipped
     model's name such as ``"fast"``)."""
@@ -458,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="fold models (folder written by acquisition_cv)")  # fmt: skip
     ap.add_argument("--onnx", nargs="*", default=[], metavar="NAME=MODEL",
                     help="ONNX model file or shipped name, scored on every spectrum")  # fmt: skip
+    ap.add_argument("--keras", nargs="*", default=[], metavar="NAME=FILE",
+                    help="one saved Keras model, scored on every spectrum")  # fmt: skip
+    ap.add_argument("--held-out", metavar="DIR=K",
+                    help="score only the held-out spectra of fold K of the fold folder DIR")  # fmt: skip
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--copies", type=int, default=2)
     ap.add_argument("--negatives", type=int, default=400, help="spectra per negative family")
@@ -470,17 +497,29 @@ def main(argv: list[str] | None = None) -> int:
     d = load_titan_valence()
     spectra, energy = d["spectra"].astype(np.float64), d["energy"]
     labels = d["valence"].astype(int) - 2
+    if args.held_out:
+        path, k = args.held_out.rsplit("=", 1)
+        rec = json.loads((Path(path) / "folds.json").read_text())
+        te = np.asarray(rec["folds"][k]["held_out"], int)
+        spectra, labels = spectra[te], labels[te]
+        if args.folds:
+            ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     preds = {}
     for item in args.folds:
         name, path = item.split("=", 1)
         preds[name] = keras_fold_predictor(Path(path), spectra.shape[0])
+    for item in args.keras:
+        name, path = item.split("=", 1)
+        preds[name] = keras_predictor(path)
     for item in args.onnx:
         name, path = item.split("=", 1)
         preds[name] = onnx_predictor(path)
     for name, pr in preds.items():
         res = run_suite(spectra, labels, energy, pr, copies=args.copies)
+        if args.held_out:
+            res["held_out"] = {"folds": args.held_out, "n_spectra": int(labels.size)}
         if args.negatives:
             res["false_mn"] = negatives_false_mn(lambda r, e, pr=pr: pr(r, e, None), args.negatives)
         results[name] = res
