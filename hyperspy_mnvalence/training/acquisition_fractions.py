@@ -123,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default="fcn_wide")
     ap.add_argument("--all-data", action="store_true", help="train on every spectrum")
     ap.add_argument("--evaluate-only", type=Path, help="score a saved .keras or .onnx model")
+    ap.add_argument(
+        "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
+    )
+    ap.add_argument("--as-given", type=float, help="share passed as they are")
     args = ap.parse_args(argv)
 
     import keras
 
     from hyperspy_mnvalence.datasets import load_titan_valence
 
-    from .acquisitions import acquisition_epoch
+    from .acquisitions import TRAINING_CONDITIONS, acquisition_epoch
     from .cv import cv_splits, predict
     from .fractions import FractionConfig, make_mixtures
     from .loop import train_loop
@@ -142,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         tr = np.arange(y.size)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = FractionConfig(arch=args.arch, epochs=args.epochs, n_mixtures=args.n_mixtures, seed=1)
+    conditions = {**TRAINING_CONDITIONS}
+    if args.clean is not None:
+        conditions["clean"] = args.clean
+    if args.as_given is not None:
+        conditions["as_given"] = args.as_given
     t0 = time.time()
     if args.evaluate_only and args.evaluate_only.suffix == ".onnx":
         import onnxruntime as ort
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         def make_epoch(rng):
             t = time.time()
             mixed, w = make_mixtures(spectra[tr], y[tr], cfg.n_mixtures, cfg, rng)
-            x, ww = acquisition_epoch(mixed, energy, w, rng)
+            x, ww = acquisition_epoch(mixed, energy, w, rng, conditions=conditions)
             timing["data"] += time.time() - t
             return x, ww
 
@@ -180,7 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         info = {"seconds": time.time() - t0, "data_seconds": timing["data"], **fit}
     basis = class_basis(spectra[tr], y[tr], energy)
     res = evaluate_fraction_suite(lambda x: predict(model, x), spectra[te], y[te], energy, basis)
-    report = {"config": asdict(cfg), "train": info, "held_out_fold": 1, "suite": res}
+    report = {
+        "config": asdict(cfg),
+        "conditions": conditions,
+        "train": info,
+        "held_out_fold": 1,
+        "suite": res,
+    }
     (args.out / "fractions_suite.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(res, indent=1), flush=True)
     return 0
