@@ -103,7 +103,7 @@ def accuracies():
 def test_deconvolution_brings_thick_spectra_to_thin_ones(accuracies):
     # measured (180 pixels, t/lambda 1.5), thin / thick raw / thick deconvolved:
     # default ('acquisition', trained on thick recordings) 2e6 e-/eV 100 / 100 / 99 %,
-    # 2e5 100 / 87 / 84 %; 'ensemble' (clean-trained) 2e6 100 / 82 / 99 %, 2e5 100 / 77 / 85 %
+    # 2e5 100 / 86 / 86 %; 'ensemble' (clean-trained) 2e6 100 / 82 / 99 %, 2e5 100 / 77 / 85 %
     a = accuracies
     for model in ("acquisition", "ensemble"):
         hi = a[model, 2e6]

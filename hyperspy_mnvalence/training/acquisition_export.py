@@ -50,7 +50,7 @@ def suite_metrics(suite: dict) -> dict:
     )
 
 
-def refresh(model: Path, suite_json: Path, reports: Path) -> dict:
+def refresh(model: Path, suite_json: Path, reports: Path, card: str = "model_card.json") -> dict:
     """Replace an exported model's suite figures by those of a new suite run.
 
     For a suite re-run with the same fold models (after a change of the simulator or of
@@ -66,6 +66,8 @@ def refresh(model: Path, suite_json: Path, reports: Path) -> dict:
         ``suite_<name>.json`` written by ``python -m hyperspy_mnvalence.training.suite``.
     reports : pathlib.Path
         The reports folder.
+    card : str
+        Name of the card written there (``model_card.json`` for the default ensemble).
 
     Returns
     -------
@@ -88,10 +90,9 @@ def refresh(model: Path, suite_json: Path, reports: Path) -> dict:
     meta["metrics"]["acquisition"] = acq
     write_metadata(model, meta)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "suite.json").write_text(json.dumps(suite, indent=1))
-    (reports / "model_card.json").write_text(
-        json.dumps(read_metadata(model), indent=1, default=str)
-    )
+    if card == "model_card.json":
+        (reports / "suite.json").write_text(json.dumps(suite, indent=1))
+    (reports / card).write_text(json.dumps(read_metadata(model), indent=1, default=str))
     return acq
 
 
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refresh", type=Path, metavar="SUITE_JSON",
                     help="only replace the suite figures in the card of --out by this suite "
                     "run's (see refresh())")  # fmt: skip
+    ap.add_argument("--card", default="model_card.json",
+                    help="with --refresh: the card's file name in --reports")  # fmt: skip
     ap.add_argument("--suite", type=Path, metavar="SUITE_JSON",
                     help="the suite run of these fold models (suite_<name>.json written by "
                     "training.suite), used instead of scoring them again")  # fmt: skip
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copies", type=int, default=2)
     args = ap.parse_args(argv)
     if args.refresh is not None:
-        print(json.dumps(refresh(args.out, args.refresh, args.reports), indent=1, default=str))
+        acq = refresh(args.out, args.refresh, args.reports, args.card)
+        print(json.dumps(acq, indent=1, default=str))
         return 0
     if not args.folds:
         ap.error("--folds is required (unless --refresh)")
