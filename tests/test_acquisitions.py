@@ -44,3 +44,14 @@ def test_as_given_share_passes_spectra_unrecorded(clean_titan_like):
     for idx, raw, energy in groups:
         np.testing.assert_array_equal(raw, s[idx].astype(np.float32))
         assert energy.size == e.size and abs(np.diff(energy).mean() - 0.1) < 1e-9
+
+
+def test_training_conditions_copies_with_the_two_shares():
+    from hyperspy_mnvalence.training.acquisitions import TRAINING_CONDITIONS, training_conditions
+
+    c = training_conditions(0.3, 0.15)
+    assert (c["clean"], c["as_given"]) == (0.3, 0.15)
+    assert (TRAINING_CONDITIONS["clean"], TRAINING_CONDITIONS["as_given"]) == (0.2, 0.0)
+    c["ranges"]["t_over_lambda"][1] = 9.0  # a deep copy: the defaults stay
+    assert TRAINING_CONDITIONS["ranges"]["t_over_lambda"] == [0.0, 1.5]
+    assert training_conditions() == TRAINING_CONDITIONS

@@ -172,10 +172,9 @@ def edge_decision(
         & (trough - pre > -2 * noise)
         & (trough - pre < 0.42 * height)
         & (post - pre > -0.2 * height - 2 * noise)
-    )
-    if "beyond" in f:
         # no line beyond L2 as strong as L3 (La M5,4-like pairs 15-18 eV apart)
-        shape_ok &= f["beyond"] - l2 < BEYOND_L2_MAX * height
+        & (f["beyond"] - l2 < BEYOND_L2_MAX * height)
+    )
     snr = np.divide(height, noise, out=np.zeros_like(height), where=noise > 0)
     return snr, shape_ok
 

@@ -143,20 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
-    )
-    ap.add_argument("--as-given", type=float, help="share passed as they are")
+    from .acquisitions import add_share_arguments, training_conditions
+
+    add_share_arguments(ap)
     args = ap.parse_args(argv)
-    import copy
-
-    from .acquisitions import TRAINING_CONDITIONS
-
-    conditions = copy.deepcopy(TRAINING_CONDITIONS)
-    if args.clean is not None:
-        conditions["clean"] = args.clean
-    if args.as_given is not None:
-        conditions["as_given"] = args.as_given
+    conditions = training_conditions(args.clean, args.as_given)
 
     from hyperspy_mnvalence.datasets import load_titan_valence
 

@@ -24,6 +24,8 @@ import numpy as np
 
 from hyperspy_mnvalence.preprocessing import preprocess
 
+from .acquisitions import add_share_arguments
+
 __all__ = ["nnls_fractions", "evaluate_fraction_suite", "main"]
 
 CLASSES = np.array([2.0, 3.0, 4.0])
@@ -123,17 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default="fcn_wide")
     ap.add_argument("--all-data", action="store_true", help="train on every spectrum")
     ap.add_argument("--evaluate-only", type=Path, help="score a saved .keras or .onnx model")
-    ap.add_argument(
-        "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
-    )
-    ap.add_argument("--as-given", type=float, help="share passed as they are")
+    add_share_arguments(ap)
     args = ap.parse_args(argv)
 
     import keras
 
     from hyperspy_mnvalence.datasets import load_titan_valence
 
-    from .acquisitions import TRAINING_CONDITIONS, acquisition_epoch
+    from .acquisitions import acquisition_epoch, training_conditions
     from .cv import cv_splits, predict
     from .fractions import FractionConfig, make_mixtures
     from .loop import train_loop
@@ -146,11 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         tr = np.arange(y.size)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = FractionConfig(arch=args.arch, epochs=args.epochs, n_mixtures=args.n_mixtures, seed=1)
-    conditions = {**TRAINING_CONDITIONS}
-    if args.clean is not None:
-        conditions["clean"] = args.clean
-    if args.as_given is not None:
-        conditions["as_given"] = args.as_given
+    conditions = training_conditions(args.clean, args.as_given)
     t0 = time.time()
     if args.evaluate_only and args.evaluate_only.suffix == ".onnx":
         import onnxruntime as ort

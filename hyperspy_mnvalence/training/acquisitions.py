@@ -20,7 +20,13 @@ import numpy as np
 from hyperspy_mnvalence.preprocessing import preprocess
 from hyperspy_mnvalence.simulations import draw_conditions, simulate_acquisition
 
-__all__ = ["TRAINING_CONDITIONS", "acquisition_epoch", "record"]
+__all__ = [
+    "TRAINING_CONDITIONS",
+    "acquisition_epoch",
+    "add_share_arguments",
+    "record",
+    "training_conditions",
+]
 
 #: The training distribution (stored in the model card). ``ranges`` override
 #: :data:`hyperspy_mnvalence.simulations.CONDITION_RANGES`; ``dispersion_bins`` are the
@@ -54,6 +60,26 @@ TRAINING_CONDITIONS: dict = {
     "as_given": 0.0,
     "as_given_offsets": 8,
 }
+
+
+def training_conditions(clean: float | None = None, as_given: float | None = None) -> dict:
+    """A copy of :data:`TRAINING_CONDITIONS` with the ``clean`` and ``as_given`` shares
+    replaced where given (the two knobs the training command lines expose)."""
+    c = copy.deepcopy(TRAINING_CONDITIONS)
+    if clean is not None:
+        c["clean"] = float(clean)
+    if as_given is not None:
+        c["as_given"] = float(as_given)
+    return c
+
+
+def add_share_arguments(parser) -> None:
+    """``--clean`` and ``--as-given`` on a training command line (see
+    :func:`training_conditions`)."""
+    parser.add_argument(
+        "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
+    )
+    parser.add_argument("--as-given", type=float, help="share passed as they are")
 
 
 def record(

@@ -100,16 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     from hyperspy_mnvalence.datasets import load_titan_valence
 
     from .acquisition_cv import AcquisitionConfig, train_fold
-    from .cv import cv_splits
 
     d = load_titan_valence()
     spectra, energy = d["spectra"].astype(np.float64), d["energy"]
     labels = d["valence"].astype(int) - 2
     rec = json.loads((args.candidate / "folds.json").read_text())
-    split = rec["split"]
-    tr, te = list(cv_splits(labels, None, split["folds"], split["seed"]))[args.fold - 1]
-    if sorted(te.tolist()) != sorted(rec["folds"][str(args.fold)]["held_out"]):
-        raise ValueError("The candidate's held-out fold differs from the split re-made here.")
+    # the candidate's own held-out fold; the control trains on the rest
+    te = np.sort(np.asarray(rec["folds"][str(args.fold)]["held_out"], int))
+    tr = np.setdiff1d(np.arange(labels.size), te)
     candidate = keras.models.load_model(args.candidate / f"fold{args.fold}.keras")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "controls.json"

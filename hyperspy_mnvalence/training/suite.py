@@ -491,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--roc", action="store_true",
                     help="also the edge decision's ROC (roc.json, roc.png)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.held_out and args.folds:
+        ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
 
     from hyperspy_mnvalence.datasets import load_titan_valence
 
@@ -502,8 +504,6 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads((Path(path) / "folds.json").read_text())
         te = np.asarray(rec["folds"][k]["held_out"], int)
         spectra, labels = spectra[te], labels[te]
-        if args.folds:
-            ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     preds = {}
