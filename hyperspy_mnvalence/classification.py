@@ -632,8 +632,8 @@ def classify_mn_valence(
         simulated raw acquisitions, chosen by the robustness suite (best on thick
         samples, coarse resolution and coarse dispersion). ``"ensemble"`` for the
         ten-network ensemble trained on the clean Titan spectra (a few points better on
-        thin, clean data; ``mnv.model_card("ensemble")``), ``"fast"`` for one network of
-        that ensemble (no ensemble spread; ``mnv.model_card("fast")``), ``"lite"`` for
+        thin, clean data; ``mnv.model_card("ensemble")``), ``"fast"`` for the default's
+        fold-1 network alone (no ensemble spread; ``mnv.model_card("fast")``), ``"lite"`` for
         the smaller single network (a little less accurate; ``mnv.model_card("lite")``),
         or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
     batch_size : int

@@ -778,11 +778,12 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME|PATH",
-        help="'fast' for the shipped single network (several times faster on large maps, "
-        "no ensemble spread), 'lite' for the smaller single network (about twice as fast "
-        "again, a little less accurate), 'acquisition' for the ensemble trained on simulated "
-        "raw acquisitions (better on thick samples and coarse resolution/dispersion), or a "
-        "retrained .onnx file (default: the shipped ensemble)",
+        help="default 'acquisition': the five-network ensemble trained on simulated raw "
+        "acquisitions (best on thick samples and coarse resolution/dispersion); 'ensemble' "
+        "for the ten networks trained on clean spectra (a few points better on thin, clean "
+        "data); 'fast' for the default's fold-1 network alone (faster, no ensemble spread); "
+        "'lite' for the smaller single network (a little less accurate); or a retrained "
+        ".onnx file",
     )
 
 

@@ -599,9 +599,9 @@ def load_model(
     model : str, path-like, MnValenceModel or None
         ``None`` for the default classifier (``"acquisition"``: five networks trained on
         simulated acquisitions); ``"ensemble"`` (ten networks trained on clean Titan
-        spectra, best on thin, clean data), ``"fast"`` (one of those networks, no
-        ensemble spread: see its model card), ``"lite"`` (one smaller network, a little
-        less accurate) or ``"fractions"`` for a shipped model by name;
+        spectra, best on thin, clean data), ``"fast"`` (the default's fold-1 network
+        alone, no ensemble spread: see its model card), ``"lite"`` (one smaller network
+        trained on clean spectra, a little less accurate) or ``"fractions"`` for a shipped model by name;
         a path to a retrained ``.onnx`` file; or an already-loaded model (returned as
         is).
     name : str
