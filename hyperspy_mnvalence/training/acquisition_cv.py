@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_share_arguments(ap)
     args = ap.parse_args(argv)
-    conditions = training_conditions(args.clean, args.as_given)
+    conditions = training_conditions(args.clean, args.as_given, args.resolution)
 
     from hyperspy_mnvalence.datasets import load_titan_valence
 

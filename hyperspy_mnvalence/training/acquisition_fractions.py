@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         tr = np.arange(y.size)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = FractionConfig(arch=args.arch, epochs=args.epochs, n_mixtures=args.n_mixtures, seed=1)
-    conditions = training_conditions(args.clean, args.as_given)
+    conditions = training_conditions(args.clean, args.as_given, args.resolution)
     t0 = time.time()
     if args.evaluate_only and args.evaluate_only.suffix == ".onnx":
         import onnxruntime as ort

@@ -62,24 +62,38 @@ TRAINING_CONDITIONS: dict = {
 }
 
 
-def training_conditions(clean: float | None = None, as_given: float | None = None) -> dict:
+def training_conditions(
+    clean: float | None = None,
+    as_given: float | None = None,
+    resolution: tuple[float, float] | None = None,
+) -> dict:
     """A copy of :data:`TRAINING_CONDITIONS` with the ``clean`` and ``as_given`` shares
-    replaced where given (the two knobs the training command lines expose)."""
+    and the range of ``resolution_eV`` replaced where given (the knobs the training
+    command lines expose)."""
     c = copy.deepcopy(TRAINING_CONDITIONS)
     if clean is not None:
         c["clean"] = float(clean)
     if as_given is not None:
         c["as_given"] = float(as_given)
+    if resolution is not None:
+        lo, hi = (float(v) for v in resolution)
+        if not 0 < lo <= hi:
+            raise ValueError(f"resolution range must satisfy 0 < min <= max, got {resolution}.")
+        c["ranges"]["resolution_eV"] = [lo, hi]
     return c
 
 
 def add_share_arguments(parser) -> None:
-    """``--clean`` and ``--as-given`` on a training command line (see
+    """``--clean``, ``--as-given`` and ``--resolution`` on a training command line (see
     :func:`training_conditions`)."""
     parser.add_argument(
         "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
     )
     parser.add_argument("--as-given", type=float, help="share passed as they are")
+    parser.add_argument(
+        "--resolution", type=float, nargs=2, metavar=("MIN", "MAX"),
+        help="range of the resolution FWHM in eV, drawn log-uniform (default 0.2 2.0)",
+    )  # fmt: skip
 
 
 def record(
