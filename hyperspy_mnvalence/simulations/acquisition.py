@@ -338,7 +338,8 @@ def simulate_acquisition(
         ``spectra`` (float32 counts), ``energy`` and ``truth``: every parameter per
         spectrum, ``l3_true_eV`` (the L3 maximum in true energy) and ``l3_eV`` (as
         reported), ``l3_counts`` (L3 height above background in counts per channel),
-        ``has_edge``, ``spike_channels`` (list of arrays), ``hot_channels`` and
+        ``has_edge``, ``spike_channels`` (one array of channel indices per spectrum, empty
+        where it has none), ``hot_channels`` and
         ``gain_pattern`` (per channel).
 
     Examples
@@ -493,7 +494,7 @@ def simulate_acquisition(
         out += (gen.standard_normal((n, m)) * p["read_noise"][:, None]).astype(np.float32)
     out += np.float32(dark_level)
     # 6. spikes and hot channels
-    spikes: list[np.ndarray] = []
+    spikes: list[np.ndarray] = [np.array([], dtype=np.int64)] * n  # one entry per spectrum
     bg_counts = np.where(np.isfinite(p["dose"]), p["dose"], 1.0) * d * p["gain"]
     # spike heights are in units of the L3 height (10 % of the background without an edge)
     spike_unit = np.where(l3_counts > 0, l3_counts, 0.1 * bg_counts)
@@ -506,7 +507,7 @@ def simulate_acquisition(
             wide = gen.random(counts[i]) < 0.3  # some spikes spill into the next channel
             nxt = np.minimum(ch[wide] + 1, m - 1)
             out[i, nxt] += (0.4 * height[wide]).astype(np.float32)
-            spikes.append(ch)
+            spikes[i] = ch
     hot = (
         gen.choice(m, size=int(hot_channels), replace=False) if hot_channels else np.array([], int)
     )
