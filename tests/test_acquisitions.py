@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from hyperspy_mnvalence.preprocessing import preprocess
 from hyperspy_mnvalence.training.acquisitions import TRAINING_CONDITIONS, acquisition_epoch, record
@@ -55,3 +56,13 @@ def test_training_conditions_copies_with_the_two_shares():
     c["ranges"]["t_over_lambda"][1] = 9.0  # a deep copy: the defaults stay
     assert TRAINING_CONDITIONS["ranges"]["t_over_lambda"] == [0.0, 1.5]
     assert training_conditions() == TRAINING_CONDITIONS
+
+
+def test_training_conditions_resolution_range():
+    from hyperspy_mnvalence.training.acquisitions import TRAINING_CONDITIONS, training_conditions
+
+    c = training_conditions(resolution=(0.2, 3.0))
+    assert c["ranges"]["resolution_eV"] == [0.2, 3.0]
+    assert TRAINING_CONDITIONS["ranges"]["resolution_eV"] == [0.2, 2.0]
+    with pytest.raises(ValueError, match="resolution range"):
+        training_conditions(resolution=(2.0, 1.0))

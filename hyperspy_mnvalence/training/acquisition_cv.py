@@ -143,19 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    from .acquisitions import add_share_arguments, training_conditions
+    from .acquisitions import add_share_arguments, titan_training_set, training_conditions
 
     add_share_arguments(ap)
     args = ap.parse_args(argv)
     conditions = training_conditions(args.clean, args.as_given, args.resolution)
 
-    from hyperspy_mnvalence.datasets import load_titan_valence
-
     from .cv import cv_splits
 
-    d = load_titan_valence()
-    spectra, energy = d["spectra"].astype(np.float64), d["energy"]
-    labels = d["valence"].astype(int) - 2
+    spectra, energy, labels = titan_training_set()
     splits = cv_splits(labels, None, args.folds, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     record_path = args.out / "folds.json"

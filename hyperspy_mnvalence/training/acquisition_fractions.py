@@ -130,16 +130,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
-    from hyperspy_mnvalence.datasets import load_titan_valence
-
-    from .acquisitions import acquisition_epoch, training_conditions
+    from .acquisitions import acquisition_epoch, titan_training_set, training_conditions
     from .cv import cv_splits, predict
     from .fractions import FractionConfig, make_mixtures
     from .loop import train_loop
 
-    d = load_titan_valence()
-    spectra, energy = d["spectra"].astype(np.float64), d["energy"]
-    y = d["valence"].astype(int) - 2
+    spectra, energy, y = titan_training_set()
     tr, te = cv_splits(y, None, 5, 0)[0]
     if args.all_data:
         tr = np.arange(y.size)

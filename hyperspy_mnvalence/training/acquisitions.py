@@ -25,6 +25,7 @@ __all__ = [
     "acquisition_epoch",
     "add_share_arguments",
     "record",
+    "titan_training_set",
     "training_conditions",
 ]
 
@@ -60,6 +61,24 @@ TRAINING_CONDITIONS: dict = {
     "as_given": 0.0,
     "as_given_offsets": 8,
 }
+
+
+def titan_training_set() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The labelled Titan spectra as the acquisition training and its reports read them.
+
+    Returns
+    -------
+    spectra : numpy.ndarray
+        ``(n, k)`` float64 clean spectra.
+    energy : numpy.ndarray
+        Their energy axis ``(k,)`` in eV.
+    labels : numpy.ndarray
+        Class index per spectrum: 0, 1, 2 for Mn2+, Mn3+, Mn4+.
+    """
+    from hyperspy_mnvalence.datasets import load_titan_valence
+
+    d = load_titan_valence()
+    return d["spectra"].astype(np.float64), d["energy"], d["valence"].astype(int) - 2
 
 
 def training_conditions(

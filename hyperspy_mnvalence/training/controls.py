@@ -23,7 +23,7 @@ import numpy as np
 
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
-from .acquisitions import TRAINING_CONDITIONS
+from .acquisitions import TRAINING_CONDITIONS, titan_training_set
 from .suite import BASE, OFFSET_EV, SEED, SUITE, keras_predictor, run_suite
 
 __all__ = ["control_conditions", "main"]
@@ -97,13 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
-    from hyperspy_mnvalence.datasets import load_titan_valence
-
     from .acquisition_cv import AcquisitionConfig, train_fold
 
-    d = load_titan_valence()
-    spectra, energy = d["spectra"].astype(np.float64), d["energy"]
-    labels = d["valence"].astype(int) - 2
+    spectra, energy, labels = titan_training_set()
     rec = json.loads((args.candidate / "folds.json").read_text())
     # the candidate's own held-out fold; the control trains on the rest
     te = np.sort(np.asarray(rec["folds"][str(args.fold)]["held_out"], int))

@@ -494,11 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.held_out and args.folds:
         ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
 
-    from hyperspy_mnvalence.datasets import load_titan_valence
+    from .acquisitions import titan_training_set
 
-    d = load_titan_valence()
-    spectra, energy = d["spectra"].astype(np.float64), d["energy"]
-    labels = d["valence"].astype(int) - 2
+    spectra, energy, labels = titan_training_set()
     if args.held_out:
         path, k = args.held_out.rsplit("=", 1)
         rec = json.loads((Path(path) / "folds.json").read_text())
