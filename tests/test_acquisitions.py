@@ -58,11 +58,27 @@ def test_training_conditions_copies_with_the_two_shares():
     assert training_conditions() == TRAINING_CONDITIONS
 
 
-def test_training_conditions_resolution_range():
-    from hyperspy_mnvalence.training.acquisitions import TRAINING_CONDITIONS, training_conditions
+def test_training_conditions_ranges_from_the_command_line():
+    import argparse
 
-    c = training_conditions(resolution=(0.2, 3.0))
+    from hyperspy_mnvalence.training.acquisitions import (
+        add_share_arguments,
+        conditions_from_arguments,
+        training_conditions,
+    )
+
+    ap = argparse.ArgumentParser()
+    add_share_arguments(ap)
+    args = ap.parse_args(
+        "--clean 0.3 --range resolution_eV 0.2 3 --range t_over_lambda 0 0".split()
+    )
+    c = conditions_from_arguments(args)
+    assert c["clean"] == 0.3 and c["as_given"] == TRAINING_CONDITIONS["as_given"]
     assert c["ranges"]["resolution_eV"] == [0.2, 3.0]
+    assert c["ranges"]["t_over_lambda"] == [0.0, 0.0]
     assert TRAINING_CONDITIONS["ranges"]["resolution_eV"] == [0.2, 2.0]
-    with pytest.raises(ValueError, match="resolution range"):
-        training_conditions(resolution=(2.0, 1.0))
+    assert conditions_from_arguments(ap.parse_args([])) == TRAINING_CONDITIONS
+    with pytest.raises(ValueError, match="min <= max"):
+        training_conditions(ranges={"resolution_eV": (2.0, 1.0)})
+    with pytest.raises(ValueError, match="Unknown knob"):
+        training_conditions(ranges={"resolution": (0.2, 1.0)})

@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    from .acquisitions import add_share_arguments, titan_training_set, training_conditions
+    from .acquisitions import add_share_arguments, conditions_from_arguments, titan_training_set
 
     add_share_arguments(ap)
     args = ap.parse_args(argv)
-    conditions = training_conditions(args.clean, args.as_given, args.resolution)
+    conditions = conditions_from_arguments(args)
 
     from .cv import cv_splits
 

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
-    from .acquisitions import acquisition_epoch, titan_training_set, training_conditions
+    from .acquisitions import acquisition_epoch, conditions_from_arguments, titan_training_set
     from .cv import cv_splits, predict
     from .fractions import FractionConfig, make_mixtures
     from .loop import train_loop
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         tr = np.arange(y.size)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = FractionConfig(arch=args.arch, epochs=args.epochs, n_mixtures=args.n_mixtures, seed=1)
-    conditions = training_conditions(args.clean, args.as_given, args.resolution)
+    conditions = conditions_from_arguments(args)
     t0 = time.time()
     if args.evaluate_only and args.evaluate_only.suffix == ".onnx":
         import onnxruntime as ort

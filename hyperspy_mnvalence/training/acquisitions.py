@@ -24,6 +24,7 @@ __all__ = [
     "TRAINING_CONDITIONS",
     "acquisition_epoch",
     "add_share_arguments",
+    "conditions_from_arguments",
     "record",
     "titan_training_set",
     "training_conditions",
@@ -84,35 +85,55 @@ def titan_training_set() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def training_conditions(
     clean: float | None = None,
     as_given: float | None = None,
-    resolution: tuple[float, float] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> dict:
     """A copy of :data:`TRAINING_CONDITIONS` with the ``clean`` and ``as_given`` shares
-    and the range of ``resolution_eV`` replaced where given (the knobs the training
-    command lines expose)."""
+    and some knobs' ranges replaced where given (what the training command lines expose).
+
+    Parameters
+    ----------
+    clean, as_given : float, optional
+        Shares recorded clean and passed as they are.
+    ranges : dict, optional
+        ``{knob: (min, max)}`` for knobs of ``TRAINING_CONDITIONS["ranges"]``, e.g.
+        ``{"resolution_eV": (0.2, 3.0)}`` or ``{"t_over_lambda": (0, 0)}`` (fixed).
+
+    Returns
+    -------
+    dict
+    """
     c = copy.deepcopy(TRAINING_CONDITIONS)
     if clean is not None:
         c["clean"] = float(clean)
     if as_given is not None:
         c["as_given"] = float(as_given)
-    if resolution is not None:
-        lo, hi = (float(v) for v in resolution)
-        if not 0 < lo <= hi:
-            raise ValueError(f"resolution range must satisfy 0 < min <= max, got {resolution}.")
-        c["ranges"]["resolution_eV"] = [lo, hi]
+    for knob, (lo, hi) in (ranges or {}).items():
+        if knob not in c["ranges"]:
+            raise ValueError(f"Unknown knob {knob!r}; known: {sorted(c['ranges'])}.")
+        if not float(lo) <= float(hi):
+            raise ValueError(f"The range of {knob!r} must satisfy min <= max, got {lo}, {hi}.")
+        c["ranges"][knob] = [float(lo), float(hi)]
     return c
 
 
 def add_share_arguments(parser) -> None:
-    """``--clean``, ``--as-given`` and ``--resolution`` on a training command line (see
-    :func:`training_conditions`)."""
+    """``--clean``, ``--as-given`` and ``--range`` on a training command line (see
+    :func:`training_conditions`); :func:`conditions_from_arguments` reads them."""
     parser.add_argument(
         "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
     )
     parser.add_argument("--as-given", type=float, help="share passed as they are")
     parser.add_argument(
-        "--resolution", type=float, nargs=2, metavar=("MIN", "MAX"),
-        help="range of the resolution FWHM in eV, drawn log-uniform (default 0.2 2.0)",
+        "--range", nargs=3, action="append", default=[], metavar=("KNOB", "MIN", "MAX"),
+        help="replace a knob's training range, e.g. --range resolution_eV 0.2 3.0 "
+        "(repeatable; knobs: the ranges of TRAINING_CONDITIONS)",
     )  # fmt: skip
+
+
+def conditions_from_arguments(args) -> dict:
+    """The training conditions a command line's ``--clean/--as-given/--range`` give."""
+    ranges = {k: (float(a), float(b)) for k, a, b in args.range}
+    return training_conditions(args.clean, args.as_given, ranges)
 
 
 def record(
