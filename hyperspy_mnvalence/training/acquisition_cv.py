@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--stop-on-training-conditions", action="store_true",
+        help="record the early-stopping set under the training conditions (default: under "
+        "TRAINING_CONDITIONS, whatever --range says), for a model meant for a narrower input",
+    )  # fmt: skip
     from .acquisitions import add_share_arguments, conditions_from_arguments, titan_training_set
 
     add_share_arguments(ap)
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record_path = args.out / "folds.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"folds": {}}
+    stopping = "training conditions" if args.stop_on_training_conditions else "default"
     record["split"] = {"kind": "StratifiedKFold", "folds": args.folds, "seed": args.seed}
     for k, (tr, te) in enumerate(splits, start=1):
         if args.only and k not in args.only:
@@ -164,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
             arch=args.arch, epochs=args.epochs, copies=args.copies, seed=args.seed + k
         )
         model, info = train_fold(
-            cfg, spectra[tr], labels[tr], energy, label=f"[fold {k}]", conditions=conditions
-        )
+            cfg, spectra[tr], labels[tr], energy, label=f"[fold {k}]", conditions=conditions,
+            val_conditions=conditions if args.stop_on_training_conditions else None,
+        )  # fmt: skip
         model.save(args.out / f"fold{k}.keras")
         record["folds"][str(k)] = {
             "held_out": te.tolist(),
             "config": asdict(cfg),
             "conditions": conditions,
+            "early_stopping": stopping,
             **info,
         }
         record_path.write_text(json.dumps(record))
