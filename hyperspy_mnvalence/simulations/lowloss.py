@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .acquisition import Acquisition, _per_spectrum
-from .scattering import scattering_transfer
+from .acquisition import Acquisition, _per_spectrum, simulate_acquisition
+from .scattering import plural_scattering, scattering_transfer
 
-__all__ = ["simulate_low_loss"]
+__all__ = ["simulate_low_loss", "simulate_thick_pair"]
 
 
 def simulate_low_loss(
@@ -101,3 +101,82 @@ def simulate_low_loss(
         "dispersion_eV": d,
     }
     return Acquisition(spectra=y.astype(np.float32), energy=energy, truth=truth)
+
+
+def simulate_thick_pair(
+    shape: tuple[int, int],
+    t_over_lambda: float,
+    *,
+    dose: float = 2e5,
+    l3_over_background: float = 0.15,
+    rng: np.random.Generator | int | None = None,
+):
+    """A core-loss map of one relative thickness and the low loss that goes with it.
+
+    The expected core loss of a thin sample (Mn2+, Mn3+ and Mn4+ parametric edges in
+    turn, L3 ``l3_over_background`` above a power-law background, 0.3 eV resolution,
+    offsets of +-5 eV, 470-760 eV at 0.25 eV per channel, ``dose`` electrons per eV of
+    background at L3) is scattered *as a whole*, background included, by the plasmon
+    orders of each pixel's low loss (plasmon 15-25 eV, width 4-10 eV), then Poisson
+    sampled: a thick sample of the same material, whose sharp, unscattered part is
+    ``exp(-t_over_lambda)`` of the thin one's. Its low loss has the same plasmons, so a
+    Fourier-ratio deconvolution recovers the thin spectrum.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Navigation shape (rows, columns).
+    t_over_lambda : float
+        Relative thickness of every pixel (0 gives the thin map).
+    dose : float
+        Electrons per eV of background at the L3 maximum before scattering.
+    l3_over_background : float
+        L3 height above the background before scattering.
+    rng : numpy.random.Generator or int, optional
+        Generator or seed of every draw.
+
+    Returns
+    -------
+    core : EELS_MnValence
+        The core-loss map, the truth in ``metadata.Sample``.
+    low_loss : exspy.signals.EELSSpectrum
+        Its low loss (-20-236 eV, the core loss's dispersion).
+    valence : numpy.ndarray
+        The true valence per pixel, shape ``shape``.
+    """
+    import exspy
+
+    n = int(np.prod(shape))
+    gen = np.random.default_rng(rng)
+    valence = np.resize([2, 3, 4], n)
+    plasmon = gen.uniform(15.0, 25.0, n)
+    width = gen.uniform(4.0, 10.0, n)
+    core = simulate_acquisition(
+        n,
+        valence=valence,
+        resolution_eV=0.3,
+        l3_over_background=l3_over_background,
+        dose=dose,
+        offset_eV=gen.uniform(-5, 5, n),
+        energy_range=(470.0, 760.0),
+        poisson=False,
+        rng=gen,
+    )
+    d = float(core.truth["dispersion_eV"])
+    t = np.full(n, float(t_over_lambda))
+    thick = plural_scattering(core.spectra, d, t, plasmon, width)
+    core.spectra = gen.poisson(np.clip(thick, 0, None)).astype(np.float32)
+    core.truth.update(t_over_lambda=t, plasmon_eV=plasmon, plasmon_fwhm_eV=width)
+    ll = simulate_low_loss(
+        n,
+        t_over_lambda=t,
+        plasmon_eV=plasmon,
+        plasmon_fwhm_eV=width,
+        resolution_eV=0.3,
+        dispersion_eV=d,
+        rng=gen,
+    )
+    low = exspy.signals.EELSSpectrum(ll.spectra.reshape(tuple(shape) + (-1,)))
+    ax = low.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = float(ll.energy[0]), d, "eV"
+    return core.to_signal(tuple(shape)), low, valence.reshape(shape)
