@@ -635,7 +635,10 @@ def classify_mn_valence(
         thin, clean data; ``mnv.model_card("ensemble")``), ``"fast"`` for the default's
         fold-1 network alone (no ensemble spread; ``mnv.model_card("fast")``), ``"lite"`` for
         the smaller single network (a little less accurate; ``mnv.model_card("lite")``),
-        or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
+        ``"thin"`` for the five networks trained on thin acquisitions only (best on thin
+        samples and on spectra deconvolved with their low loss, poor on thick raw ones;
+        with ``low_loss`` and no model given it is the one used), or a retrained
+        ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float
@@ -655,6 +658,8 @@ def classify_mn_valence(
         peak included): the core loss is Fourier-ratio deconvolved with it first
         (:func:`hyperspy_mnvalence.lowloss.deconvolve_plural_scattering`), for thick
         samples; the t/lambda map is stored in ``metadata.MnValence.t_over_lambda``.
+        The deconvolved spectra are thin ones, so unless ``model`` is given they are
+        read by the ``"thin"`` model.
 
     Returns
     -------
@@ -697,6 +702,8 @@ def classify_mn_valence(
         from .lowloss import deconvolve_plural_scattering
 
         s, t_over_lambda = deconvolve_plural_scattering(s, low_loss)
+        if model is None and _model_name == DEFAULT_MODEL:
+            model = "thin"  # spectra made thin: the model trained on thin ones
     m = load_model(model, name=_model_name)
     if m.task != _task:
         raise ValueError(

@@ -782,8 +782,9 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         "acquisitions (best on thick samples and coarse resolution/dispersion); 'ensemble' "
         "for the ten networks trained on clean spectra (a few points better on thin, clean "
         "data); 'fast' for the default's fold-1 network alone (faster, no ensemble spread); "
-        "'lite' for the smaller single network (a little less accurate); or a retrained "
-        ".onnx file",
+        "'lite' for the smaller single network (a little less accurate); 'thin' for the "
+        "networks trained on thin acquisitions (used with --low-loss unless --model is "
+        "given); or a retrained .onnx file",
     )
 
 
@@ -870,8 +871,9 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         type=Path,
         metavar="FILE",
         help="the low-loss spectrum image of each input's scan, one per input in the same "
-        "order: plural scattering is removed by Fourier-ratio deconvolution first, and "
-        "the t/lambda map is stored with the result",
+        "order: plural scattering is removed by Fourier-ratio deconvolution first (and "
+        "the 'thin' model reads the result unless --model is given), and the t/lambda map "
+        "is stored with the result",
     )
     parser.add_argument(
         "--keep-spikes",

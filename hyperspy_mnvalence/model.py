@@ -56,12 +56,17 @@ ACQUISITION_MODEL = "mn_valence_fcn_acquisition.onnx"
 #: picked the acquisition-trained ensemble): best on thin, clean, well-resolved data.
 ENSEMBLE_MODEL = "mn_valence_fcn.onnx"
 DEFAULT_MODEL = ACQUISITION_MODEL
+#: Five networks trained on thin acquisitions only (no plural scattering): what reads
+#: spectra deconvolved with their low loss (``classify_mn_valence(s, low_loss=ll)``
+#: uses it unless a model is given), and thin samples.
+THIN_MODEL = "mn_valence_fcn_thin.onnx"
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
     "ensemble": ENSEMBLE_MODEL,
     "fast": FAST_MODEL,
     "lite": LITE_MODEL,
     "acquisition": ACQUISITION_MODEL,
+    "thin": THIN_MODEL,
     "fractions": FRACTIONS_MODEL,
 }
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")

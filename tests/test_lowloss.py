@@ -129,3 +129,15 @@ def test_cli_low_loss_equals_the_function(tmp_path, lazy):
     np.testing.assert_allclose(
         p.metadata.MnValence.t_over_lambda.data, direct.metadata.MnValence.t_over_lambda.data
     )
+
+
+def test_low_loss_without_a_model_uses_the_thin_model():
+    core, low, valence = simulate_thick_pair((3, 4), 1.0, dose=2e6, rng=3)
+    p = mnv.classify_mn_valence(core, low_loss=low, show_progressbar=False)
+    assert p.metadata.MnValence.model == "mn_valence_fcn_thin.onnx"
+    assert np.mean(mnv.most_likely_valence(p).data == valence) >= 11 / 12
+    # a model given is a model used; without a low loss the default reads
+    p = mnv.classify_mn_valence(core, low_loss=low, model="acquisition", show_progressbar=False)
+    assert p.metadata.MnValence.model == "mn_valence_fcn_acquisition.onnx"
+    p = mnv.classify_mn_valence(core, show_progressbar=False)
+    assert p.metadata.MnValence.model == "mn_valence_fcn_acquisition.onnx"
