@@ -62,13 +62,13 @@ def test_training_conditions_ranges_from_the_command_line():
     import argparse
 
     from hyperspy_mnvalence.training.acquisitions import (
-        add_share_arguments,
+        add_condition_arguments,
         conditions_from_arguments,
         training_conditions,
     )
 
     ap = argparse.ArgumentParser()
-    add_share_arguments(ap)
+    add_condition_arguments(ap)
     args = ap.parse_args(
         "--clean 0.3 --range resolution_eV 0.2 3 --range t_over_lambda 0 0".split()
     )

@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         help="record the early-stopping set under the training conditions (default: under "
         "TRAINING_CONDITIONS, whatever --range says), for a model meant for a narrower input",
     )  # fmt: skip
-    from .acquisitions import add_share_arguments, conditions_from_arguments, titan_training_set
+    from .acquisitions import add_condition_arguments, conditions_from_arguments, titan_training_set
 
-    add_share_arguments(ap)
+    add_condition_arguments(ap)
     args = ap.parse_args(argv)
     conditions = conditions_from_arguments(args)
 

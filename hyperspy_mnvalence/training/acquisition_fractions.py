@@ -24,7 +24,7 @@ import numpy as np
 
 from hyperspy_mnvalence.preprocessing import preprocess
 
-from .acquisitions import add_share_arguments
+from .acquisitions import add_condition_arguments
 
 __all__ = ["nnls_fractions", "evaluate_fraction_suite", "main"]
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default="fcn_wide")
     ap.add_argument("--all-data", action="store_true", help="train on every spectrum")
     ap.add_argument("--evaluate-only", type=Path, help="score a saved .keras or .onnx model")
-    add_share_arguments(ap)
+    add_condition_arguments(ap)
     args = ap.parse_args(argv)
 
     import keras

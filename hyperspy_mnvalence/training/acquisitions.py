@@ -23,7 +23,7 @@ from hyperspy_mnvalence.simulations import draw_conditions, simulate_acquisition
 __all__ = [
     "TRAINING_CONDITIONS",
     "acquisition_epoch",
-    "add_share_arguments",
+    "add_condition_arguments",
     "conditions_from_arguments",
     "record",
     "titan_training_set",
@@ -116,7 +116,7 @@ def training_conditions(
     return c
 
 
-def add_share_arguments(parser) -> None:
+def add_condition_arguments(parser) -> None:
     """``--clean``, ``--as-given`` and ``--range`` on a training command line (see
     :func:`training_conditions`); :func:`conditions_from_arguments` reads them."""
     parser.add_argument(
