@@ -381,6 +381,12 @@ def suite_figure(results: dict[str, dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=[1, 1.6])
     ratios = [3, 6, 12, 25]
+
+    def floor(keys, default: float) -> float:
+        # the axis starts low enough to show every value (a model that fails somewhere)
+        low = min(res["conditions"][k]["accuracy"] for res in results.values() for k in keys)
+        return min(default, 0.1 * np.floor(10 * low))
+
     for name, res in results.items():
         c = res["conditions"]
         line = axes[0].plot(ratios, [c[f"l3bg_{r}"]["accuracy"] for r in ratios], "o-",
@@ -392,7 +398,8 @@ def suite_figure(results: dict[str, dict], path: Path) -> None:
     axes[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_xlabel("L3 height above background (8e4 e-/eV of background)")
     axes[0].set_ylabel("accuracy (no-edge counts as wrong)")
-    axes[0].set_ylim(0.3, 1.0)
+    lines = [f"{p}l3bg_{r}" for p in ("", "white_") for r in ratios]
+    axes[0].set_ylim(floor(lines, 0.3), 1.0)
     axes[0].grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     others = [
@@ -403,7 +410,7 @@ def suite_figure(results: dict[str, dict], path: Path) -> None:
         axes[1].bar(np.arange(len(others)) + i * width,
                     [res["conditions"][k]["accuracy"] for k in others], width, label=name)  # fmt: skip
     axes[1].set_xticks(np.arange(len(others)) + 0.4 - width / 2, others, rotation=60, fontsize=7)
-    axes[1].set_ylim(0.5, 1.0)
+    axes[1].set_ylim(floor(others, 0.5), 1.0)
     axes[1].set_ylabel("accuracy at L3/background 12 %")
     axes[1].legend(fontsize=7)
     axes[1].grid(alpha=0.3, axis="y")
