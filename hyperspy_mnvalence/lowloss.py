@@ -11,8 +11,13 @@ t/lambda with exspy's ``estimate_elastic_scattering_threshold`` and
 The background is removed before the deconvolution (exspy's method expects it: a raw
 core loss begins on a high background whose periodic jump would ring across the edge as
 plasmon replicas), with the preprocessing's own pre-edge fit before each spectrum's L3
-peak. Real files are handled as they come: a core-loss extrapolation that fails in exspy
-(a ``TypeError`` has been seen on real data) is retried without it; blank low-loss
+peak. exspy's ``fourier_ratio_deconvolution`` takes some settings from all the pixels it
+is given at once (the elastic threshold's tolerance, the FWHM of the zero loss of the
+first pixel, power-law extrapolations whose fit fails for all pixels when it fails for
+one: a ``TypeError`` on real data); here they are fixed once for the whole map and the
+extrapolations are not used, so every pixel's result depends on its own spectra only
+and a lazy map deconvolved block by block equals the eager one. Real files are handled
+as they come: blank low-loss
 pixels (all zero, or not finite) leave their edge undeconvolved (their t/lambda is
 NaN); NaN channels count as zero; a low loss whose navigation shape differs from the
 core loss's is refused with one error that says what to do. A lazy core loss is
@@ -85,46 +90,121 @@ def _axis(sig) -> dict:
     return {"offset": float(ax.offset), "scale": float(ax.scale), "units": ax.units}
 
 
-def _deconvolve_block(core: np.ndarray, low: np.ndarray, c_axis: dict, l_axis: dict) -> np.ndarray:
-    """One navigation block of a lazy core loss, deconvolved with its low loss."""
-    c = np.asarray(core).reshape(-1, core.shape[-1])
-    flat = np.nan_to_num(np.asarray(low, dtype=np.float64)).reshape(-1, low.shape[-1])
-    if not (flat.sum(axis=1) > 0).any():  # a block of blank low loss: as blank pixels
-        e = c_axis["offset"] + c_axis["scale"] * np.arange(c.shape[-1])
-        return isolate_edge(np.nan_to_num(c.astype(np.float64)), e).reshape(core.shape)
-    out, _ = deconvolve_plural_scattering(_spectra(c, c_axis), _spectra(flat, l_axis))
-    return np.asarray(out.data, dtype=np.float64).reshape(core.shape)
+def _clean(data):
+    """Float64 counts with NaN and infinities set to zero (numpy or dask)."""
+    if hasattr(data, "dask"):
+        return data.astype(np.float64).map_blocks(np.nan_to_num, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _thickness_block(low: np.ndarray, l_axis: dict) -> np.ndarray:
-    """t/lambda of one navigation block of a low loss (NaN where blank)."""
-    flat = np.nan_to_num(np.asarray(low, dtype=np.float64)).reshape(-1, low.shape[-1])
+def _map_settings(ll) -> tuple[np.ndarray, np.ndarray, float]:
+    """What the deconvolution of every pixel shares, taken from the whole low loss.
+
+    exspy derives two settings from all the pixels it is given: the elastic threshold's
+    tolerance (the largest of the pixels' smallest slopes) and the FWHM of the Gaussian
+    the result is convolved with (the current pixel's zero-loss peak). Taken once from
+    the whole map and passed to every block, each pixel's result depends only on its
+    own spectra, so a lazy map, deconvolved block by block, equals the eager one.
+
+    Returns
+    -------
+    threshold : numpy.ndarray
+        Elastic threshold per pixel (eV), navigation shape (NaN where not found).
+    blank : numpy.ndarray
+        Pixels whose low loss holds no counts.
+    fwhm : float
+        Zero-loss FWHM of the first pixel with counts (eV).
+    """
+    data = _clean(ll.data)
+    sums = data.sum(axis=-1)
+    blank = ~(np.asarray(sums.compute() if hasattr(sums, "dask") else sums) > 0)
+    if blank.all():
+        raise ValueError("The low loss holds no counts in any pixel; check the file.")
+    clean = ll._deepcopy_with_new_data(data)
+    th = clean.estimate_elastic_scattering_threshold()
+    threshold = np.asarray(th.data, dtype=np.float64).reshape(blank.shape)
+    first = np.unravel_index(int(np.argmax(~blank.ravel())), blank.shape)
+    one = _spectra(np.asarray(clean.data[first], dtype=np.float64), _axis(ll))
+    fwhm = float(np.asarray(one.estimate_peak_width().data).ravel()[0])
+    return threshold, blank, fwhm
+
+
+def _deconvolve_block(
+    core: np.ndarray,
+    low: np.ndarray,
+    threshold: np.ndarray,
+    c_axis: dict,
+    l_axis: dict,
+    fwhm: float,
+) -> np.ndarray:
+    """Deconvolve a block of pixels (the whole map, or one navigation block of a lazy one).
+
+    The background-free edge (:func:`~hyperspy_mnvalence.preprocessing.isolate_edge`)
+    is deconvolved with exspy's ``fourier_ratio_deconvolution`` at the map's
+    ``threshold`` and ``fwhm`` (:func:`_map_settings`), without its power-law
+    extrapolations: their fit succeeds or fails for all the pixels given at once, so
+    with them a pixel's result would depend on its neighbours in the block. Blank
+    low-loss pixels keep the background-free edge as it is.
+    """
+    from hyperspy.signal import BaseSignal
+
+    k = core.shape[-1]
+    e = c_axis["offset"] + c_axis["scale"] * np.arange(k)
+    edge = isolate_edge(_clean(core).reshape(-1, k), e)
+    flat = _clean(low).reshape(-1, low.shape[-1])
+    th = np.array(threshold, dtype=np.float64).reshape(-1)
+    blank = ~(flat.sum(axis=1) > 0)
+    if blank.all():
+        return edge.reshape(core.shape)
+    if blank.any():  # exspy cannot divide by an empty low loss: lend one, undo after
+        first = int(np.argmax(~blank))
+        flat[blank], th[blank] = flat[first], th[first]
+    out = _spectra(edge, c_axis).fourier_ratio_deconvolution(
+        _spectra(flat, l_axis),
+        fwhm=fwhm,
+        threshold=BaseSignal(th).T,
+        extrapolate_lowloss=False,
+        extrapolate_coreloss=False,
+    )
+    o = np.asarray(out.data, dtype=np.float64).reshape(-1, out.data.shape[-1])[:, :k]
+    o[blank] = edge[blank]
+    return o.reshape(core.shape)
+
+
+def _thickness_block(low: np.ndarray, threshold: np.ndarray, l_axis: dict) -> np.ndarray:
+    """t/lambda of a block of low-loss pixels at the map's thresholds (NaN where blank)."""
+    from hyperspy.signal import BaseSignal
+
+    flat = _clean(low).reshape(-1, low.shape[-1])
+    th = np.asarray(threshold, dtype=np.float64).reshape(-1)
     blank = ~(flat.sum(axis=1) > 0)
     t = np.full(flat.shape[0], np.nan)
     if not blank.all():
         ll = _spectra(flat[~blank], l_axis)
-        tl = ll.estimate_thickness(threshold=ll.estimate_elastic_scattering_threshold())
+        tl = ll.estimate_thickness(threshold=BaseSignal(th[~blank]).T)
         t[~blank] = np.asarray(tl.data, dtype=np.float64).reshape(-1)
     return t.reshape(low.shape[:-1])
 
 
-def _deconvolve_lazy(s, low_loss):
+def _deconvolve_lazy(core, ll):
     """:func:`deconvolve_plural_scattering` of a lazy core loss, block by block."""
     import dask.array as da
     from hyperspy.signal import BaseSignal
 
-    core = _as_eels(s, "core loss")
-    ll = _as_eels(low_loss, "low loss")
-    _check_pair(core, ll)
+    threshold, _, fwhm = _map_settings(ll)
     nav = core.data.ndim - 1
     cdata = core.data.rechunk({nav: -1})
     ldata = ll.data if ll._lazy else da.from_array(np.asarray(ll.data), chunks=-1)
     ldata = ldata.rechunk(cdata.chunks[:-1] + (-1,))
+    tdata = da.from_array(threshold, chunks=cdata.chunks[:-1])
     c_axis, l_axis = _axis(core), _axis(ll)
     out = da.map_blocks(
-        _deconvolve_block, cdata, ldata, c_axis, l_axis, dtype=np.float64, chunks=cdata.chunks
+        _deconvolve_block, cdata, ldata, tdata[..., None], c_axis, l_axis, fwhm,
+        dtype=np.float64, chunks=cdata.chunks,
+    )  # fmt: skip
+    t = da.map_blocks(
+        _thickness_block, ldata, tdata[..., None], l_axis, dtype=np.float64, drop_axis=nav
     )
-    t = da.map_blocks(_thickness_block, ldata, l_axis, dtype=np.float64, drop_axis=nav)
     tl = BaseSignal(t).as_lazy()
     tl.metadata.General.title = "t/lambda"
     return core._deepcopy_with_new_data(out), tl
@@ -172,49 +252,25 @@ def deconvolve_plural_scattering(s, low_loss):
     >>> bool(abs(float(tl.data.mean()) - 1.5) < 0.1)
     True
     """
-    if s._lazy:
-        return _deconvolve_lazy(s, low_loss)
     core = _as_eels(s, "core loss")
     ll = _as_eels(low_loss, "low loss")
+    _check_pair(core, ll)
+    if core._lazy:
+        return _deconvolve_lazy(core, ll)
     if ll._lazy:
         ll.compute()
-    _check_pair(core, ll)
-    c_ax = core.axes_manager.signal_axes[0]
-    data = np.nan_to_num(np.asarray(ll.data, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    flat = data.reshape(-1, data.shape[-1])
-    blank = ~(flat.sum(axis=1) > 0)
-    if blank.all():
-        raise ValueError("The low loss holds no counts in any pixel; check the file.")
+    threshold, blank, fwhm = _map_settings(ll)
     if blank.any():
-        # exspy cannot deconvolve with an empty low loss: give those pixels a valid one
-        # and put their core loss back afterwards
-        flat[blank] = flat[np.nonzero(~blank)[0][0]]
         _logger.info("%d blank low-loss pixels: core loss left as it is", int(blank.sum()))
-    ll.data = data.astype(np.float32) if ll.data.dtype == np.float32 else data
-    # exspy's Fourier ratio needs the background removed: a raw core loss starts on a
-    # high background, whose periodic jump rings as plasmon replicas over the edge
-    e = np.asarray(c_ax.axis, dtype=np.float64)
-    raw = np.nan_to_num(np.asarray(core.data, dtype=np.float64))
-    core.data = isolate_edge(raw.reshape(-1, e.size), e).reshape(raw.shape)
-    try:
-        out = core.fourier_ratio_deconvolution(ll, extrapolate_coreloss=True)
-    except (TypeError, ValueError, IndexError) as exc:
-        _logger.info(
-            "fourier_ratio_deconvolution with core-loss extrapolation failed (%s: %s); without it",
-            type(exc).__name__,
-            exc,
-        )
-        out = core.fourier_ratio_deconvolution(ll, extrapolate_coreloss=False)
-    if out.data.shape != core.data.shape:  # keep the core loss's axes
-        out = out.isig[c_ax.offset : c_ax.offset + c_ax.scale * c_ax.size]
-    if blank.any():
-        o = out.data.reshape(-1, out.data.shape[-1])
-        o[blank] = core.data.reshape(-1, core.data.shape[-1])[blank]
-    threshold = ll.estimate_elastic_scattering_threshold()
-    tl = ll.estimate_thickness(threshold=threshold)
-    t = np.asarray(tl.data, dtype=np.float64).reshape(-1)
-    t[blank] = np.nan
-    tl.data = t.reshape(tl.data.shape)
+    c_axis, l_axis = _axis(core), _axis(ll)
+    out = _deconvolve_block(core.data, ll.data, threshold, c_axis, l_axis, fwhm)
+    t = _thickness_block(ll.data, threshold, l_axis)
+    tl = ll._get_navigation_signal(data=t).transpose(signal_axes=0) if t.ndim else None
+    if tl is None:  # a single spectrum
+        from hyperspy.signal import BaseSignal
+
+        tl = BaseSignal(np.atleast_1d(t))
+    tl.set_signal_type("")
     tl.metadata.General.title = "t/lambda"
-    _logger.debug("deconvolved %d spectra; median t/lambda %.3g", flat.shape[0], np.nanmedian(t))
-    return out, tl
+    _logger.debug("deconvolved %d spectra; median t/lambda %.3g", t.size, np.nanmedian(t))
+    return core._deepcopy_with_new_data(out), tl

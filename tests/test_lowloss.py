@@ -103,6 +103,41 @@ def test_blank_low_loss_pixels_and_nan_channels():
     assert np.abs(d.data[0, 0][e < 600]).max() == 0  # nothing of the background is left
 
 
+@pytest.mark.parametrize("chunks", [(2, 5), (1, 2), (3, 3)])
+def test_lazy_deconvolution_equals_eager_whatever_the_blocks(chunks):
+    # every pixel has its own plasmons and a blank low loss sits in the first block:
+    # exspy's map-wide settings (threshold tolerance, FWHM, the all-or-nothing
+    # power-law extrapolations) are fixed once, so no pixel depends on its block
+    core, low, _ = simulate_thick_pair((4, 5), 1.0, rng=3)
+    low.data[0, 1] = 0.0
+    low.data[3, 2, 5] = np.nan
+    d, t = deconvolve_plural_scattering(core, low)
+    lazy = core.as_lazy()
+    lazy.data = lazy.data.rechunk(chunks + (-1,))
+    for ll in (low, low.as_lazy()):
+        dz, tz = deconvolve_plural_scattering(lazy, ll)
+        assert dz._lazy and tz._lazy
+        np.testing.assert_array_equal(np.asarray(dz.data), d.data)
+        np.testing.assert_array_equal(np.asarray(tz.data), t.data)
+    assert np.isnan(t.data[0, 1]) and np.isfinite(np.delete(t.data.ravel(), 1)).all()
+
+
+def test_a_pixel_that_breaks_exspys_extrapolation_deconvolves_like_the_others():
+    # zero counts at the end of one pixel's core loss: exspy's power-law extrapolation
+    # fails for the whole map there (TypeError: cannot unpack non-iterable bool object)
+    core, low, _ = simulate_thick_pair((2, 3), 1.0, rng=6)
+    broken = core.deepcopy()
+    broken.data[1, 2, -9:] = 0.0
+    with pytest.raises(TypeError):
+        broken.deepcopy().power_law_extrapolation(window_size=20, extrapolation_size=100)
+    d, _ = deconvolve_plural_scattering(core, low)
+    db, _ = deconvolve_plural_scattering(broken, low)
+    # the other pixels are untouched by it
+    keep = np.ones((2, 3), bool)
+    keep[1, 2] = False
+    np.testing.assert_array_equal(db.data[keep], d.data[keep])
+
+
 def test_mismatched_navigation_shapes_are_one_clear_error():
     thick, low, _ = _pair(1.0, seed=4)
     with pytest.raises(ValueError, match="navigation shape .* same scan"):

@@ -15,7 +15,7 @@ import numpy as np
 from .acquisition import Acquisition, _per_spectrum, simulate_acquisition
 from .scattering import plural_scattering, scattering_transfer
 
-__all__ = ["simulate_low_loss", "simulate_thick_pair"]
+__all__ = ["low_loss_signal", "simulate_low_loss", "simulate_thick_pair"]
 
 
 def simulate_low_loss(
@@ -103,6 +103,30 @@ def simulate_low_loss(
     return Acquisition(spectra=y.astype(np.float32), energy=energy, truth=truth)
 
 
+def low_loss_signal(low: Acquisition, navigation_shape: tuple[int, ...] | None = None):
+    """Simulated low-loss spectra as an exspy ``EELSSpectrum`` (calibrated energy axis).
+
+    Parameters
+    ----------
+    low : Acquisition
+        Output of :func:`simulate_low_loss`.
+    navigation_shape : tuple of int, optional
+        Numpy-order navigation shape; default one line of spectra.
+
+    Returns
+    -------
+    exspy.signals.EELSSpectrum
+    """
+    import exspy
+
+    shape = (low.spectra.shape[0],) if navigation_shape is None else tuple(navigation_shape)
+    sig = exspy.signals.EELSSpectrum(low.spectra.reshape(shape + (-1,)))
+    ax = sig.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = float(low.energy[0]), float(low.truth["dispersion_eV"]), "eV"
+    sig.metadata.General.title = "Simulated low loss"
+    return sig
+
+
 def simulate_thick_pair(
     shape: tuple[int, int],
     t_over_lambda: float,
@@ -144,8 +168,6 @@ def simulate_thick_pair(
     valence : numpy.ndarray
         The true valence per pixel, shape ``shape``.
     """
-    import exspy
-
     n = int(np.prod(shape))
     gen = np.random.default_rng(rng)
     valence = np.resize([2, 3, 4], n)
@@ -176,7 +198,4 @@ def simulate_thick_pair(
         dispersion_eV=d,
         rng=gen,
     )
-    low = exspy.signals.EELSSpectrum(ll.spectra.reshape(tuple(shape) + (-1,)))
-    ax = low.axes_manager.signal_axes[0]
-    ax.offset, ax.scale, ax.units = float(ll.energy[0]), d, "eV"
-    return core.to_signal(tuple(shape)), low, valence.reshape(shape)
+    return core.to_signal(tuple(shape)), low_loss_signal(ll, shape), valence.reshape(shape)
