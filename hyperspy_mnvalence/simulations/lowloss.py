@@ -117,13 +117,10 @@ def low_loss_signal(low: Acquisition, navigation_shape: tuple[int, ...] | None =
     -------
     exspy.signals.EELSSpectrum
     """
-    import exspy
+    from .signal import eels_signal
 
-    shape = (low.spectra.shape[0],) if navigation_shape is None else tuple(navigation_shape)
-    sig = exspy.signals.EELSSpectrum(low.spectra.reshape(shape + (-1,)))
-    ax = sig.axes_manager.signal_axes[0]
-    ax.offset, ax.scale, ax.units = float(low.energy[0]), float(low.truth["dispersion_eV"]), "eV"
-    sig.metadata.General.title = "Simulated low loss"
+    sig = eels_signal(low.spectra, low.energy, navigation_shape, title="Simulated low loss")
+    sig.axes_manager.signal_axes[0].scale = float(low.truth["dispersion_eV"])
     return sig
 
 

@@ -133,10 +133,19 @@ def scattering_transfer(
     numpy.ndarray
         Complex, shape ``(n, k)``.
     """
-    f = np.asarray(f)[None, :]
-    sig = (np.asarray(plasmon_fwhm_eV) * _FWHM_TO_SIGMA)[:, None]
-    plasmon = np.exp(-2j * np.pi * f * np.asarray(plasmon_eV)[:, None])
-    plasmon = plasmon * np.exp(-2.0 * (np.pi * f * sig) ** 2)
-    transfer = np.exp(np.asarray(t_over_lambda)[:, None] * (plasmon - 1.0))
-    res = (np.asarray(resolution_eV) * _FWHM_TO_SIGMA)[:, None]
-    return transfer * np.exp(-2.0 * (np.pi * f * res) ** 2)
+    f = np.asarray(f, dtype=np.float64)
+    t = np.asarray(t_over_lambda, dtype=np.float64)[:, None]
+    sig = np.asarray(plasmon_fwhm_eV, dtype=np.float64) * _FWHM_TO_SIGMA
+    # Where the plasmon's Gaussian factor has fallen below 1e-18, exp(t (P - 1)) equals
+    # exp(-t) to double precision: the complex exponentials are needed below that
+    # frequency only (a few per cent of a fine axis)
+    f_cut = np.sqrt(np.log(1e18) / 2.0) / (np.pi * max(float(sig.min(initial=np.inf)), 1e-300))
+    k = int(np.searchsorted(np.abs(f), f_cut, side="right")) if np.all(np.diff(f) >= 0) else f.size
+    low = f[None, :k]
+    plasmon = np.exp(-2j * np.pi * low * np.asarray(plasmon_eV, dtype=np.float64)[:, None])
+    plasmon *= np.exp(-2.0 * (np.pi * low * sig[:, None]) ** 2)
+    transfer = np.empty((t.shape[0], f.size), dtype=np.complex128)
+    transfer[:, :k] = np.exp(t * (plasmon - 1.0))
+    transfer[:, k:] = np.exp(-t)
+    res = (np.asarray(resolution_eV, dtype=np.float64) * _FWHM_TO_SIGMA)[:, None]
+    return transfer * np.exp(-2.0 * (np.pi * f[None, :] * res) ** 2)

@@ -4,7 +4,44 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["simulate_lazy_map", "to_signal"]
+__all__ = ["eels_signal", "simulate_lazy_map", "to_signal"]
+
+
+def eels_signal(
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    navigation_shape: tuple[int, ...] | None = None,
+    title: str = "Simulated spectra",
+):
+    """Spectra on a uniform energy axis as a plain exspy ``EELSSpectrum``.
+
+    A light wrapper (no truth in the metadata, unlike :func:`to_signal`) for spectra
+    handed straight to exspy, such as a simulated low loss.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        ``(n, k)`` spectra.
+    energy : numpy.ndarray
+        ``(k,)`` uniform energy axis in eV.
+    navigation_shape : tuple of int, optional
+        Numpy-order navigation shape; default ``(n,)``.
+    title : str
+        The signal's title.
+
+    Returns
+    -------
+    exspy.signals.EELSSpectrum
+    """
+    import exspy
+
+    shape = (spectra.shape[0],) if navigation_shape is None else tuple(navigation_shape)
+    sig = exspy.signals.EELSSpectrum(spectra.reshape(shape + (-1,)))
+    ax = sig.axes_manager.signal_axes[0]
+    scale = float(energy[1] - energy[0]) if energy.size > 1 else 1.0
+    ax.offset, ax.scale, ax.units = float(energy[0]), scale, "eV"
+    sig.metadata.General.title = title
+    return sig
 
 
 def to_signal(

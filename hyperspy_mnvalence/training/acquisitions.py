@@ -38,7 +38,10 @@ __all__ = [
 #: recorded at very high dose and a strong edge; ``spikes_per_spectrum`` the cosmic-ray
 #: rate of half the groups; ``as_given`` the share passed as they are (background-free,
 #: on their own axis shifted by one of ``as_given_offsets`` random offsets), as users pass
-#: background-subtracted spectra.
+#: background-subtracted spectra; ``deconvolve`` records the rest as a thick sample does
+#: (background scattered too) with a low loss of the same plasmons and resolution, and
+#: passes them through :func:`hyperspy_mnvalence.lowloss.deconvolve_plural_scattering`,
+#: as ``classify_mn_valence(s, low_loss=ll)`` does before ``preprocess``.
 TRAINING_CONDITIONS: dict = {
     "ranges": {
         "t_over_lambda": [0.0, 1.5],
@@ -61,6 +64,7 @@ TRAINING_CONDITIONS: dict = {
     "energy_range": [590.0, 720.0],
     "as_given": 0.0,
     "as_given_offsets": 8,
+    "deconvolve": False,
 }
 
 
@@ -86,6 +90,7 @@ def training_conditions(
     clean: float | None = None,
     as_given: float | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
+    deconvolve: bool | None = None,
 ) -> dict:
     """A copy of :data:`TRAINING_CONDITIONS` with the ``clean`` and ``as_given`` shares
     and some knobs' ranges replaced where given (what the training command lines expose).
@@ -97,6 +102,9 @@ def training_conditions(
     ranges : dict, optional
         ``{knob: (min, max)}`` for knobs of ``TRAINING_CONDITIONS["ranges"]``, e.g.
         ``{"resolution_eV": (0.2, 3.0)}`` or ``{"t_over_lambda": (0, 0)}`` (fixed).
+    deconvolve : bool, optional
+        Record thick samples with their low loss and deconvolve them (see
+        :data:`TRAINING_CONDITIONS`).
 
     Returns
     -------
@@ -107,6 +115,8 @@ def training_conditions(
         c["clean"] = float(clean)
     if as_given is not None:
         c["as_given"] = float(as_given)
+    if deconvolve is not None:
+        c["deconvolve"] = bool(deconvolve)
     for knob, (lo, hi) in (ranges or {}).items():
         if knob not in c["ranges"]:
             raise ValueError(f"Unknown knob {knob!r}; known: {sorted(c['ranges'])}.")
@@ -117,8 +127,8 @@ def training_conditions(
 
 
 def add_condition_arguments(parser) -> None:
-    """``--clean``, ``--as-given`` and ``--range`` on a training command line (see
-    :func:`training_conditions`); :func:`conditions_from_arguments` reads them."""
+    """``--clean``, ``--as-given``, ``--range`` and ``--deconvolve`` on a training command
+    line (see :func:`training_conditions`); :func:`conditions_from_arguments` reads them."""
     parser.add_argument(
         "--clean", type=float, help="share recorded clean (default: TRAINING_CONDITIONS)"
     )
@@ -128,12 +138,17 @@ def add_condition_arguments(parser) -> None:
         help="replace a knob's training range, e.g. --range resolution_eV 0.2 3.0 "
         "(repeatable; knobs: the ranges of TRAINING_CONDITIONS)",
     )  # fmt: skip
+    parser.add_argument(
+        "--deconvolve", action="store_true", default=None,
+        help="record thick samples with their low loss and Fourier-ratio deconvolve them, "
+        "as classify_mn_valence(s, low_loss=ll) does",
+    )  # fmt: skip
 
 
 def conditions_from_arguments(args) -> dict:
     """The training conditions a command line's ``--clean/--as-given/--range`` give."""
     ranges = {k: (float(a), float(b)) for k, a, b in args.range}
-    return training_conditions(args.clean, args.as_given, ranges)
+    return training_conditions(args.clean, args.as_given, ranges, getattr(args, "deconvolve", None))
 
 
 def record(
@@ -182,15 +197,23 @@ def record(
                 out.append((idx, spectra[idx].astype(np.float32), energy + offsets[j]))
     correlated = rng.random(n) < c["correlated"]
     spiky = rng.random(n) < 0.5
+    deconvolve = bool(c.get("deconvolve", False))
     for b in range(bins.size):
+        # a dispersion within the bin: between this bin's value and the next (deconvolved
+        # recordings: one for the bin, so its groups are deconvolved in one call)
+        nxt = bins[min(b + 1, bins.size - 1)]
+        if deconvolve:
+            d_bin = float(np.exp(rng.uniform(np.log(bins[b]), np.log(max(nxt, bins[b])))))
+        pending = []
         for corr in (False, True):
             for sp in (False, True):
                 idx = np.nonzero((which == b) & (correlated == corr) & (spiky == sp))[0]
                 if idx.size == 0:
                     continue
-                # a dispersion within the bin: between this bin's value and the next
-                nxt = bins[min(b + 1, bins.size - 1)]
-                d = float(np.exp(rng.uniform(np.log(bins[b]), np.log(max(nxt, bins[b])))))
+                if deconvolve:
+                    d = d_bin
+                else:
+                    d = float(np.exp(rng.uniform(np.log(bins[b]), np.log(max(nxt, bins[b])))))
                 kw = {
                     k: v[idx]
                     for k, v in drawn.items()
@@ -210,11 +233,55 @@ def record(
                     energy_range=tuple(c["energy_range"]),
                     psf_sigma_channels=psf,
                     spikes_per_spectrum=float(c["spikes_per_spectrum"]) if sp else 0.0,
+                    scatter_background=deconvolve,
                     rng=rng,
                     **kw,
                 )
-                out.append((idx, acq.spectra, acq.energy))
+                if deconvolve:
+                    pending.append((idx, acq))
+                else:
+                    out.append((idx, acq.spectra, acq.energy))
+        if pending:
+            done = _deconvolved([a for _, a in pending], rng)
+            out += [(idx, x, a.energy) for (idx, a), x in zip(pending, done, strict=True)]
     return out
+
+
+def _deconvolved(recordings: list, rng: np.random.Generator) -> list[np.ndarray]:
+    """Thick recordings of one energy axis deconvolved with low losses of their own
+    plasmons and resolution, by the function inference runs (float32 each), in one call
+    (exspy's fixed cost per call exceeds the work on a few hundred spectra)."""
+    from hyperspy.defaults_parser import preferences
+
+    from hyperspy_mnvalence.lowloss import deconvolve_plural_scattering
+    from hyperspy_mnvalence.simulations.lowloss import low_loss_signal, simulate_low_loss
+    from hyperspy_mnvalence.simulations.signal import eels_signal
+
+    def cat(key):
+        return np.concatenate(
+            [np.broadcast_to(a.truth[key], a.spectra.shape[:1]) for a in recordings]
+        )
+
+    first = recordings[0]
+    low = simulate_low_loss(
+        sum(a.spectra.shape[0] for a in recordings),
+        t_over_lambda=cat("t_over_lambda"),
+        plasmon_eV=cat("plasmon_eV"),
+        plasmon_fwhm_eV=cat("plasmon_fwhm_eV"),
+        resolution_eV=cat("resolution_eV"),
+        dispersion_eV=float(first.truth["dispersion_eV"]),
+        rng=rng,
+    )
+    core = eels_signal(np.concatenate([a.spectra for a in recordings]), first.energy)
+    core.axes_manager.signal_axes[0].scale = float(first.truth["dispersion_eV"])
+    shown = preferences.General.show_progressbar
+    preferences.General.show_progressbar = False
+    try:
+        out, _ = deconvolve_plural_scattering(core, low_loss_signal(low))
+    finally:
+        preferences.General.show_progressbar = shown
+    data = np.asarray(out.data, dtype=np.float32)
+    return np.split(data, np.cumsum([a.spectra.shape[0] for a in recordings])[:-1])
 
 
 def acquisition_epoch(
@@ -256,10 +323,16 @@ def acquisition_epoch(
         Their targets ``(m, t)``.
     """
     xs, ys = [], []
-    for _ in range(int(copies)):
-        for idx, raw, e in record(spectra, energy, rng, conditions):
+    if (conditions or TRAINING_CONDITIONS).get("deconvolve", False):
+        # all copies recorded at once: each deconvolution call has a fixed cost
+        reps = np.tile(np.arange(spectra.shape[0]), int(copies))
+        rounds = [(reps, record(spectra[reps], energy, rng, conditions))]
+    else:
+        rounds = ((None, record(spectra, energy, rng, conditions)) for _ in range(int(copies)))
+    for reps, groups in rounds:
+        for idx, raw, e in groups:
             pre = preprocess(raw, e, params=params)
             keep = np.ones(idx.size, bool) if keep_all else pre.valid
             xs.append(pre.x[keep])
-            ys.append(targets[idx][keep])
+            ys.append(targets[idx if reps is None else reps[idx]][keep])
     return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
