@@ -697,11 +697,12 @@ def classify_mn_valence(
     )
     energy_window = _check_window("energy_window", energy_window)
     background_window = _check_window("background_window", background_window)
-    t_over_lambda = None
+    t_over_lambda = spikes_before = None
     if low_loss is not None:
-        from .lowloss import deconvolve_plural_scattering
+        from .lowloss import SPIKES_KEY, deconvolve_plural_scattering
 
-        s, t_over_lambda = deconvolve_plural_scattering(s, low_loss)
+        s, t_over_lambda = deconvolve_plural_scattering(s, low_loss, bool(remove_spikes))
+        spikes_before = s.metadata.get_item(SPIKES_KEY) if remove_spikes else None
         if model is None and _model_name == DEFAULT_MODEL:
             model = "thin"  # spectra made thin: the model trained on thin ones
     m = load_model(model, name=_model_name)
@@ -797,7 +798,12 @@ def classify_mn_valence(
     spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
     peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
     reason = _output_signal(stack[7], s, "Reason code", "Code", lazy)
-    n_spikes = _output_signal(stack[8], s, "Spikes replaced", "Channels", lazy)
+    spikes = stack[8]
+    if spikes_before is not None:  # replaced before the low-loss deconvolution
+        spikes = spikes + spikes_before.reshape(spikes.shape)
+        if not lazy and hasattr(spikes, "compute"):
+            spikes = spikes.compute()
+    n_spikes = _output_signal(spikes, s, "Spikes replaced", "Channels", lazy)
     # bit 8 (an L3 peak far from its neighbours') needs the map, not one spectrum
     flags = _range_flags(stack[6], stack[9])
     range_flags = _output_signal(flags, s, "Out-of-range flags", "Flags", lazy)

@@ -31,6 +31,7 @@ import logging
 
 import numpy as np
 
+from .decisions import remove_spikes as _remove_spikes
 from .preprocessing import isolate_edge
 
 __all__ = ["deconvolve_plural_scattering"]
@@ -109,7 +110,8 @@ def _map_settings(ll) -> tuple[np.ndarray, np.ndarray, float]:
     Returns
     -------
     threshold : numpy.ndarray
-        Elastic threshold per pixel (eV), navigation shape (NaN where not found).
+        Elastic threshold per pixel (eV), navigation shape; where exspy finds none, the
+        map's median (or five zero-loss widths); NaN only for blank pixels.
     blank : numpy.ndarray
         Pixels whose low loss holds no counts.
     fwhm : float
@@ -126,7 +128,31 @@ def _map_settings(ll) -> tuple[np.ndarray, np.ndarray, float]:
     first = np.unravel_index(int(np.argmax(~blank.ravel())), blank.shape)
     one = _spectra(np.asarray(clean.data[first], dtype=np.float64), _axis(ll))
     fwhm = float(np.asarray(one.estimate_peak_width().data).ravel()[0])
+    # exspy gives NaN where it finds no inflexion (a thin pixel: nothing but the zero
+    # loss); such a pixel would be lost: use the map's median threshold, or, where no
+    # pixel has one, five zero-loss widths (past the zero loss, before any plasmon)
+    lost = np.isnan(threshold) & ~blank
+    if lost.any():
+        found = threshold[np.isfinite(threshold)]
+        threshold[lost] = np.median(found) if found.size else max(5.0 * fwhm, 1.0)
+        _logger.info("%d pixels without an elastic threshold: the map's used", int(lost.sum()))
     return threshold, blank, fwhm
+
+
+def _despiked(core: np.ndarray, e: np.ndarray, spikes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``core`` with their spikes replaced (pixel by pixel: no hot-channel test
+    across pixels, which would make a pixel depend on its block), and the counts."""
+    c = _clean(core).reshape(-1, core.shape[-1])
+    if not spikes or c.shape[0] == 0:
+        return c, np.zeros(c.shape[0], dtype=np.int32)
+    out, counts = _remove_spikes(c, e, hot_channels=False)
+    return out.astype(np.float64, copy=False), counts.astype(np.int32)
+
+
+def _spike_block(core: np.ndarray, c_axis: dict) -> np.ndarray:
+    """Spikes replaced per pixel of a block of a lazy core loss."""
+    e = c_axis["offset"] + c_axis["scale"] * np.arange(core.shape[-1])
+    return _despiked(core, e, True)[1].reshape(core.shape[:-1])
 
 
 def _deconvolve_block(
@@ -136,6 +162,7 @@ def _deconvolve_block(
     c_axis: dict,
     l_axis: dict,
     fwhm: float,
+    spikes: bool = True,
 ) -> np.ndarray:
     """Deconvolve a block of pixels (the whole map, or one navigation block of a lazy one).
 
@@ -144,13 +171,15 @@ def _deconvolve_block(
     ``threshold`` and ``fwhm`` (:func:`_map_settings`), without its power-law
     extrapolations: their fit succeeds or fails for all the pixels given at once, so
     with them a pixel's result would depend on its neighbours in the block. Blank
-    low-loss pixels keep the background-free edge as it is.
+    low-loss pixels keep the background-free edge as it is. With ``spikes``, cosmic-ray
+    spikes are replaced first: a spike taken for the L3 peak would misplace the
+    background fit, and the deconvolution would spread it.
     """
     from hyperspy.signal import BaseSignal
 
     k = core.shape[-1]
     e = c_axis["offset"] + c_axis["scale"] * np.arange(k)
-    edge = isolate_edge(_clean(core).reshape(-1, k), e)
+    edge = isolate_edge(_despiked(core, e, spikes)[0], e)
     flat = _clean(low).reshape(-1, low.shape[-1])
     th = np.array(threshold, dtype=np.float64).reshape(-1)
     blank = ~(flat.sum(axis=1) > 0)
@@ -186,7 +215,7 @@ def _thickness_block(low: np.ndarray, threshold: np.ndarray, l_axis: dict) -> np
     return t.reshape(low.shape[:-1])
 
 
-def _deconvolve_lazy(core, ll):
+def _deconvolve_lazy(core, ll, remove_spikes: bool):
     """:func:`deconvolve_plural_scattering` of a lazy core loss, block by block."""
     import dask.array as da
     from hyperspy.signal import BaseSignal
@@ -200,17 +229,26 @@ def _deconvolve_lazy(core, ll):
     c_axis, l_axis = _axis(core), _axis(ll)
     out = da.map_blocks(
         _deconvolve_block, cdata, ldata, tdata[..., None], c_axis, l_axis, fwhm,
-        dtype=np.float64, chunks=cdata.chunks,
+        remove_spikes, dtype=np.float64, chunks=cdata.chunks,
     )  # fmt: skip
     t = da.map_blocks(
         _thickness_block, ldata, tdata[..., None], l_axis, dtype=np.float64, drop_axis=nav
     )
     tl = BaseSignal(t).as_lazy()
     tl.metadata.General.title = "t/lambda"
-    return core._deepcopy_with_new_data(out), tl
+    result = core._deepcopy_with_new_data(out)
+    if remove_spikes:
+        n = da.map_blocks(_spike_block, cdata, c_axis, dtype=np.int32, drop_axis=nav)
+        result.metadata.set_item(SPIKES_KEY, n)
+    return result, tl
 
 
-def deconvolve_plural_scattering(s, low_loss):
+#: Where the deconvolved signal keeps the spikes replaced before the deconvolution
+#: (per pixel; ``classify_mn_valence`` adds them to its ``n_spikes`` map).
+SPIKES_KEY = "MnValence.spikes_before_deconvolution"
+
+
+def deconvolve_plural_scattering(s, low_loss, remove_spikes: bool = True):
     """Core loss without plural scattering, and the t/lambda map.
 
     Parameters
@@ -221,6 +259,11 @@ def deconvolve_plural_scattering(s, low_loss):
         The low loss of the same pixels (zero-loss peak and plasmons, the same
         navigation shape, or a single spectrum for a single core-loss spectrum), at the
         core loss's dispersion.
+    remove_spikes : bool
+        Replace cosmic-ray spikes first (pixel by pixel, as
+        :func:`~hyperspy_mnvalence.decisions.remove_spikes` without its hot-channel
+        test); the counts per pixel are kept in the result's
+        ``metadata.MnValence.spikes_before_deconvolution``.
 
     Returns
     -------
@@ -256,14 +299,14 @@ def deconvolve_plural_scattering(s, low_loss):
     ll = _as_eels(low_loss, "low loss")
     _check_pair(core, ll)
     if core._lazy:
-        return _deconvolve_lazy(core, ll)
+        return _deconvolve_lazy(core, ll, bool(remove_spikes))
     if ll._lazy:
         ll.compute()
     threshold, blank, fwhm = _map_settings(ll)
     if blank.any():
         _logger.info("%d blank low-loss pixels: core loss left as it is", int(blank.sum()))
     c_axis, l_axis = _axis(core), _axis(ll)
-    out = _deconvolve_block(core.data, ll.data, threshold, c_axis, l_axis, fwhm)
+    out = _deconvolve_block(core.data, ll.data, threshold, c_axis, l_axis, fwhm, remove_spikes)
     t = _thickness_block(ll.data, threshold, l_axis)
     tl = ll._get_navigation_signal(data=t).transpose(signal_axes=0) if t.ndim else None
     if tl is None:  # a single spectrum
@@ -273,4 +316,9 @@ def deconvolve_plural_scattering(s, low_loss):
     tl.set_signal_type("")
     tl.metadata.General.title = "t/lambda"
     _logger.debug("deconvolved %d spectra; median t/lambda %.3g", t.size, np.nanmedian(t))
-    return core._deepcopy_with_new_data(out), tl
+    result = core._deepcopy_with_new_data(out)
+    if remove_spikes:
+        e = np.asarray(core.axes_manager.signal_axes[0].axis, dtype=np.float64)
+        n = _despiked(core.data, e, True)[1].reshape(core.data.shape[:-1])
+        result.metadata.set_item(SPIKES_KEY, n)
+    return result, tl

@@ -82,3 +82,56 @@ def test_training_conditions_ranges_from_the_command_line():
         training_conditions(ranges={"resolution_eV": (2.0, 1.0)})
     with pytest.raises(ValueError, match="Unknown knob"):
         training_conditions(ranges={"resolution": (0.2, 1.0)})
+
+
+def _inputs(s, e, conditions, seed=5):
+    """Preprocessed recordings per spectrum (NaN rows where flagged)."""
+    x = np.full((s.shape[0], 300), np.nan, np.float32)
+    for idx, raw, energy in record(s, e, np.random.default_rng(seed), conditions):
+        pre = preprocess(raw, energy)
+        x[idx[pre.valid]] = pre.x[pre.valid]
+    return x
+
+
+def test_deconvolved_recordings_undo_the_thickness(clean_titan_like):
+    pytest.importorskip("exspy")
+    from hyperspy_mnvalence.training.acquisitions import training_conditions
+
+    s, _, e = clean_titan_like
+
+    def conditions(t, deconvolve):
+        c = training_conditions(1.0, 0.0, {"t_over_lambda": (t, t)}, deconvolve)
+        c["spikes_per_spectrum"] = 0.0
+        return c
+
+    thin = _inputs(s, e, conditions(0.0, True))
+    deconvolved = _inputs(s, e, conditions(1.5, True))
+    raw = _inputs(s, e, conditions(1.5, False))  # thick, read as it is
+
+    def rms(x):
+        return float(np.sqrt(np.nanmean((x - thin) ** 2)))
+
+    for x in (thin, deconvolved, raw):
+        assert np.isfinite(x).all(axis=1).mean() > 0.9
+    # the network's input of a deconvolved thick recording is close to a thin one's
+    assert rms(deconvolved) < 0.5 * rms(raw), (rms(deconvolved), rms(raw))
+
+
+def test_deconvolved_epoch_keeps_each_input_with_its_target(clean_titan_like):
+    pytest.importorskip("exspy")
+    from hyperspy_mnvalence.training.acquisitions import training_conditions
+
+    s, labels, e = clean_titan_like
+    c = training_conditions(1.0, 0.0, {"t_over_lambda": (1.0, 1.0)}, True)
+    targets = np.eye(3, dtype=np.float32)[labels]
+    x, y = acquisition_epoch(s, e, targets, np.random.default_rng(2), copies=2, conditions=c)
+    # all copies recorded at once, each input with its own spectrum's target
+    reps = np.tile(np.arange(len(labels)), 2)
+    xs, ys = [], []
+    for idx, raw, energy in record(s[reps], e, np.random.default_rng(2), c):
+        pre = preprocess(raw, energy)
+        xs.append(pre.x[pre.valid])
+        ys.append(labels[reps[idx]][pre.valid])
+    np.testing.assert_array_equal(x, np.concatenate(xs))
+    np.testing.assert_array_equal(y.argmax(1), np.concatenate(ys))
+    assert x.shape[0] > 0.9 * reps.size

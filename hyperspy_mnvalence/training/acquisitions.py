@@ -198,6 +198,13 @@ def record(
     correlated = rng.random(n) < c["correlated"]
     spiky = rng.random(n) < 0.5
     deconvolve = bool(c.get("deconvolve", False))
+    if deconvolve:
+        # each dispersion bin is deconvolved as one map, and a map has one resolution
+        # (the Gaussian the result is convolved with is its zero loss's width)
+        for b in range(bins.size):
+            members = np.nonzero(which == b)[0]
+            if members.size:
+                drawn["resolution_eV"][members] = drawn["resolution_eV"][members[0]]
     for b in range(bins.size):
         # a dispersion within the bin: between this bin's value and the next (deconvolved
         # recordings: one for the bin, so its groups are deconvolved in one call)
