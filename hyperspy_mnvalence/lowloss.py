@@ -17,7 +17,9 @@ first pixel, power-law extrapolations whose fit fails for all pixels when it fai
 one: a ``TypeError`` on real data); here they are fixed once for the whole map and the
 extrapolations are not used, so every pixel's result depends on its own spectra only
 and a lazy map deconvolved block by block equals the eager one. Real files are handled
-as they come: blank low-loss
+as they come: cosmic-ray spikes are replaced first (a spike taken for L3 would misplace
+the background fit); pixels where exspy finds no elastic threshold take the map's
+median; blank low-loss
 pixels (all zero, or not finite) leave their edge undeconvolved (their t/lambda is
 NaN); NaN channels count as zero; a low loss whose navigation shape differs from the
 core loss's is refused with one error that says what to do. A lazy core loss is
