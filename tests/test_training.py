@@ -566,3 +566,28 @@ def test_cli_protects_the_shipped_model_and_checks_options(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert shipped.stat().st_mtime_ns == before
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_acquisition_fraction_model_exports_as_a_shipped_fraction_model(tmp_path, real_data):
+    """The fold-1 run, the all-data run and its export: a model card the package
+    reads, and the ONNX file computes what the Keras network does."""
+    from hyperspy_mnvalence.model import load_model
+    from hyperspy_mnvalence.training import acquisition_fractions as af
+
+    common = ["--epochs", "1", "--n-mixtures", "96", "--n-eval", "24", "--arch", "fcn_lite"]
+    fold, full, out = tmp_path / "fold1", tmp_path / "all", tmp_path / "fractions.onnx"
+    assert af.main(["--out", str(fold), *common]) == 0
+    args = ["--out", str(full), "--all-data", "--export", str(out), "--held-out", str(fold)]
+    assert af.main(args + common) == 0
+    m = load_model(out)
+    assert m.task == "fractions" and m.metadata["n_members"] == 1
+    met = m.metadata["metrics"]
+    held = json.loads((fold / "fractions_suite.json").read_text())["suite"]
+    assert met["acquisition_fractions"] == held  # the card quotes the held-out run
+    assert set(met["mixture_mae_fractions"]) == {"Mn2+", "Mn3+", "Mn4+", "overall"}
+    assert 0 <= met["digitized_mean_valence_within_0.35"] <= met["digitized_total"] == 31
+    x = np.random.default_rng(0).random((4, 300)).astype(np.float32)
+    net = __import__("keras").models.load_model(full / "fractions.keras")
+    np.testing.assert_allclose(m.predict(x)[0], net.predict(x[..., None], verbose=0), atol=1e-5)
+    with pytest.raises(SystemExit):
+        af.main(["--out", str(full), "--export", str(out)])  # no --all-data / --held-out

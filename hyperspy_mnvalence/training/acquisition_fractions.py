@@ -24,7 +24,7 @@ import numpy as np
 
 from hyperspy_mnvalence.preprocessing import preprocess
 
-from .acquisitions import add_condition_arguments
+from .acquisitions import add_condition_arguments, titan_training_set
 
 __all__ = ["nnls_fractions", "evaluate_fraction_suite", "main"]
 
@@ -114,6 +114,110 @@ def class_basis(spectra, y, energy) -> np.ndarray:
     return np.stack([x[y == k].mean(0) for k in range(3)])
 
 
+def export_fraction_model(
+    model, fold_model, out: Path, cfg, conditions: dict, held_out: dict, info: dict
+) -> dict:
+    """Write an acquisition-trained fraction network as a shipped fraction model.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The network trained on every spectrum (the one exported).
+    fold_model : keras.Model
+        The same recipe with fold 1 held out: the card's mixture and invariance figures
+        are its figures on the held-out spectra.
+    out : pathlib.Path
+        The ``.onnx`` file.
+    cfg : FractionConfig
+        The recipe.
+    conditions : dict
+        The training conditions.
+    held_out : dict
+        The fold-1 run's fraction suite (:func:`evaluate_fraction_suite`).
+    info : dict
+        Training times and settings of the exported network.
+
+    Returns
+    -------
+    dict
+        The card's metrics.
+    """
+    import os
+
+    from hyperspy_mnvalence import datasets
+    from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING
+
+    from .cv import cv_splits
+    from .export import build_metadata, export_onnx
+    from .fractions import (
+        _predict,
+        digitized_mean_valence,
+        evaluate_invariance,
+        evaluate_mixtures,
+    )
+
+    spectra, energy, y = titan_training_set()
+    _, te = cv_splits(y, None, 5, 0)[0]
+    ev = evaluate_mixtures(fold_model, spectra[te], y[te], energy, 2000, 4321, cfg)
+    inv = evaluate_invariance(lambda x: _predict(fold_model, x), spectra[te], y[te], energy)
+    dig = digitized_mean_valence(lambda x: _predict(model, x))
+    metrics = {
+        "mixture_mae_mean_valence": ev["clean"]["mae_mean_valence"],
+        "mixture_mae_fractions": ev["clean"]["mae_fractions"],
+        "mixture_p95_mean_valence_error": ev["clean"]["p95_mean_valence_error"],
+        "mixture_mae_mean_valence_augmented": ev["augmented"]["mae_mean_valence"],
+        "mixture_protocol": (
+            "fold 1 of StratifiedKFold(5, seed 0) held out: the same recipe trained on the "
+            "other folds, scored on 2000 mixtures of single held-out spectra, preprocessed "
+            "as they are ('clean') or with EVAL_AUGMENTATION ('augmented')"
+        ),
+        "acquisition_fractions": held_out,
+        "acquisition_fractions_protocol": (
+            "mixtures of the fold-1 held-out spectra recorded at the robustness suite's "
+            "conditions (evaluate_fraction_suite), network beside NNLS onto class means"
+        ),
+        "invariance_offset_max_abs_change_mean_valence": inv["offset_max_abs_change"],
+        "invariance_offset_mean_abs_change_mean_valence": inv["offset_mean_abs_change"],
+        "invariance_dispersion_max_abs_change_mean_valence": inv["dispersion_max_abs_change"],
+        "invariance_dispersion_mean_abs_change_mean_valence": inv["dispersion_mean_abs_change"],
+        "digitized_mean_valence_within_0.35": dig["within_0.35"],
+        "digitized_total": dig["total"],
+        "digitized_mae_mean_valence": dig["mae"],
+        "digitized_outside_ids": dig["outside_ids"],
+    }
+    d = datasets.load_titan_valence()
+    meta = build_metadata(
+        architecture=cfg.arch,
+        n_members=1,
+        augmentation={"acquisition_conditions": conditions},
+        training_data=[
+            {"file": "train/titan_mn_valence.npz", "sha256": d["sha256"], "n_spectra": int(y.size)}
+        ],
+        seed=cfg.seed,
+        metrics=metrics,
+        preprocessing=dict(DEFAULT_PREPROCESSING),
+        extra={
+            "task": "fractions",
+            "evaluation_data": datasets.evaluation_records(),
+            "class_names": ["Mn2+", "Mn3+", "Mn4+"],
+            "training": {
+                **{k: v for k, v in asdict(cfg).items() if k != "augmentation"},
+                "recorded": "mixtures recorded every epoch through the acquisition simulator "
+                "and preprocess (acquisition_fractions)",
+                "members": 1,
+                "cpu_count": os.cpu_count(),
+                **info,
+            },
+            "outputs_meaning": {
+                "probabilities": "fractions of Mn2+, Mn3+, Mn4+",
+                "probability_std": "0 (one network)",
+            },
+        },
+    )
+    export_onnx([model], out, meta)
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train (fold 1 held out) and score a fraction model on recorded mixtures."""
     ap = argparse.ArgumentParser(
@@ -123,10 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--n-mixtures", type=int, default=8000)
     ap.add_argument("--arch", default="fcn_wide")
+    ap.add_argument("--n-eval", type=int, default=1500, help="mixtures per suite condition")
     ap.add_argument("--all-data", action="store_true", help="train on every spectrum")
     ap.add_argument("--evaluate-only", type=Path, help="score a saved .keras or .onnx model")
+    ap.add_argument("--export", type=Path, metavar="ONNX",
+                    help="with --all-data: write the network as a fraction model (its card "
+                    "from the fold-1 run in --held-out)")  # fmt: skip
+    ap.add_argument("--held-out", type=Path, metavar="DIR",
+                    help="the fold-1 run of the same recipe (fractions.keras, fractions_suite.json)")  # fmt: skip
     add_condition_arguments(ap)
     args = ap.parse_args(argv)
+    if args.export and not (args.all_data and args.held_out):
+        ap.error("--export needs --all-data and --held-out (the fold-1 run of the recipe)")
 
     import keras
 
@@ -179,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         model.save(args.out / "fractions.keras")
         info = {"seconds": time.time() - t0, "data_seconds": timing["data"], **fit}
     basis = class_basis(spectra[tr], y[tr], energy)
-    res = evaluate_fraction_suite(lambda x: predict(model, x), spectra[te], y[te], energy, basis)
+    res = evaluate_fraction_suite(
+        lambda x: predict(model, x), spectra[te], y[te], energy, basis, n=args.n_eval
+    )
     report = {
         "config": asdict(cfg),
         "conditions": conditions,
@@ -187,8 +301,17 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_fold": 1,
         "suite": res,
     }
+    if args.all_data:
+        report["note"] = "trained on every spectrum: these mixtures are in-sample"
     (args.out / "fractions_suite.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(res, indent=1), flush=True)
+    if args.export:
+        held = json.loads((args.held_out / "fractions_suite.json").read_text())
+        fold_model = keras.models.load_model(args.held_out / "fractions.keras")
+        metrics = export_fraction_model(
+            model, fold_model, args.export, cfg, conditions, held["suite"], info
+        )
+        print(f"exported {args.export}", json.dumps(metrics, indent=1, default=str), flush=True)
     return 0
 
 
