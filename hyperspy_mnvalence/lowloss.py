@@ -29,7 +29,9 @@ blocks): the result and the t/lambda map are lazy too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 import numpy as np
 
@@ -39,6 +41,33 @@ from .preprocessing import isolate_edge
 __all__ = ["deconvolve_plural_scattering"]
 
 _logger = logging.getLogger(__name__)
+
+
+_QUIET_LOCK = threading.Lock()
+_QUIET_STATE = {"depth": 0, "shown": None}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """exspy's own progress bars off (its per-pixel steps are one step here), restored after.
+
+    HyperSpy's preference is global and blocks of a lazy map run in threads: the first
+    to enter saves it and the last to leave restores it.
+    """
+    from hyperspy.defaults_parser import preferences
+
+    with _QUIET_LOCK:
+        if _QUIET_STATE["depth"] == 0:
+            _QUIET_STATE["shown"] = preferences.General.show_progressbar
+            preferences.General.show_progressbar = False
+        _QUIET_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET_STATE["depth"] -= 1
+            if _QUIET_STATE["depth"] == 0:
+                preferences.General.show_progressbar = _QUIET_STATE["shown"]
 
 
 def _as_eels(signal, what: str):
@@ -166,6 +195,20 @@ def _deconvolve_block(
     fwhm: float,
     spikes: bool = True,
 ) -> np.ndarray:
+    """:func:`_deconvolve_rows` without the spike counts (a lazy map's block function)."""
+    with _quiet():
+        return _deconvolve_rows(core, low, threshold, c_axis, l_axis, fwhm, spikes)[0]
+
+
+def _deconvolve_rows(
+    core: np.ndarray,
+    low: np.ndarray,
+    threshold: np.ndarray,
+    c_axis: dict,
+    l_axis: dict,
+    fwhm: float,
+    spikes: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Deconvolve a block of pixels (the whole map, or one navigation block of a lazy one).
 
     The background-free edge (:func:`~hyperspy_mnvalence.preprocessing.isolate_edge`)
@@ -181,12 +224,14 @@ def _deconvolve_block(
 
     k = core.shape[-1]
     e = c_axis["offset"] + c_axis["scale"] * np.arange(k)
-    edge = isolate_edge(_despiked(core, e, spikes)[0], e)
+    despiked, counts = _despiked(core, e, spikes)
+    edge = isolate_edge(despiked, e)
+    counts = counts.reshape(core.shape[:-1])
     flat = _clean(low).reshape(-1, low.shape[-1])
     th = np.array(threshold, dtype=np.float64).reshape(-1)
     blank = ~(flat.sum(axis=1) > 0)
     if blank.all():
-        return edge.reshape(core.shape)
+        return edge.reshape(core.shape), counts
     if blank.any():  # exspy cannot divide by an empty low loss: lend one, undo after
         first = int(np.argmax(~blank))
         flat[blank], th[blank] = flat[first], th[first]
@@ -199,7 +244,7 @@ def _deconvolve_block(
     )
     o = np.asarray(out.data, dtype=np.float64).reshape(-1, out.data.shape[-1])[:, :k]
     o[blank] = edge[blank]
-    return o.reshape(core.shape)
+    return o.reshape(core.shape), counts
 
 
 def _thickness_block(low: np.ndarray, threshold: np.ndarray, l_axis: dict) -> np.ndarray:
@@ -212,7 +257,8 @@ def _thickness_block(low: np.ndarray, threshold: np.ndarray, l_axis: dict) -> np
     t = np.full(flat.shape[0], np.nan)
     if not blank.all():
         ll = _spectra(flat[~blank], l_axis)
-        tl = ll.estimate_thickness(threshold=BaseSignal(th[~blank]).T)
+        with _quiet():
+            tl = ll.estimate_thickness(threshold=BaseSignal(th[~blank]).T)
         t[~blank] = np.asarray(tl.data, dtype=np.float64).reshape(-1)
     return t.reshape(low.shape[:-1])
 
@@ -300,15 +346,23 @@ def deconvolve_plural_scattering(s, low_loss, remove_spikes: bool = True):
     core = _as_eels(s, "core loss")
     ll = _as_eels(low_loss, "low loss")
     _check_pair(core, ll)
-    if core._lazy:
-        return _deconvolve_lazy(core, ll, bool(remove_spikes))
+    with _quiet():
+        if core._lazy:
+            return _deconvolve_lazy(core, ll, bool(remove_spikes))
+        return _deconvolve_eager(core, ll, bool(remove_spikes))
+
+
+def _deconvolve_eager(core, ll, remove_spikes: bool):
+    """:func:`deconvolve_plural_scattering` of an eager core loss, in one block."""
     if ll._lazy:
         ll.compute()
     threshold, blank, fwhm = _map_settings(ll)
     if blank.any():
         _logger.info("%d blank low-loss pixels: core loss left as it is", int(blank.sum()))
     c_axis, l_axis = _axis(core), _axis(ll)
-    out = _deconvolve_block(core.data, ll.data, threshold, c_axis, l_axis, fwhm, remove_spikes)
+    out, counts = _deconvolve_rows(
+        core.data, ll.data, threshold, c_axis, l_axis, fwhm, bool(remove_spikes)
+    )
     t = _thickness_block(ll.data, threshold, l_axis)
     tl = ll._get_navigation_signal(data=t).transpose(signal_axes=0) if t.ndim else None
     if tl is None:  # a single spectrum
@@ -320,7 +374,5 @@ def deconvolve_plural_scattering(s, low_loss, remove_spikes: bool = True):
     _logger.debug("deconvolved %d spectra; median t/lambda %.3g", t.size, np.nanmedian(t))
     result = core._deepcopy_with_new_data(out)
     if remove_spikes:
-        e = np.asarray(core.axes_manager.signal_axes[0].axis, dtype=np.float64)
-        n = _despiked(core.data, e, True)[1].reshape(core.data.shape[:-1])
-        result.metadata.set_item(SPIKES_KEY, n)
+        result.metadata.set_item(SPIKES_KEY, counts)
     return result, tl

@@ -172,6 +172,24 @@ def test_spikes_are_removed_before_the_deconvolution():
     np.testing.assert_array_equal(pz.metadata.MnValence.n_spikes.data, n)
 
 
+def test_deconvolution_prints_no_progress_bars_and_keeps_the_preference(capfd):
+    from hyperspy.defaults_parser import preferences
+
+    core, low, _ = simulate_thick_pair((3, 4), 1.0, rng=8)
+    shown = preferences.General.show_progressbar
+    preferences.General.show_progressbar = True
+    try:
+        deconvolve_plural_scattering(core, low)  # exspy's per-pixel steps: one step here
+        lazy = core.as_lazy()
+        lazy.data = lazy.data.rechunk((1, 2, -1))
+        d, _ = deconvolve_plural_scattering(lazy, low)
+        np.asarray(d.data)  # blocks computed in threads
+        assert preferences.General.show_progressbar is True
+    finally:
+        preferences.General.show_progressbar = shown
+    assert "it/s" not in capfd.readouterr().err
+
+
 def test_mismatched_navigation_shapes_are_one_clear_error():
     thick, low, _ = _pair(1.0, seed=4)
     with pytest.raises(ValueError, match="navigation shape .* same scan"):

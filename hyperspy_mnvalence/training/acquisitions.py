@@ -258,8 +258,6 @@ def _deconvolved(recordings: list, rng: np.random.Generator) -> list[np.ndarray]
     """Thick recordings of one energy axis deconvolved with low losses of their own
     plasmons and resolution, by the function inference runs (float32 each), in one call
     (exspy's fixed cost per call exceeds the work on a few hundred spectra)."""
-    from hyperspy.defaults_parser import preferences
-
     from hyperspy_mnvalence.lowloss import deconvolve_plural_scattering
     from hyperspy_mnvalence.simulations.lowloss import low_loss_signal, simulate_low_loss
     from hyperspy_mnvalence.simulations.signal import eels_signal
@@ -281,12 +279,7 @@ def _deconvolved(recordings: list, rng: np.random.Generator) -> list[np.ndarray]
     )
     core = eels_signal(np.concatenate([a.spectra for a in recordings]), first.energy)
     core.axes_manager.signal_axes[0].scale = float(first.truth["dispersion_eV"])
-    shown = preferences.General.show_progressbar
-    preferences.General.show_progressbar = False
-    try:
-        out, _ = deconvolve_plural_scattering(core, low_loss_signal(low))
-    finally:
-        preferences.General.show_progressbar = shown
+    out, _ = deconvolve_plural_scattering(core, low_loss_signal(low))
     data = np.asarray(out.data, dtype=np.float32)
     return np.split(data, np.cumsum([a.spectra.shape[0] for a in recordings])[:-1])
 
