@@ -605,6 +605,7 @@ def classify_mn_valence(
     _model_name: str = DEFAULT_MODEL,
     _title: str = "Mn valence probability",
     _task: str = "classification",
+    _deconvolved_out: list | None = None,
 ):
     """Probability that the Mn in each pixel is Mn2+, Mn3+ or Mn4+.
 
@@ -703,6 +704,8 @@ def classify_mn_valence(
 
         s, t_over_lambda = deconvolve_plural_scattering(s, low_loss, bool(remove_spikes))
         spikes_before = s.metadata.get_item(SPIKES_KEY) if remove_spikes else None
+        if _deconvolved_out is not None:  # the CLI's --white-line reads the same spectra
+            _deconvolved_out.append(s)
         if model is None and _model_name == DEFAULT_MODEL:
             model = "thin"  # spectra made thin: the model trained on thin ones
     m = load_model(model, name=_model_name)

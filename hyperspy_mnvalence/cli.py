@@ -441,9 +441,13 @@ def _process_one(
     else:
         kw = [kw] * len(spectra)
     results, errors = [], []
+    white = getattr(args, "white_line", False)
     for s, kw_s in zip(spectra, kw, strict=True):
+        # --white-line with a low loss reads the spectra the classification deconvolved
+        kept = [] if white and kw_s.get("low_loss") is not None else None
+        extra = {} if kept is None else {"_deconvolved_out": kept}
         try:
-            p = compute_result(run(s, **kw_s), _progress(args))
+            p = compute_result(run(s, **kw_s, **extra), _progress(args))
         except ValueError as exc:
             errors.append(exc)
             continue
@@ -457,13 +461,14 @@ def _process_one(
                 )
             )
             continue
+        if kept:  # already deconvolved: the white-line ratio is read as it is
+            s, kw_s = kept[0], {k: v for k, v in kw_s.items() if k != "low_loss"}
         results.append((p, s, kw_s))
     if not results:
         raise CLIError(f"{inp}: {_one_line(errors[0])}")
     targets = [out] if len(results) == 1 else [
         out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(len(results))
     ]  # fmt: skip
-    white = getattr(args, "white_line", False)
     for target in targets:  # all checked before the first is written
         outputs.claim(target)
         if args.png:
@@ -490,12 +495,10 @@ def _white_line_path(target: Path) -> Path:
 
 
 def _save_white_line(s, kw: dict, path: Path) -> str:
-    """Write the white-line ratio map of the spectra ``s`` (``--white-line``)."""
-    from .lowloss import deconvolve_plural_scattering
+    """Write the white-line ratio map of the spectra ``s`` (``--white-line``; with a low
+    loss, ``s`` are the spectra the classification deconvolved)."""
     from .white_line import white_line_ratio
 
-    if kw.get("low_loss") is not None:  # the same single-scattering spectra as the network
-        s = deconvolve_plural_scattering(s, kw["low_loss"])[0]
     opts = ("background", "background_window", "energy_window", "min_snr")
     w = white_line_ratio(s, **{k: kw[k] for k in opts if k in kw})
     if w._lazy:

@@ -218,6 +218,33 @@ def test_cli_low_loss_equals_the_function(tmp_path, lazy):
     )
 
 
+def test_cli_white_line_with_a_low_loss_deconvolves_once(tmp_path, monkeypatch):
+    import hyperspy.api as hs
+
+    import hyperspy_mnvalence.lowloss as lowloss
+    from hyperspy_mnvalence.cli import main
+
+    thick, low, _ = simulate_thick_pair((4, 5), 1.0, rng=9)
+    core_path, low_path, out = tmp_path / "core.hspy", tmp_path / "low.hspy", tmp_path / "p.hspy"
+    thick.save(core_path)
+    low.save(low_path)
+    calls = []
+    real = lowloss.deconvolve_plural_scattering
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lowloss, "deconvolve_plural_scattering", counted)
+    args = ["classify", str(core_path), "-o", str(out), "--low-loss", str(low_path)]
+    assert main(args + ["--white-line"]) == 0
+    assert len(calls) == 1  # the white-line map reads the spectra the network read
+    wl = hs.load(tmp_path / "p_white_line.hspy")
+    expected = mnv.white_line_ratio(real(hs.load(core_path), hs.load(low_path))[0])
+    np.testing.assert_allclose(wl.data, expected.data, equal_nan=True)
+    assert np.isfinite(wl.data).mean() > 0.9
+
+
 def test_low_loss_without_a_model_uses_the_thin_model():
     core, low, valence = simulate_thick_pair((3, 4), 1.0, dose=2e6, rng=3)
     p = mnv.classify_mn_valence(core, low_loss=low, show_progressbar=False)
