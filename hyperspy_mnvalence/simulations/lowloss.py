@@ -119,9 +119,9 @@ def low_loss_signal(low: Acquisition, navigation_shape: tuple[int, ...] | None =
     """
     from .signal import eels_signal
 
-    sig = eels_signal(low.spectra, low.energy, navigation_shape, title="Simulated low loss")
-    sig.axes_manager.signal_axes[0].scale = float(low.truth["dispersion_eV"])
-    return sig
+    return eels_signal(
+        low.spectra, low.energy, navigation_shape, "Simulated low loss", low.truth["dispersion_eV"]
+    )
 
 
 def simulate_thick_pair(

@@ -12,6 +12,7 @@ def eels_signal(
     energy: np.ndarray,
     navigation_shape: tuple[int, ...] | None = None,
     title: str = "Simulated spectra",
+    dispersion_eV: float | None = None,
 ):
     """Spectra on a uniform energy axis as a plain exspy ``EELSSpectrum``.
 
@@ -28,6 +29,8 @@ def eels_signal(
         Numpy-order navigation shape; default ``(n,)``.
     title : str
         The signal's title.
+    dispersion_eV : float, optional
+        Energy per channel, where it is known exactly (default ``energy[1] - energy[0]``).
 
     Returns
     -------
@@ -38,7 +41,10 @@ def eels_signal(
     shape = (spectra.shape[0],) if navigation_shape is None else tuple(navigation_shape)
     sig = exspy.signals.EELSSpectrum(spectra.reshape(shape + (-1,)))
     ax = sig.axes_manager.signal_axes[0]
-    scale = float(energy[1] - energy[0]) if energy.size > 1 else 1.0
+    if dispersion_eV is not None:
+        scale = float(dispersion_eV)
+    else:
+        scale = float(energy[1] - energy[0]) if energy.size > 1 else 1.0
     ax.offset, ax.scale, ax.units = float(energy[0]), scale, "eV"
     sig.metadata.General.title = title
     return sig

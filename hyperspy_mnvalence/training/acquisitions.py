@@ -146,7 +146,8 @@ def add_condition_arguments(parser) -> None:
 
 
 def conditions_from_arguments(args) -> dict:
-    """The training conditions a command line's ``--clean/--as-given/--range`` give."""
+    """The training conditions a command line's ``--clean/--as-given/--range/--deconvolve``
+    give."""
     ranges = {k: (float(a), float(b)) for k, a, b in args.range}
     return training_conditions(args.clean, args.as_given, ranges, getattr(args, "deconvolve", None))
 
@@ -198,19 +199,17 @@ def record(
     correlated = rng.random(n) < c["correlated"]
     spiky = rng.random(n) < 0.5
     deconvolve = bool(c.get("deconvolve", False))
-    if deconvolve:
-        # each dispersion bin is deconvolved as one map, and a map has one resolution
-        # (the Gaussian the result is convolved with is its zero loss's width)
-        for b in range(bins.size):
-            members = np.nonzero(which == b)[0]
-            if members.size:
-                drawn["resolution_eV"][members] = drawn["resolution_eV"][members[0]]
     for b in range(bins.size):
         # a dispersion within the bin: between this bin's value and the next (deconvolved
         # recordings: one for the bin, so its groups are deconvolved in one call)
         nxt = bins[min(b + 1, bins.size - 1)]
         if deconvolve:
             d_bin = float(np.exp(rng.uniform(np.log(bins[b]), np.log(max(nxt, bins[b])))))
+            # the bin is deconvolved as one map, and a map has one resolution (the
+            # Gaussian the result is convolved with is its zero loss's width)
+            members = np.nonzero(which == b)[0]
+            if members.size:
+                drawn["resolution_eV"][members] = drawn["resolution_eV"][members[0]]
         pending = []
         for corr in (False, True):
             for sp in (False, True):
@@ -268,17 +267,18 @@ def _deconvolved(recordings: list, rng: np.random.Generator) -> list[np.ndarray]
         )
 
     first = recordings[0]
+    d = float(first.truth["dispersion_eV"])
     low = simulate_low_loss(
         sum(a.spectra.shape[0] for a in recordings),
         t_over_lambda=cat("t_over_lambda"),
         plasmon_eV=cat("plasmon_eV"),
         plasmon_fwhm_eV=cat("plasmon_fwhm_eV"),
         resolution_eV=cat("resolution_eV"),
-        dispersion_eV=float(first.truth["dispersion_eV"]),
+        dispersion_eV=d,
         rng=rng,
     )
-    core = eels_signal(np.concatenate([a.spectra for a in recordings]), first.energy)
-    core.axes_manager.signal_axes[0].scale = float(first.truth["dispersion_eV"])
+    spectra = np.concatenate([a.spectra for a in recordings])
+    core = eels_signal(spectra, first.energy, dispersion_eV=d)
     out, _ = deconvolve_plural_scattering(core, low_loss_signal(low))
     data = np.asarray(out.data, dtype=np.float32)
     return np.split(data, np.cumsum([a.spectra.shape[0] for a in recordings])[:-1])
