@@ -125,7 +125,10 @@ def _candidates(
     # a channel that passes alone takes its neighbour along only where that stands up
     # itself (a quarter of the threshold)
     near = x[rows, c + side] - np.maximum(x[rows, c - side], x[rows, c + 2 * side])
-    pair = (past > t) & (past > pair_limit * (xc - base)) & (~single | (near > 0.25 * t))
+    if np.isfinite(pair_limit):
+        pair = (past > t) & (past > pair_limit * (xc - base)) & (~single | (near > 0.25 * t))
+    else:  # single channels only (inf * 0 would be NaN, with a RuntimeWarning)
+        pair = np.zeros_like(single)
     keep = single | pair
     return rows[keep], c[keep], np.where(pair, side, 0)[keep]
 
@@ -181,8 +184,14 @@ def find_spikes(
         cand = np.unique(_candidates(mean, sm, reach, limit)[1])  # one channel each
         if cand.size:
             excess = x[:, cand] - np.maximum(x[:, cand - 1], x[:, cand + 1])
-            # confirmed where most spectra show it (not a few big spikes in one channel)
-            typical = np.median(excess / scale[:, None], axis=0)
+            # confirmed where most spectra show it (not a few big spikes in one channel);
+            # blank or constant spectra (no noise scale) have no say
+            live = scale > 0
+            typical = (
+                np.median(excess[live] / scale[live, None], axis=0)
+                if live.any()
+                else np.zeros(cand.size)
+            )
             hot = cand[typical > 3.0]
             if hot.size:
                 out = x.copy()
