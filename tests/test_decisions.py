@@ -135,3 +135,25 @@ def test_default_threshold_is_the_calibrated_one():
     b = preprocess(acq.spectra, acq.energy, min_snr=EDGE_MIN_SNR + 4)
     assert np.all(a.valid >= b.valid) and b.valid.sum() < a.valid.sum()
     np.testing.assert_array_equal(a.valid, a.valid & (a.edge_snr > EDGE_MIN_SNR))
+
+
+@pytest.mark.parametrize("dispersion", [0.05, 0.25, 0.5, 1.0])
+def test_aligned_rows_give_the_features_of_the_smoothed_spectrum(dispersion):
+    # rows sharing one peak channel are read by one matrix product; rows with their own
+    # peaks by smoothing each row's segment. Both must give the same features: here the
+    # same 40 noisy rows, once alone (aligned) and once beside a row whose peak differs
+    rng = np.random.default_rng(3)
+    grid = 600.0 + 0.1 * np.arange(900)
+    peak = 400
+    bump = np.exp(-0.5 * ((grid - grid[peak]) / 0.8) ** 2)
+    y = 50 * bump + rng.normal(0, 1.0, (40, grid.size)) + np.linspace(0, 5, grid.size)
+    y[5, 150:600] = 7.0  # a constant stretch: its noise is exactly zero either way
+    y[6] = 3.0
+    lag = noise_lag(dispersion)
+    aligned = edge_features(y, grid, np.full(40, peak), lag_eV=lag)
+    other = np.vstack([y, y[:1]])
+    general = edge_features(other, grid, np.r_[np.full(40, peak), peak + 7], lag_eV=lag)
+    for k, v in aligned.items():
+        np.testing.assert_allclose(v, general[k][:40], rtol=1e-12, atol=1e-12, err_msg=k)
+    assert aligned["noise"][6] == 0.0 and general["noise"][6] == 0.0
+    assert 0.2 < np.median(aligned["noise"]) < 1.0  # smoothed unit noise, not zero

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..preprocessing._background import _window_mask
@@ -89,18 +91,27 @@ def edge_features(
     lag_ch = max(1, int(round(lag / step)))
     # The tests read the smoothed spectrum only between -17.5 and +22 eV of the peak
     # (clipped to the data): smooth that segment of each row, not the whole row.
-    lo_off = min(
-        int(round(_NOISE_START_EV / step)),
-        *(int(round(w[0] / step)) for w in _EDGE_WINDOWS_EV.values()),
-    )
-    hi_off = max(1, *(int(round(w[1] / step)) for w in _EDGE_WINDOWS_EV.values()))
+    lo_off, hi_off, r = _segment_geometry(float(step))
     width = hi_off - lo_off
     first = peak + lo_off
-    r = _gauss_radius(0.3 / step)
     p0 = int(peak[0]) if n else 0
     if n and np.all(peak == p0) and p0 + lo_off - r >= 0 and p0 + hi_off + r <= m:
         # one peak channel for all rows (spectra aligned on their peaks), nothing
-        # clipped: the same numbers from slices
+        # clipped: every feature is a linear functional of the segment (one product)
+        op = _feature_operator(float(step), lag_ch)
+        if op is not None:
+            w, cols = op
+            seg = y[:, p0 + lo_off - r : p0 + hi_off + r]
+            v = seg @ w
+            d = v[:, cols["noise"]]
+            # differences at the rounding level of the product are zero (a constant or
+            # saturated stretch, whose smoothed second differences are exactly zero)
+            d[np.abs(d) < 1e-13 * np.abs(seg).max(axis=1, initial=0.0)[:, None]] = 0.0
+            return {
+                **{k: v[:, c] for k, c in cols.items() if k not in ("l2", "noise")},
+                "l2": v[:, cols["l2"]].max(axis=1),
+                "noise": _clipped_rms(d) / np.sqrt(1.5),
+            }
         ys = _smooth(y[:, p0 + lo_off - r : p0 + hi_off + r], 0.3 / step)[:, r : r + width]
 
         def mean_at(lo_eV, hi_eV, fn=np.mean):
@@ -134,6 +145,78 @@ def edge_features(
         "post": mean_at(*_EDGE_WINDOWS_EV["post"]),
         "noise": _second_difference_noise(ys, lo_off, hi_off, lag_ch, step),
     }
+
+
+def _segment_geometry(step: float) -> tuple[int, int, int]:
+    """``lo_off``, ``hi_off`` (channels from the peak) and the smoothing radius."""
+    lo_off = min(
+        int(round(_NOISE_START_EV / step)),
+        *(int(round(w[0] / step)) for w in _EDGE_WINDOWS_EV.values()),
+    )
+    hi_off = max(1, *(int(round(w[1] / step)) for w in _EDGE_WINDOWS_EV.values()))
+    return lo_off, hi_off, _gauss_radius(0.3 / step)
+
+
+@lru_cache(maxsize=64)
+def _feature_operator(step: float, lag: int) -> tuple[np.ndarray, dict] | None:
+    """:func:`edge_features` of aligned rows as one matrix on the unsmoothed segment.
+
+    The segment is the ``hi_off - lo_off + 2 r`` channels around the peak that the
+    0.3 eV smoothing of the read channels needs; each column is one functional: the
+    smoothed value at the peak, the mean of its flanks, the means of the pre, trough,
+    beyond and post windows, the smoothed values over the L2 window (their maximum is
+    taken after) and the second differences of the noise windows (as
+    :func:`_second_difference_noise` takes them). Equal to smoothing then reading, up to
+    rounding. None where the lag leaves no noise window (the general path handles it).
+    """
+    lo_off, hi_off, r = _segment_geometry(step)
+    width = hi_off - lo_off
+    sigma = 0.3 / step
+    x = np.arange(-r, r + 1)
+    g = np.exp(-0.5 / (sigma * sigma) * x**2)
+    g /= g.sum()
+    # smoothed[j] = sum_k g[k] seg[j + k] (k = 0 .. 2r), j = 0 .. width - 1
+    smooth = np.zeros((width + 2 * r, width))
+    for j in range(width):
+        smooth[j : j + 2 * r + 1, j] = g
+    picks: list[np.ndarray] = []  # combinations of smoothed outputs, one per column
+    cols: dict[str, object] = {}
+
+    def add(vec: np.ndarray) -> int:
+        picks.append(vec)
+        return len(picks) - 1
+
+    def unit(j: int) -> np.ndarray:
+        e = np.zeros(width)
+        e[j] = 1.0
+        return e
+
+    at = -lo_off
+    half = int(round(0.6 / step))
+    cols["h3"] = add(unit(at))
+    cols["flanks"] = add(0.5 * (unit(max(at - half, 0)) + unit(min(at + half, width - 1))))
+    for name in ("pre", "trough", "beyond", "post"):
+        lo_eV, hi_eV = _EDGE_WINDOWS_EV[name]
+        a = int(round(lo_eV / step)) - lo_off
+        b = max(int(round(hi_eV / step)) - lo_off, a + 1)
+        e = np.zeros(width)
+        e[a:b] = 1.0 / (b - a)
+        cols[name] = add(e)
+    a = int(round(_EDGE_WINDOWS_EV["l2"][0] / step)) - lo_off
+    b = max(int(round(_EDGE_WINDOWS_EV["l2"][1] / step)) - lo_off, a + 1)
+    cols["l2"] = np.array([add(unit(j)) for j in range(a, b)])
+    noise = []
+    for a_eV, b_eV in _NOISE_WINDOWS_EV:
+        a = max(int(round(a_eV / step)), lo_off + lag) - lo_off
+        b = min(int(round(b_eV / step)) - lag, hi_off - 1 - lag) - lo_off
+        if b > a:
+            noise += [
+                add(unit(j) - 0.5 * (unit(j - lag) + unit(j + lag))) for j in range(a, b + 1, 3)
+            ]
+    if not noise:
+        return None
+    cols["noise"] = np.array(noise)
+    return smooth @ np.stack(picks, axis=1), cols
 
 
 def edge_decision(

@@ -86,7 +86,8 @@ def subtract_background(
     a = np.asarray(a)
     b = np.maximum(np.asarray(b), a)
     count = b - a
-    if n and np.all(a == a[0]) and np.all(b == b[0]):
+    aligned = bool(n and np.all(a == a[0]) and np.all(b == b[0]))
+    if aligned:
         # one window for all rows (spectra aligned on their peaks): slices, no masks
         w = int(b[0] - a[0])
         pos = np.broadcast_to(np.arange(a[0], b[0]), (n, w))
@@ -110,8 +111,10 @@ def subtract_background(
     if np.any(none):
         before_peak = _window_mask(m, np.zeros(n, int), np.maximum(peak, 1))
         const[none] = np.where(before_peak, y, np.inf)[none].min(1)
-    out = y - const[:, None]
-    if method in ("auto", "power_law", True):
+    fit_law = method in ("auto", "power_law", True)
+    out = y - const[:, None] if not fit_law else np.empty_like(y)
+    if fit_law:
+        fitted = np.zeros(n, dtype=bool)
         positive = np.all(masked(yw, 1.0) > 0, axis=1) & (count >= 5)
         if np.any(positive):
             # views rather than copies where every row qualifies (the usual case)
@@ -121,7 +124,10 @@ def subtract_background(
             lgrid = np.log(grid)
             if per_row:
                 lgrid = lgrid[pos_rows]
-                lx = np.take_along_axis(lgrid, np.clip(pos[pos_rows], 0, m - 1), axis=1)
+                if aligned:
+                    lx = lgrid[:, a[0] : b[0]]
+                else:
+                    lx = np.take_along_axis(lgrid, np.clip(pos[pos_rows], 0, m - 1), axis=1)
             else:
                 lx = lgrid[np.clip(pos[pos_rows], 0, m - 1)]
             ly = np.log(masked(yy, 1.0, pos_rows))
@@ -135,7 +141,13 @@ def subtract_background(
             ok = (den > 0) & (slope <= 0) & np.isfinite(slope)
             rows = np.arange(n)[pos_rows][ok]
             # again views where every row has a fit
+            fitted[rows] = True
             fit, rows = (slice(None), slice(None)) if rows.size == n else (ok, rows)
             lg = lgrid[fit] if per_row else lgrid[None, :]
-            out[rows] = y[rows] - np.exp(icpt[fit, None] + slope[fit, None] * lg)
+            law = lg * slope[fit, None]
+            law += icpt[fit, None]
+            np.exp(law, out=law)
+            out[rows] = y[rows] - law
+        if not fitted.all():  # the constant where no power law was fitted
+            out[~fitted] = y[~fitted] - const[~fitted, None]
     return out

@@ -48,8 +48,10 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     # outputs kept (each reads only channels before it, none wrapped around); the
     # segment is gathered n wide, so the FFT needs no padded copy.
     n = fft.next_fast_len(i1 - i0 + 2 * r, real=True)
-    idx = np.clip(np.arange(i0 - r, i0 - r + n), 0, y.shape[1] - 1)
-    seg = y[:, idx]
+    if i0 - r >= 0 and i0 - r + n <= y.shape[1]:
+        seg = y[:, i0 - r : i0 - r + n]  # inside the rows: a view, nothing gathered
+    else:
+        seg = y[:, np.clip(np.arange(i0 - r, i0 - r + n), 0, y.shape[1] - 1)]
     spec = fft.rfft(seg, n, axis=1)
     spec *= fft.rfft(kernel, n).astype(spec.dtype)  # single precision stays single
     return fft.irfft(spec, n, axis=1)[:, 2 * r : 2 * r + (i1 - i0)]

@@ -28,7 +28,12 @@ def extract_window(
     numpy.ndarray
         Shape ``(n, n_channels)``.
     """
-    idx = np.clip(np.asarray(start)[:, None] + np.arange(n_channels)[None, :], 0, y.shape[1] - 1)
+    start = np.asarray(start)
+    s0 = int(start[0]) if start.size else 0
+    if start.size and 0 <= s0 <= y.shape[1] - n_channels and np.all(start == s0):
+        # one start for all rows, inside the data (spectra aligned on their peaks)
+        return y[:, s0 : s0 + n_channels].copy()
+    idx = np.clip(start[:, None] + np.arange(n_channels)[None, :], 0, y.shape[1] - 1)
     return np.take_along_axis(y, idx, axis=1)
 
 
@@ -47,6 +52,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
     """
     mn = x.min(axis=1, keepdims=True)
     rng = x.max(axis=1, keepdims=True) - mn
-    z = (x - mn) / np.where(rng > 0, rng, 1.0)
+    z = x - mn
+    z /= np.where(rng > 0, rng, 1.0)
     z -= z.mean(axis=1, keepdims=True)
     return z.astype(np.float32)
