@@ -231,7 +231,8 @@ def preprocess(
     # Each row is read only from its background window to the end of its edge tests
     # (+22 eV and the smoothing radius) or of its cut window. Rows whose span lies
     # inside the grid are processed as that segment alone (exactly the same numbers,
-    # a fraction of the work); the others, near a grid end, as whole rows.
+    # a fraction of the work); the others, near a grid end, from that end to the
+    # farthest channel any of them reads (the same numbers as whole rows).
     lo_ch = min(
         -int(round(_pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step))
     )
@@ -250,7 +251,16 @@ def preprocess(
         grids = np.lib.stride_tricks.sliding_window_view(grid, hi_ch - lo_ch)[first]
         finish(rows, segs, grids, np.full(rows.size, -lo_ch))
     rows = np.nonzero(~inner)[0]
-    if rows.size:
+    if rows.size and background_window is None:
+        low = peak[rows] + lo_ch < 0  # the others reach past the grid's end
+        for group, at_start in ((rows[low], True), (rows[~low], False)):
+            if group.size:
+                if at_start:
+                    s0, s1 = 0, min(grid.size, int(peak[group].max()) + hi_ch)
+                else:
+                    s0, s1 = int(peak[group].min()) + lo_ch, grid.size
+                finish(group, y[group, s0:s1], grid[s0:s1], peak[group] - s0)
+    elif rows.size:  # a fixed background window: whole rows
         finish(rows, y[rows], grid, peak[rows])
     if check_edge and n:
         # each spectrum's noise at the tested scale, made precise over the batch, and the

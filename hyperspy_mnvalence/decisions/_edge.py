@@ -100,13 +100,15 @@ def edge_features(
         # clipped: every feature is a linear functional of the segment (one product)
         op = _feature_operator(float(step), lag_ch)
         if op is not None:
-            w, cols = op
+            blocks, cols = op
             seg = y[:, p0 + lo_off - r : p0 + hi_off + r]
-            v = seg @ w
+            v = np.empty((n, sum(b[2].shape[1] for b in blocks)))
+            for r0, r1, w, c in blocks:  # each group of columns reads its rows only
+                v[:, c] = seg[:, r0:r1] @ w
             d = v[:, cols["noise"]]
             # differences at the rounding level of the product are zero (a constant or
             # saturated stretch, whose smoothed second differences are exactly zero)
-            d[np.abs(d) < 1e-13 * np.abs(seg).max(axis=1, initial=0.0)[:, None]] = 0.0
+            d[np.abs(d) < 1e-13 * np.abs(seg[:, ::4]).max(axis=1, initial=0.0)[:, None]] = 0.0
             return {
                 **{k: v[:, c] for k, c in cols.items() if k not in ("l2", "noise")},
                 "l2": v[:, cols["l2"]].max(axis=1),
@@ -158,7 +160,7 @@ def _segment_geometry(step: float) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=64)
-def _feature_operator(step: float, lag: int) -> tuple[np.ndarray, dict] | None:
+def _feature_operator(step: float, lag: int) -> tuple[list, dict] | None:
     """:func:`edge_features` of aligned rows as one matrix on the unsmoothed segment.
 
     The segment is the ``hi_off - lo_off + 2 r`` channels around the peak that the
@@ -167,10 +169,13 @@ def _feature_operator(step: float, lag: int) -> tuple[np.ndarray, dict] | None:
     beyond and post windows, the smoothed values over the L2 window (their maximum is
     taken after) and the second differences of the noise windows (as
     :func:`_second_difference_noise` takes them). Equal to smoothing then reading, up to
-    rounding. None where the lag leaves no noise window (the general path handles it).
+    rounding. Returned as blocks ``(r0, r1, matrix, columns)``: each group of columns
+    (the L2 window, each noise window, the rest) reads only its segment rows ``r0:r1``.
+    None where the lag leaves no noise window (the general path handles it).
     """
     lo_off, hi_off, r = _segment_geometry(step)
     width = hi_off - lo_off
+    groups: dict[str, list[int]] = {"l2": [], "noise_pre": [], "noise_post": [], "other": []}
     sigma = 0.3 / step
     x = np.arange(-r, r + 1)
     g = np.exp(-0.5 / (sigma * sigma) * x**2)
@@ -182,8 +187,9 @@ def _feature_operator(step: float, lag: int) -> tuple[np.ndarray, dict] | None:
     picks: list[np.ndarray] = []  # combinations of smoothed outputs, one per column
     cols: dict[str, object] = {}
 
-    def add(vec: np.ndarray) -> int:
+    def add(vec: np.ndarray, group: str = "other") -> int:
         picks.append(vec)
+        groups[group].append(len(picks) - 1)
         return len(picks) - 1
 
     def unit(j: int) -> np.ndarray:
@@ -204,19 +210,28 @@ def _feature_operator(step: float, lag: int) -> tuple[np.ndarray, dict] | None:
         cols[name] = add(e)
     a = int(round(_EDGE_WINDOWS_EV["l2"][0] / step)) - lo_off
     b = max(int(round(_EDGE_WINDOWS_EV["l2"][1] / step)) - lo_off, a + 1)
-    cols["l2"] = np.array([add(unit(j)) for j in range(a, b)])
+    cols["l2"] = np.array([add(unit(j), "l2") for j in range(a, b)])
     noise = []
-    for a_eV, b_eV in _NOISE_WINDOWS_EV:
+    for (a_eV, b_eV), group in zip(_NOISE_WINDOWS_EV, ("noise_pre", "noise_post"), strict=True):
         a = max(int(round(a_eV / step)), lo_off + lag) - lo_off
         b = min(int(round(b_eV / step)) - lag, hi_off - 1 - lag) - lo_off
         if b > a:
             noise += [
-                add(unit(j) - 0.5 * (unit(j - lag) + unit(j + lag))) for j in range(a, b + 1, 3)
+                add(unit(j) - 0.5 * (unit(j - lag) + unit(j + lag)), group)
+                for j in range(a, b + 1, 3)
             ]
     if not noise:
         return None
     cols["noise"] = np.array(noise)
-    return smooth @ np.stack(picks, axis=1), cols
+    full = smooth @ np.stack(picks, axis=1)
+    blocks = []
+    for c in groups.values():
+        if c:
+            c = np.array(c)
+            rows = np.nonzero(np.any(full[:, c] != 0, axis=1))[0]
+            r0, r1 = int(rows[0]), int(rows[-1]) + 1
+            blocks.append((r0, r1, np.ascontiguousarray(full[r0:r1, c]), c))
+    return blocks, cols
 
 
 def edge_decision(

@@ -63,13 +63,20 @@ def _difference_scale(x: np.ndarray) -> np.ndarray:
     m = x.shape[1]
     k = max(1, -(-(m - 1) // _MAX_DIFFERENCES))
     d = x[:, 1::k] - x[:, : m - 1 : k]
-    sd = d.std(axis=1)
+    # the standard deviation is at most the root mean square: only rows whose root mean
+    # square passes the floor's bound need it (heavy tails), the rest take the median
+    rms = np.sqrt(np.einsum("ij,ij->i", d, d) / max(d.shape[1], 1))
     np.abs(d, out=d)
     mean_abs = d.mean(axis=1)
     h = d.shape[1] // 2
     d.partition(h, axis=1)
     mad = d[:, h]
-    return np.where(mad > 0, np.maximum(1.4826 * mad, 0.25 * sd), 2.5 * mean_abs)
+    robust = 1.4826 * mad
+    sd = np.zeros_like(robust)
+    need = 0.26 * rms >= robust  # a margin for the rounding of the sums
+    if need.any():
+        sd[need] = (x[need, 1::k] - x[need, : m - 1 : k]).std(axis=1)
+    return np.where(mad > 0, np.maximum(robust, 0.25 * sd), 2.5 * mean_abs)
 
 
 #: Rows screened at a time (the temporaries stay in cache).
@@ -102,12 +109,9 @@ def _candidates(
         e = buf[: r1 - r0]
         np.maximum(x[r0:r1, reach - 1 : m - reach - 1], x[r0:r1, reach + 1 : m - reach + 1], out=e)
         np.subtract(x[r0:r1, reach : m - reach], e, out=e)
-        # the rows with a candidate first (a reduction), then their channels
-        rows = np.nonzero(e.max(axis=1) > screen[r0:r1, 0])[0]
-        if rows.size:
-            sub = e[rows]
-            rr, cc = np.nonzero(sub > screen[r0 + rows])
-            found.append((rows[rr] + r0, cc + reach, sub[rr, cc]))
+        rr, cc = np.nonzero(e > screen[r0:r1])
+        if rr.size:
+            found.append((rr + r0, cc + reach, e[rr, cc]))
     if not found:
         return none
     rows = np.concatenate([f[0] for f in found])

@@ -147,7 +147,10 @@ def subtract_background(
             law = lg * slope[fit, None]
             law += icpt[fit, None]
             np.exp(law, out=law)
-            out[rows] = y[rows] - law
+            if isinstance(rows, slice):
+                np.subtract(y, law, out=out)
+            else:
+                out[rows] = y[rows] - law
         if not fitted.all():  # the constant where no power law was fitted
             out[~fitted] = y[~fitted] - const[~fitted, None]
     return out

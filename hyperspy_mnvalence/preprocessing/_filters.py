@@ -48,13 +48,23 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     # outputs kept (each reads only channels before it, none wrapped around); the
     # segment is gathered n wide, so the FFT needs no padded copy.
     n = fft.next_fast_len(i1 - i0 + 2 * r, real=True)
-    if i0 - r >= 0 and i0 - r + n <= y.shape[1]:
+    inside = i0 - r >= 0 and i0 - r + n <= y.shape[1]
+    if inside:
         seg = y[:, i0 - r : i0 - r + n]  # inside the rows: a view, nothing gathered
     else:
         seg = y[:, np.clip(np.arange(i0 - r, i0 - r + n), 0, y.shape[1] - 1)]
-    spec = fft.rfft(seg, n, axis=1)
-    spec *= fft.rfft(kernel, n).astype(spec.dtype)  # single precision stays single
-    return fft.irfft(spec, n, axis=1)[:, 2 * r : 2 * r + (i1 - i0)]
+    # the transforms may work in place on what is ours (the gathered copy, the spectrum)
+    spec = fft.rfft(seg, n, axis=1, overwrite_x=not inside)
+    spec *= _kernel_spectrum(float(step), n, spec.dtype.str)  # single stays single
+    return fft.irfft(spec, n, axis=1, overwrite_x=True)[:, 2 * r : 2 * r + (i1 - i0)]
+
+
+@lru_cache(maxsize=32)
+def _kernel_spectrum(step: float, n: int, dtype: str) -> np.ndarray:
+    """The difference-of-Gaussians kernel's transform at FFT length ``n``."""
+    out = fft.rfft(_dog_kernel(step)[0], n).astype(dtype)
+    out.setflags(write=False)  # shared by every call
+    return out
 
 
 def _smooth_at(
