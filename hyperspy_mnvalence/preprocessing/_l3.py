@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from ._filters import _dog, _smooth_at
+from ._filters import _dog, _gauss_radius, _smooth_at
 from ._params import DEFAULT_PREPROCESSING
 
 
@@ -51,8 +53,53 @@ def locate_l3(
     r = int(round(1.5 / step))
     offs = np.arange(-r, r + 1)
     idx = np.clip(coarse[:, None] + offs[None, :], 0, n_ch - 1)
-    seg = _smooth_at(y, idx - coarse[:, None] + r, coarse - r, 2 * r + 1, 0.3 / step)
-    # remove the linear trend between the segment ends (background slope)
     t = (offs + r) / (2 * r)
-    seg = seg - (seg[:, :1] * (1 - t) + seg[:, -1:] * t)
-    return idx[np.arange(len(idx)), np.argmax(seg, axis=1)]
+
+    def refine(seg):
+        # remove the linear trend between the segment ends (background slope)
+        seg = seg - (seg[:, :1] * (1 - t) + seg[:, -1:] * t)
+        return np.argmax(seg, axis=1), seg
+
+    def smoothed(rows):
+        c = coarse[rows]
+        return _smooth_at(y[rows], idx[rows] - c[:, None] + r, c - r, 2 * r + 1, 0.3 / step)
+
+    radius = _gauss_radius(0.3 / step)
+    inside = (coarse - r - radius >= 0) & (coarse + r + radius < n_ch)
+    best = np.empty(len(idx), dtype=np.intp)
+    if inside.any():
+        # rows whose smoothing reads no row end: one product with the Gaussian's matrix,
+        # in double precision then rounded like the filter; a near tie between the two
+        # highest values is settled by the filter itself
+        rows = np.nonzero(inside)[0]
+        span = 2 * (r + radius) + 1
+        segs = np.lib.stride_tricks.sliding_window_view(y, span, axis=1)[
+            rows, coarse[rows] - r - radius
+        ]
+        val = (segs.astype(np.float64) @ _smoothing_matrix(float(step), r)).astype(y.dtype)
+        pick, det = refine(val)
+        top2 = np.partition(det, -2, axis=1)[:, -2:]
+        scale = np.abs(val).max(axis=1)
+        tie = top2[:, 1] - top2[:, 0] <= 1e-6 * scale
+        if tie.any():
+            pick[tie] = refine(smoothed(rows[tie]))[0]
+        best[rows] = pick
+    if not inside.all():
+        rows = np.nonzero(~inside)[0]
+        best[rows] = refine(smoothed(rows))[0]
+    return idx[np.arange(len(idx)), best]
+
+
+@lru_cache(maxsize=32)
+def _smoothing_matrix(step: float, r: int) -> np.ndarray:
+    """``(2 (r + R) + 1, 2 r + 1)``: the 0.3 eV Gaussian (radius ``R``) of a segment."""
+    sigma = 0.3 / step
+    radius = _gauss_radius(sigma)
+    x = np.arange(-radius, radius + 1)
+    g = np.exp(-0.5 / (sigma * sigma) * x**2)
+    g /= g.sum()
+    m = np.zeros((2 * (r + radius) + 1, 2 * r + 1))
+    for j in range(2 * r + 1):
+        m[j : j + 2 * radius + 1, j] = g
+    m.setflags(write=False)
+    return m
