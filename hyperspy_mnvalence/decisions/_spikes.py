@@ -109,9 +109,12 @@ def _candidates(
         e = buf[: r1 - r0]
         np.maximum(x[r0:r1, reach - 1 : m - reach - 1], x[r0:r1, reach + 1 : m - reach + 1], out=e)
         np.subtract(x[r0:r1, reach : m - reach], e, out=e)
-        rr, cc = np.nonzero(e > screen[r0:r1])
-        if rr.size:
-            found.append((rr + r0, cc + reach, e[rr, cc]))
+        # the rows with a candidate first (a reduction), then their channels
+        rows = np.nonzero(e.max(axis=1) > screen[r0:r1, 0])[0]
+        if rows.size:
+            sub = e[rows]
+            rr, cc = np.nonzero(sub > screen[r0 + rows])
+            found.append((rows[rr] + r0, cc + reach, sub[rr, cc]))
     if not found:
         return none
     rows = np.concatenate([f[0] for f in found])
