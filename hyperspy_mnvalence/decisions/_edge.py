@@ -230,7 +230,9 @@ def _feature_operator(step: float, lag: int) -> tuple[list, dict] | None:
             c = np.array(c)
             rows = np.nonzero(np.any(full[:, c] != 0, axis=1))[0]
             r0, r1 = int(rows[0]), int(rows[-1]) + 1
-            blocks.append((r0, r1, np.ascontiguousarray(full[r0:r1, c]), c))
+            w = np.ascontiguousarray(full[r0:r1, c])
+            w.setflags(write=False)  # shared by every call (cached)
+            blocks.append((r0, r1, w, c))
     return blocks, cols
 
 
