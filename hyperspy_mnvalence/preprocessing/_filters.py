@@ -48,11 +48,18 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     # outputs kept (each reads only channels before it, none wrapped around); the
     # segment is gathered n wide, so the FFT needs no padded copy.
     n = fft.next_fast_len(i1 - i0 + 2 * r, real=True)
-    inside = i0 - r >= 0 and i0 - r + n <= y.shape[1]
+    m = y.shape[1]
+    inside = i0 - r >= 0 and i0 - r + n <= m
     if inside:
         seg = y[:, i0 - r : i0 - r + n]  # inside the rows: a view, nothing gathered
+    elif i0 - r >= 0 and m > i0 - r:
+        # past the rows' end: the last value repeated (a copy and a fill, no gather)
+        seg = np.empty((y.shape[0], n), dtype=y.dtype)
+        k = m - (i0 - r)
+        seg[:, :k] = y[:, i0 - r :]
+        seg[:, k:] = y[:, -1:]
     else:
-        seg = y[:, np.clip(np.arange(i0 - r, i0 - r + n), 0, y.shape[1] - 1)]
+        seg = y[:, np.clip(np.arange(i0 - r, i0 - r + n), 0, m - 1)]
     # the transforms may work in place on what is ours (the gathered copy, the spectrum)
     spec = fft.rfft(seg, n, axis=1, overwrite_x=not inside)
     spec *= _kernel_spectrum(float(step), n, spec.dtype.str)  # single stays single
