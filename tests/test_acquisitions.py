@@ -135,3 +135,24 @@ def test_deconvolved_epoch_keeps_each_input_with_its_target(clean_titan_like):
     np.testing.assert_array_equal(x, np.concatenate(xs))
     np.testing.assert_array_equal(y.argmax(1), np.concatenate(ys))
     assert x.shape[0] > 0.9 * reps.size
+
+
+def test_a_dispersion_range_is_drawn_log_uniformly_between_its_ends(clean_titan_like):
+    from hyperspy_mnvalence.training.acquisitions import training_conditions
+
+    spectra, _, energy = clean_titan_like
+    spectra = np.tile(spectra, (8, 1))[:400]
+    c = training_conditions(as_given=0.0, ranges={"dispersion_eV": (0.6, 1.0)})
+    groups = record(spectra, energy, np.random.default_rng(2), c)
+    disp = np.concatenate([np.full(g[0].size, np.median(np.diff(g[2]))) for g in groups])
+    assert disp.size == spectra.shape[0]
+    assert disp.min() >= 0.6 - 1e-9 and disp.max() <= 1.0 + 1e-9
+    # spread over the range (four log-spaced bins, each log-uniform), not piled at an end
+    assert disp.max() - disp.min() > 0.25
+    assert 0.7 < np.median(disp) < 0.9
+    # the default is unchanged: its last bin is exactly 1 eV per channel
+    assert TRAINING_CONDITIONS["dispersion_bins"][-1] == 1.0 and "dispersion_end" not in (
+        TRAINING_CONDITIONS
+    )
+    with pytest.raises(ValueError, match="dispersion range"):
+        training_conditions(ranges={"dispersion_eV": (1.0, 0.6)})

@@ -101,7 +101,8 @@ def training_conditions(
         Shares recorded clean and passed as they are.
     ranges : dict, optional
         ``{knob: (min, max)}`` for knobs of ``TRAINING_CONDITIONS["ranges"]``, e.g.
-        ``{"resolution_eV": (0.2, 3.0)}`` or ``{"t_over_lambda": (0, 0)}`` (fixed).
+        ``{"resolution_eV": (0.2, 3.0)}`` or ``{"t_over_lambda": (0, 0)}`` (fixed);
+        ``"dispersion_eV"`` replaces the dispersion bins: log-uniform between its ends.
     deconvolve : bool, optional
         Record thick samples with their low loss and deconvolve them (see
         :data:`TRAINING_CONDITIONS`).
@@ -118,6 +119,18 @@ def training_conditions(
     if deconvolve is not None:
         c["deconvolve"] = bool(deconvolve)
     for knob, (lo, hi) in (ranges or {}).items():
+        if knob == "dispersion_eV":
+            # log-uniform between lo and hi: four log-spaced bins, the last one up to hi
+            lo, hi = float(lo), float(hi)
+            if not 0 < lo <= hi:
+                raise ValueError(
+                    f"The dispersion range must satisfy 0 < min <= max, got {lo}, {hi}."
+                )
+            c["dispersion_bins"] = (
+                [float(v) for v in np.geomspace(lo, hi, 5)[:-1]] if lo < hi else [lo]
+            )
+            c["dispersion_end"] = hi
+            continue
         if knob not in c["ranges"]:
             raise ValueError(f"Unknown knob {knob!r}; known: {sorted(c['ranges'])}.")
         if not float(lo) <= float(hi):
@@ -202,7 +215,7 @@ def record(
     for b in range(bins.size):
         # a dispersion within the bin: between this bin's value and the next (deconvolved
         # recordings: one for the bin, so its groups are deconvolved in one call)
-        nxt = bins[min(b + 1, bins.size - 1)]
+        nxt = bins[b + 1] if b + 1 < bins.size else float(c.get("dispersion_end", bins[b]))
         if deconvolve:
             d_bin = float(np.exp(rng.uniform(np.log(bins[b]), np.log(max(nxt, bins[b])))))
             # the bin is deconvolved as one map, and a map has one resolution (the
