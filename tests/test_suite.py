@@ -57,3 +57,25 @@ def test_constant_model_scores_its_class_share(clean_titan_like, tmp_path):
 
 def _all_names():
     return [name for name, _, _ in SUITE]
+
+
+def test_the_suite_at_one_dispersion_records_every_condition_there(clean_titan_like):
+    from hyperspy_mnvalence.training.suite import clean_at_dispersion, conditions_at_dispersion
+
+    spectra, labels, e = clean_titan_like
+    rows = conditions_at_dispersion(1.0)
+    # every Mn condition outside the dispersion group, then the base condition at 1 eV
+    assert len(rows) == sum(g != "dispersion_eV" for _, g, _ in SUITE) + 1
+    assert all(c["dispersion_eV"] == 1.0 for _, _, c in rows)
+    assert rows[-1] == ("disp_1", "dispersion_eV", {"dispersion_eV": 1.0})
+    seen = {}
+
+    def spy(raw, energy, source):
+        seen.setdefault("steps", []).append(float(np.median(np.diff(energy))))
+        return _oracle(labels)(raw, energy, source)
+
+    conds = [r for r in rows if r[0] in ("l3bg_25@1", "t_1.5@1")] + clean_at_dispersion(1.0)
+    res = run_suite(spectra, labels, e, spy, copies=1, conditions=conds)
+    assert seen["steps"][:3] == pytest.approx([1.0, 1.0, 1.0])
+    # noise-free at 1 eV per channel: every edge found
+    assert res["conditions"]["clean@1"]["no_edge"] == 0.0

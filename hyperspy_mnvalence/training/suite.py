@@ -41,6 +41,8 @@ from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 __all__ = [
     "BASE",
+    "clean_at_dispersion",
+    "conditions_at_dispersion",
     "ROC_THRESHOLDS",
     "SUITE",
     "edge_roc",
@@ -80,6 +82,39 @@ SUITE: list[tuple[str, str, dict]] = (
 
 SEED = 20261127
 OFFSET_EV = 15.0
+
+
+def conditions_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]]:
+    """The suite recorded at one dispersion: how a model for that sampling is judged.
+
+    Every Mn condition of :data:`SUITE` outside its dispersion group, at
+    ``dispersion_eV`` eV per channel, then the base condition at it.
+
+    Parameters
+    ----------
+    dispersion_eV : float
+        eV per channel.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, group, changes to BASE)``, in a fixed order (the seeds follow it).
+    """
+    d = float(dispersion_eV)
+    rows = [
+        (f"{name}@{d:g}", group, {**cond, "dispersion_eV": d})
+        for name, group, cond in SUITE
+        if group != "dispersion_eV"
+    ]
+    return rows + [(f"disp_{d:g}", "dispersion_eV", {"dispersion_eV": d})]
+
+
+def clean_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]]:
+    """One noise-free condition at ``dispersion_eV``: an electron-counting detector at
+    infinite dose (expected values), the base condition otherwise."""
+    d = float(dispersion_eV)
+    return [(f"clean@{d:g}", "clean", {"dispersion_eV": d, "detector": "white", "dose": np.inf})]
+
 
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -497,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--negatives", type=int, default=400, help="spectra per negative family")
     ap.add_argument("--roc", action="store_true",
                     help="also the edge decision's ROC (roc.json, roc.png)")  # fmt: skip
+    ap.add_argument("--at-dispersion", type=float, metavar="EV",
+                    help="the suite recorded at this dispersion (conditions_at_dispersion), "
+                    "with a noise-free row at it (clean_at_dispersion)")  # fmt: skip
     args = ap.parse_args(argv)
     if args.held_out and args.folds:
         ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
@@ -521,8 +559,17 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.onnx:
         name, path = item.split("=", 1)
         preds[name] = onnx_predictor(path)
+    conditions = None
+    if args.at_dispersion is not None:
+        conditions = conditions_at_dispersion(args.at_dispersion)
     for name, pr in preds.items():
-        res = run_suite(spectra, labels, energy, pr, copies=args.copies)
+        res = run_suite(spectra, labels, energy, pr, copies=args.copies, conditions=conditions)
+        if args.at_dispersion is not None:
+            clean = run_suite(
+                spectra, labels, energy, pr, copies=args.copies,
+                conditions=clean_at_dispersion(args.at_dispersion),
+            )  # fmt: skip
+            res["clean_at_dispersion"] = next(iter(clean["conditions"].values()))
         if args.held_out:
             res["held_out"] = {"folds": args.held_out, "n_spectra": int(labels.size)}
         if args.negatives:
