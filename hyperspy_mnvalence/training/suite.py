@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for k, c in res["conditions"].items():
             print(f"  {k:18s} acc {c['accuracy']:.3f}  no-edge {c['no_edge']:.3f}", flush=True)
-    if results:
+    if results and conditions is None:  # the figure draws the suite's own rows
         suite_figure(results, args.out / "suite.png")
     if args.roc:
         from hyperspy_mnvalence.decisions import EDGE_MIN_SNR
