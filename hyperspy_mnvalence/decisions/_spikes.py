@@ -79,8 +79,8 @@ def _difference_scale(x: np.ndarray) -> np.ndarray:
     return np.where(mad > 0, np.maximum(robust, 0.25 * sd), 2.5 * mean_abs)
 
 
-#: Rows screened at a time (the temporaries stay in cache).
-_ROWS = 32
+#: Rows screened at a time (the temporaries stay in cache; 64 measured fastest of 16-256).
+_ROWS = 64
 
 
 def _candidates(
