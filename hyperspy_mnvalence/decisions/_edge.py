@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..preprocessing._background import _window_mask
-from ..preprocessing._filters import _gauss_radius, _smooth, _smooth_at
+from ..preprocessing._filters import _gauss_radius, _gaussian_band, _smooth, _smooth_at
 
 #: Default threshold of :func:`edge_present` on the L3 height over the noise, calibrated
 #: on the acquisition simulator (``benchmarks/edge_decision.py``, 1000 spectra per cell,
@@ -176,14 +176,7 @@ def _feature_operator(step: float, lag: int) -> tuple[list, dict] | None:
     lo_off, hi_off, r = _segment_geometry(step)
     width = hi_off - lo_off
     groups: dict[str, list[int]] = {"l2": [], "noise_pre": [], "noise_post": [], "other": []}
-    sigma = 0.3 / step
-    x = np.arange(-r, r + 1)
-    g = np.exp(-0.5 / (sigma * sigma) * x**2)
-    g /= g.sum()
-    # smoothed[j] = sum_k g[k] seg[j + k] (k = 0 .. 2r), j = 0 .. width - 1
-    smooth = np.zeros((width + 2 * r, width))
-    for j in range(width):
-        smooth[j : j + 2 * r + 1, j] = g
+    smooth = _gaussian_band(0.3 / step, width)  # the segment's smoothed channels
     picks: list[np.ndarray] = []  # combinations of smoothed outputs, one per column
     cols: dict[str, object] = {}
 

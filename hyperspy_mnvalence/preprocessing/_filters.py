@@ -17,6 +17,23 @@ def _gauss_radius(sigma_ch: float) -> int:
     return int(4.0 * float(sigma_ch) + 0.5)
 
 
+def _gaussian_band(sigma_ch: float, n_out: int) -> np.ndarray:
+    """The Gaussian filter of :func:`_smooth` as a matrix on an unpadded segment.
+
+    Shape ``(n_out + 2 R, n_out)`` (``R`` the kernel radius): ``segment @ band`` is the
+    smoothed segment at its channels ``R ... R + n_out - 1``, which read no padding, up
+    to rounding.
+    """
+    r = _gauss_radius(sigma_ch)
+    x = np.arange(-r, r + 1)
+    g = np.exp(-0.5 / (sigma_ch * sigma_ch) * x**2)
+    g /= g.sum()
+    band = np.zeros((n_out + 2 * r, n_out))
+    for j in range(n_out):
+        band[j : j + 2 * r + 1, j] = g
+    return band
+
+
 @lru_cache(maxsize=32)
 def _dog_kernel(step: float) -> tuple[np.ndarray, int]:
     """Kernel of the 0.6 eV - 3 eV difference of Gaussians and its radius.

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._filters import _dog, _gauss_radius, _smooth_at
+from ._filters import _dog, _gauss_radius, _gaussian_band, _smooth_at
 from ._params import DEFAULT_PREPROCESSING
 
 
@@ -93,13 +93,6 @@ def locate_l3(
 @lru_cache(maxsize=32)
 def _smoothing_matrix(step: float, r: int) -> np.ndarray:
     """``(2 (r + R) + 1, 2 r + 1)``: the 0.3 eV Gaussian (radius ``R``) of a segment."""
-    sigma = 0.3 / step
-    radius = _gauss_radius(sigma)
-    x = np.arange(-radius, radius + 1)
-    g = np.exp(-0.5 / (sigma * sigma) * x**2)
-    g /= g.sum()
-    m = np.zeros((2 * (r + radius) + 1, 2 * r + 1))
-    for j in range(2 * r + 1):
-        m[j : j + 2 * radius + 1, j] = g
+    m = _gaussian_band(0.3 / step, 2 * r + 1)
     m.setflags(write=False)
     return m
