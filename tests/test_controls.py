@@ -52,3 +52,23 @@ def test_control_conditions_differ_between_levels():
     assert lo["clean"] == 0.0 and lo["as_given"] == 0.0
     with pytest.raises(ValueError, match="Unknown suite condition"):
         control_conditions("l3bg_4")
+
+
+def test_one_knob_controls_fix_only_what_the_condition_changes():
+    from hyperspy_mnvalence.training.acquisitions import TRAINING_CONDITIONS
+
+    c = control_conditions("l3bg_3", one_knob=True)
+    assert c["ranges"]["l3_over_background"] == [0.03, 0.03]
+    for knob in ("t_over_lambda", "resolution_eV", "dose", "offset_eV"):  # still spread
+        assert c["ranges"][knob] == TRAINING_CONDITIONS["ranges"][knob]
+    assert c["dispersion_bins"] == TRAINING_CONDITIONS["dispersion_bins"]
+    assert c["correlated"] == TRAINING_CONDITIONS["correlated"]
+    assert c["clean"] == 0.0 and c["as_given"] == 0.0
+    w = control_conditions("white_l3bg_6", one_knob=True)
+    assert w["correlated"] == 0.0 and w["ranges"]["l3_over_background"] == [0.06, 0.06]
+    d = control_conditions("disp_1.0", one_knob=True)
+    assert d["dispersion_bins"] == [1.0] and d["ranges"]["l3_over_background"] == [0.02, 0.5]
+    # the recordings really spread: several dispersions and detectors
+    edges, e = _edges(120)
+    groups = record(edges, e, np.random.default_rng(2), c)
+    assert len({round(float(np.diff(g[2]).mean()), 3) for g in groups}) >= 3

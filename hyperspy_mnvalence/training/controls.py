@@ -36,13 +36,17 @@ def _suite_row(name: str) -> tuple[str, str, dict]:
     return rows[name]
 
 
-def control_conditions(name: str) -> dict:
+def control_conditions(name: str, one_knob: bool = False) -> dict:
     """Training conditions that record spectra exactly as the suite's condition ``name``.
 
     Parameters
     ----------
     name : str
         A condition of :data:`.suite.SUITE`, e.g. ``"l3bg_3"``.
+    one_knob : bool
+        Fix only what the condition changes from :data:`.suite.BASE` (e.g. the L3 height
+        of ``"l3bg_3"``) and draw every other knob over the default's training ranges: a
+        control that tells the price of one knob's spread from that of all of them.
 
     Returns
     -------
@@ -50,6 +54,8 @@ def control_conditions(name: str) -> dict:
         A training distribution for :func:`.acquisitions.record` (every knob fixed at the
         suite's value, offsets drawn in the suite's range, no clean or as-given share).
     """
+    if one_knob:
+        return _one_knob_conditions(_suite_row(name)[2])
     c = {**BASE, **_suite_row(name)[2]}
     det = DETECTORS[c["detector"]]
     out = copy.deepcopy(TRAINING_CONDITIONS)
@@ -77,6 +83,30 @@ def control_conditions(name: str) -> dict:
     return out
 
 
+def _one_knob_conditions(change: dict) -> dict:
+    """The default's training distribution with only the knobs of ``change`` fixed."""
+    out = copy.deepcopy(TRAINING_CONDITIONS)
+    for knob, v in change.items():
+        if knob == "detector":
+            det = DETECTORS[v]
+            psf = float(det.get("psf_sigma_channels", 0.0))
+            out["correlated"] = 1.0 if psf > 0 else 0.0
+            if psf > 0:
+                out["psf_sigma_channels"] = [psf, psf]
+                out["ranges"].update(
+                    gain=[float(det["gain"])] * 2, read_noise=[float(det["read_noise"])] * 2
+                )
+        elif knob == "dispersion_eV":
+            out["dispersion_bins"] = [float(v)]
+        elif knob == "spikes_per_spectrum":
+            out["spikes_per_spectrum"] = 2.0 * float(v)  # half the groups
+        else:
+            out["ranges"][knob] = [float(v), float(v)]
+    out["clean"] = 0.0
+    out["as_given"] = 0.0
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train one control per condition for one fold; write ``controls.json`` to ``--out``."""
     ap = argparse.ArgumentParser(
@@ -91,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--eval-copies", type=int, default=8)
+    ap.add_argument("--one-knob", action="store_true",
+                    help="fix only the knob the condition changes; the others over the "
+                    "default's training ranges (control_conditions(one_knob=True))")  # fmt: skip
     ap.add_argument("--reuse", action="store_true",
                     help="score the controls already saved in --out instead of training them")  # fmt: skip
     args = ap.parse_args(argv)
@@ -114,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         n_held_out=int(te.size),
         eval_copies=args.eval_copies,
         protocol=__doc__.split("\n\n")[1].replace("\n", " "),
+        one_knob=bool(args.one_knob),
     )
     for name in args.conditions:
-        cond = control_conditions(name)
+        cond = control_conditions(name, one_knob=args.one_knob)
         cfg = AcquisitionConfig(
             arch=args.arch, epochs=args.epochs, copies=args.copies, seed=100 + args.fold
         )
