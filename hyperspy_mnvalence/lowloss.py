@@ -186,18 +186,10 @@ def _spike_block(core: np.ndarray, c_axis: dict) -> np.ndarray:
     return _despiked(core, e, True)[1].reshape(core.shape[:-1])
 
 
-def _deconvolve_block(
-    core: np.ndarray,
-    low: np.ndarray,
-    threshold: np.ndarray,
-    c_axis: dict,
-    l_axis: dict,
-    fwhm: float,
-    spikes: bool = True,
-) -> np.ndarray:
+def _deconvolve_block(*args, **kwargs) -> np.ndarray:
     """:func:`_deconvolve_rows` without the spike counts (a lazy map's block function)."""
     with _quiet():
-        return _deconvolve_rows(core, low, threshold, c_axis, l_axis, fwhm, spikes)[0]
+        return _deconvolve_rows(*args, **kwargs)[0]
 
 
 def _deconvolve_rows(
