@@ -52,59 +52,40 @@ def control_conditions(name: str, one_knob: bool = False) -> dict:
     -------
     dict
         A training distribution for :func:`.acquisitions.record` (every knob fixed at the
-        suite's value, offsets drawn in the suite's range, no clean or as-given share).
+        suite's value and offsets drawn in the suite's range, or with ``one_knob`` only
+        the condition's own knobs fixed; no clean or as-given share).
     """
-    if one_knob:
-        return _one_knob_conditions(_suite_row(name)[2])
-    c = {**BASE, **_suite_row(name)[2]}
-    det = DETECTORS[c["detector"]]
     out = copy.deepcopy(TRAINING_CONDITIONS)
-
-    def fixed(v: float) -> list[float]:
-        return [float(v), float(v)]
-
-    out["ranges"].update(
-        t_over_lambda=fixed(c["t_over_lambda"]),
-        resolution_eV=fixed(c["resolution_eV"]),
-        background_exponent=fixed(3.0),  # simulate_acquisition's default, as the suite
-        l3_over_background=fixed(c["l3_over_background"]),
-        offset_eV=[-OFFSET_EV, OFFSET_EV],
-        dose=fixed(c["dose"]),
-        gain=fixed(det.get("gain", 1.0)),
-        read_noise=fixed(det.get("read_noise", 0.0)),
-    )
-    out["dispersion_bins"] = [float(c["dispersion_eV"])]
-    psf = float(det.get("psf_sigma_channels", 0.0))
-    out["psf_sigma_channels"] = [psf, psf]
-    out["correlated"] = 1.0 if psf > 0 else 0.0
+    change = _suite_row(name)[2]
+    if one_knob:
+        _fix(out, change)
+    else:
+        _fix(out, {**BASE, **change})
+        # simulate_acquisition's default exponent and the suite's offsets, as the suite
+        out["ranges"].update(background_exponent=[3.0, 3.0], offset_eV=[-OFFSET_EV, OFFSET_EV])
     out["clean"] = 0.0
     out["as_given"] = 0.0
-    out["spikes_per_spectrum"] = 2.0 * float(c["spikes_per_spectrum"])  # half the groups
     return out
 
 
-def _one_knob_conditions(change: dict) -> dict:
-    """The default's training distribution with only the knobs of ``change`` fixed."""
-    out = copy.deepcopy(TRAINING_CONDITIONS)
-    for knob, v in change.items():
+def _fix(out: dict, settings: dict) -> None:
+    """Fix the knobs of ``settings`` (a suite condition's) in a training distribution."""
+    for knob, v in settings.items():
         if knob == "detector":
             det = DETECTORS[v]
             psf = float(det.get("psf_sigma_channels", 0.0))
+            out["psf_sigma_channels"] = [psf, psf]
             out["correlated"] = 1.0 if psf > 0 else 0.0
-            if psf > 0:
-                out["psf_sigma_channels"] = [psf, psf]
-                out["ranges"].update(
-                    gain=[float(det["gain"])] * 2, read_noise=[float(det["read_noise"])] * 2
-                )
+            out["ranges"].update(
+                gain=[float(det.get("gain", 1.0))] * 2,
+                read_noise=[float(det.get("read_noise", 0.0))] * 2,
+            )
         elif knob == "dispersion_eV":
             out["dispersion_bins"] = [float(v)]
         elif knob == "spikes_per_spectrum":
             out["spikes_per_spectrum"] = 2.0 * float(v)  # half the groups
         else:
             out["ranges"][knob] = [float(v), float(v)]
-    out["clean"] = 0.0
-    out["as_given"] = 0.0
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
