@@ -173,7 +173,7 @@ def _feature_operator(step: float, lag: int) -> tuple[list, dict] | None:
     (the L2 window, each noise window, the rest) reads only its segment rows ``r0:r1``.
     None where the lag leaves no noise window (the general path handles it).
     """
-    lo_off, hi_off, r = _segment_geometry(step)
+    lo_off, hi_off, _ = _segment_geometry(step)  # the band holds the radius
     width = hi_off - lo_off
     groups: dict[str, list[int]] = {"l2": [], "noise_pre": [], "noise_post": [], "other": []}
     smooth = _gaussian_band(0.3 / step, width)  # the segment's smoothed channels

@@ -60,10 +60,11 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     radius with its edge values, is convolved by FFT, which costs a fraction of two
     wide direct filters or a dense matrix product.
     """
-    kernel, r = _dog_kernel(float(step))
+    r = _dog_kernel(float(step))[1]
     # A circular convolution of length n >= the extended segment is exact at the
     # outputs kept (each reads only channels before it, none wrapped around); the
-    # segment is gathered n wide, so the FFT needs no padded copy.
+    # segment is read n wide (a slice where it lies inside the rows), so the FFT needs no
+    # padded copy.
     n = fft.next_fast_len(i1 - i0 + 2 * r, real=True)
     m = y.shape[1]
     inside = i0 - r >= 0 and i0 - r + n <= m
