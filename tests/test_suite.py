@@ -79,3 +79,35 @@ def test_the_suite_at_one_dispersion_records_every_condition_there(clean_titan_l
     assert seen["steps"][:3] == pytest.approx([1.0, 1.0, 1.0])
     # noise-free at 1 eV per channel: every edge found
     assert res["conditions"]["clean@1"]["no_edge"] == 0.0
+
+
+def test_the_suite_at_one_resolution_records_every_condition_there(clean_titan_like):
+    from hyperspy_mnvalence.training.suite import clean_at, conditions_at
+
+    spectra, labels, e = clean_titan_like
+    rows = conditions_at("resolution_eV", 2.0)
+    # every Mn condition outside the resolution group (dispersions included), then the
+    # base condition at 2 eV
+    assert len(rows) == sum(g != "resolution_eV" for _, g, _ in SUITE) + 1
+    assert all(c["resolution_eV"] == 2.0 for _, _, c in rows)
+    assert rows[-1] == ("res_2", "resolution_eV", {"resolution_eV": 2.0})
+    assert ("disp_1.0@2", "dispersion_eV", {"dispersion_eV": 1.0, "resolution_eV": 2.0}) in rows
+    with pytest.raises(ValueError, match="knob must be one of"):
+        conditions_at("t_over_lambda", 1.0)
+    # a noise-free row at 2 eV is broader than one at 0.3 eV, and every edge is found
+    contrast = {}
+    for fwhm in (2.0, 0.3):
+        got = []
+
+        def spy(raw, energy, source, got=got):
+            if raw.shape[1] != spectra.shape[1]:  # the recordings, not the clean spectra
+                got.append(np.asarray(raw, float))
+            return _oracle(labels)(raw, energy, source)
+
+        res = run_suite(
+            spectra, labels, e, spy, copies=1, conditions=clean_at("resolution_eV", fwhm)
+        )
+        assert res["conditions"][f"clean@{fwhm:g}"]["no_edge"] == 0.0
+        # the sharpest curvature of the raw spectra (the L3 peak): blur lowers it
+        contrast[fwhm] = np.median(np.abs(np.diff(np.vstack(got), 2, axis=1)).max(1))
+    assert contrast[2.0] < 0.7 * contrast[0.3]

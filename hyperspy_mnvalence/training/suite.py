@@ -41,7 +41,10 @@ from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 __all__ = [
     "BASE",
+    "AT_KNOBS",
+    "clean_at",
     "clean_at_dispersion",
+    "conditions_at",
     "conditions_at_dispersion",
     "ROC_THRESHOLDS",
     "SUITE",
@@ -84,36 +87,54 @@ SEED = 20261127
 OFFSET_EV = 15.0
 
 
-def conditions_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]]:
-    """The suite recorded at one dispersion: how a model for that sampling is judged.
+#: The knobs a suite can be recorded at (``conditions_at``), with their rows' prefix.
+AT_KNOBS: dict[str, str] = {"dispersion_eV": "disp", "resolution_eV": "res"}
 
-    Every Mn condition of :data:`SUITE` outside its dispersion group, at
-    ``dispersion_eV`` eV per channel, then the base condition at it.
+
+def conditions_at(knob: str, value: float) -> list[tuple[str, str, dict]]:
+    """The suite recorded at one value of a knob: how a model for that value is judged.
+
+    Every Mn condition of :data:`SUITE` outside the knob's group, at ``value``, then
+    the base condition at it.
 
     Parameters
     ----------
-    dispersion_eV : float
-        eV per channel.
+    knob : {"dispersion_eV", "resolution_eV"}
+        eV per channel, or the zero-loss FWHM in eV.
+    value : float
+        The knob's value.
 
     Returns
     -------
     list of tuple
         ``(name, group, changes to BASE)``, in a fixed order (the seeds follow it).
     """
-    d = float(dispersion_eV)
+    if knob not in AT_KNOBS:
+        raise ValueError(f"knob must be one of {sorted(AT_KNOBS)}, not {knob!r}")
+    v = float(value)
     rows = [
-        (f"{name}@{d:g}", group, {**cond, "dispersion_eV": d})
-        for name, group, cond in SUITE
-        if group != "dispersion_eV"
+        (f"{name}@{v:g}", group, {**cond, knob: v}) for name, group, cond in SUITE if group != knob
     ]
-    return rows + [(f"disp_{d:g}", "dispersion_eV", {"dispersion_eV": d})]
+    return rows + [(f"{AT_KNOBS[knob]}_{v:g}", knob, {knob: v})]
+
+
+def clean_at(knob: str, value: float) -> list[tuple[str, str, dict]]:
+    """One noise-free condition at one value of ``knob``: an electron-counting detector
+    at infinite dose (expected values), the base condition otherwise."""
+    if knob not in AT_KNOBS:
+        raise ValueError(f"knob must be one of {sorted(AT_KNOBS)}, not {knob!r}")
+    v = float(value)
+    return [(f"clean@{v:g}", "clean", {knob: v, "detector": "white", "dose": np.inf})]
+
+
+def conditions_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]]:
+    """:func:`conditions_at` for the dispersion (eV per channel)."""
+    return conditions_at("dispersion_eV", dispersion_eV)
 
 
 def clean_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]]:
-    """One noise-free condition at ``dispersion_eV``: an electron-counting detector at
-    infinite dose (expected values), the base condition otherwise."""
-    d = float(dispersion_eV)
-    return [(f"clean@{d:g}", "clean", {"dispersion_eV": d, "detector": "white", "dose": np.inf})]
+    """:func:`clean_at` for the dispersion (eV per channel)."""
+    return clean_at("dispersion_eV", dispersion_eV)
 
 
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -535,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--at-dispersion", type=float, metavar="EV",
                     help="the suite recorded at this dispersion (conditions_at_dispersion), "
                     "with a noise-free row at it (clean_at_dispersion)")  # fmt: skip
+    ap.add_argument("--at-resolution", type=float, metavar="EV",
+                    help="the suite recorded at this zero-loss FWHM (conditions_at), "
+                    "with a noise-free row at it (clean_at)")  # fmt: skip
     args = ap.parse_args(argv)
     if args.held_out and args.folds:
         ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
@@ -559,17 +583,21 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.onnx:
         name, path = item.split("=", 1)
         preds[name] = onnx_predictor(path)
-    conditions = None
+    at = None  # (knob, value) of a suite recorded at one value
+    if args.at_dispersion is not None and args.at_resolution is not None:
+        ap.error("give --at-dispersion or --at-resolution, not both")
     if args.at_dispersion is not None:
-        conditions = conditions_at_dispersion(args.at_dispersion)
+        at = ("dispersion_eV", args.at_dispersion)
+    elif args.at_resolution is not None:
+        at = ("resolution_eV", args.at_resolution)
+    conditions = None if at is None else conditions_at(*at)
     for name, pr in preds.items():
         res = run_suite(spectra, labels, energy, pr, copies=args.copies, conditions=conditions)
-        if args.at_dispersion is not None:
+        if at is not None:
             clean = run_suite(
-                spectra, labels, energy, pr, copies=args.copies,
-                conditions=clean_at_dispersion(args.at_dispersion),
-            )  # fmt: skip
-            res["clean_at_dispersion"] = next(iter(clean["conditions"].values()))
+                spectra, labels, energy, pr, copies=args.copies, conditions=clean_at(*at)
+            )
+            res[f"clean_at_{at[0].removesuffix('_eV')}"] = next(iter(clean["conditions"].values()))
         if args.held_out:
             res["held_out"] = {"folds": args.held_out, "n_spectra": int(labels.size)}
         if args.negatives:
