@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .decisions import EDGE_MIN_SNR
+
 __all__ = ["CLIError", "build_parser", "main"]
 
 PROG = "mnvalence"
@@ -866,7 +868,7 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         type=float,
         metavar="X",
         help="minimum L3 height over the noise for a pixel to count as having a Mn edge "
-        "(default 7.5, calibrated on simulated negatives; see the user guide)",
+        f"(default {EDGE_MIN_SNR:g}, calibrated on simulated negatives; see the user guide)",
     )
     parser.add_argument(
         "--low-loss",

@@ -63,3 +63,11 @@ def test_kev_axis_error_reaches_the_shell_as_one_line(tmp_path, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "looks like keV" in line and "units = 'keV'" in line
     assert not (tmp_path / "out.hspy").exists()
+
+
+def test_min_snr_help_states_the_functions_default():
+    (sub,) = [a for a in build_parser()._actions if getattr(a, "choices", None)]
+    default = inspect.signature(mnv.classify_mn_valence).parameters["min_snr"].default
+    for command in ("classify", "decompose"):
+        (opt,) = [a for a in sub.choices[command]._actions if "--min-snr" in a.option_strings]
+        assert f"(default {default:g}," in opt.help
