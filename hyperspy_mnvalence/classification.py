@@ -28,7 +28,7 @@ from .decisions import (
     warn_out_of_range,
 )
 from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
-from .model import DEFAULT_MODEL, MnValenceModel, _resolve_threads, load_model
+from .model import DEFAULT_MODEL, SHIPPED_MODELS, MnValenceModel, _resolve_threads, load_model
 from .preprocessing import (
     REASONS,
     overlaps_search_range,
@@ -445,7 +445,7 @@ def _check_arguments(
     if not (model is None or isinstance(model, str | os.PathLike | MnValenceModel)):
         raise TypeError(
             "model must be None (the shipped model), a shipped model's name "
-            "('ensemble', 'fast', 'lite', 'acquisition', 'fractions'), the path of a .onnx file or a "
+            f"({', '.join(repr(k) for k in SHIPPED_MODELS)}), the path of a .onnx file or a "
             f"MnValenceModel, got {type(model).__name__} {model!r}"
         )
     if (

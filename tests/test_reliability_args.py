@@ -213,3 +213,12 @@ def test_any_shape_dtype_and_bad_values_give_a_result_or_a_named_error(
         if pattern == "constant":
             assert np.all(reason == 2)
     np.testing.assert_array_equal(np.asarray(s.data), before)
+
+
+def test_a_bad_model_argument_lists_every_shipped_name(sig):
+    from hyperspy_mnvalence.model import SHIPPED_MODELS
+
+    with pytest.raises(TypeError) as err:
+        mnv.classify_mn_valence(sig, model=3.5)
+    for name in SHIPPED_MODELS:
+        assert repr(name) in str(err.value)
