@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .decisions import EDGE_MIN_SNR
+from .model import BROAD_RESOLUTION_EV
 
 __all__ = ["CLIError", "build_parser", "main"]
 
@@ -68,6 +69,7 @@ _CLI_SPEAK = (
     (r"\benergy_window\b", "--energy-window"),
     (r"\bbackground_window\b", "--background-window"),
     (r"\bmin_snr\b", "--min-snr"),
+    (r"\bresolution_eV\b", "--resolution"),
     (r"\bbackground \('none'", "--background none ("),
     (r"\bbackground=", "--background "),
     (r"^background must\b", "--background must"),
@@ -391,6 +393,12 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
         if not (np.isfinite(args.min_snr) and args.min_snr >= 0):
             raise CLIError(f"--min-snr must be a finite number >= 0, got {args.min_snr:g}")
         kw["min_snr"] = args.min_snr
+    if args.resolution is not None:
+        if not (np.isfinite(args.resolution) and args.resolution > 0):
+            raise CLIError(
+                f"--resolution must be the zero-loss FWHM in eV (> 0), got {args.resolution:g}"
+            )
+        kw["resolution_eV"] = args.resolution
     if getattr(args, "keep_spikes", False):
         kw["remove_spikes"] = False
     if args.batch_size is not None:
@@ -789,7 +797,8 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         "data); 'fast' for the default's fold-1 network alone (faster, no ensemble spread); "
         "'lite' for the smaller single network (a little less accurate); 'thin' for the "
         "networks trained on thin acquisitions (used with --low-loss unless --model is "
-        "given); or a retrained .onnx file",
+        "given); 'broad' for those trained at 1.4-2 eV resolution (used with --resolution "
+        f"{BROAD_RESOLUTION_EV:g} or more); or a retrained .onnx file",
     )
 
 
@@ -879,6 +888,15 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         "order: plural scattering is removed by Fourier-ratio deconvolution first (and "
         "the 'thin' model reads the result unless --model is given), and the t/lambda map "
         "is stored with the result",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        metavar="EV",
+        help="the instrument's energy resolution, the zero-loss peak's FWHM (eV), if "
+        f"known: from {BROAD_RESOLUTION_EV:g} eV up the 'broad' model (trained at "
+        "1.4-2 eV) reads the spectra unless --model or --low-loss is given; with "
+        "--low-loss it is measured there",
     )
     parser.add_argument(
         "--keep-spikes",

@@ -277,6 +277,7 @@ def _deconvolve_lazy(core, ll, remove_spikes: bool):
     tl = BaseSignal(t).as_lazy()
     tl.metadata.General.title = "t/lambda"
     result = core._deepcopy_with_new_data(out)
+    result.metadata.set_item(FWHM_KEY, fwhm)
     if remove_spikes:
         n = da.map_blocks(_spike_block, cdata, c_axis, dtype=np.int32, drop_axis=nav)
         result.metadata.set_item(SPIKES_KEY, n)
@@ -286,6 +287,9 @@ def _deconvolve_lazy(core, ll, remove_spikes: bool):
 #: Where the deconvolved signal keeps the spikes replaced before the deconvolution
 #: (per pixel; ``classify_mn_valence`` adds them to its ``n_spikes`` map).
 SPIKES_KEY = "MnValence.spikes_before_deconvolution"
+#: Where the deconvolved signal keeps the zero-loss FWHM (eV) it was deconvolved with:
+#: the instrument's resolution, which ``classify_mn_valence`` checks against the model's.
+FWHM_KEY = "MnValence.zero_loss_fwhm_eV"
 
 
 def deconvolve_plural_scattering(s, low_loss, remove_spikes: bool = True):
@@ -315,6 +319,11 @@ def deconvolve_plural_scattering(s, low_loss, remove_spikes: bool = True):
         fit window). Blank low-loss pixels keep that background-free edge as it is.
     t_over_lambda : hyperspy.signal.BaseSignal
         Relative thickness per pixel (NaN where the low loss is blank).
+
+    Notes
+    -----
+    The zero-loss FWHM (eV) of the first low-loss pixel with counts, which the result
+    stays convolved with, is kept in the result's ``metadata.MnValence.zero_loss_fwhm_eV``.
 
     Raises
     ------
@@ -365,6 +374,7 @@ def _deconvolve_eager(core, ll, remove_spikes: bool):
     tl.metadata.General.title = "t/lambda"
     _logger.debug("deconvolved %d spectra; median t/lambda %.3g", t.size, np.nanmedian(t))
     result = core._deepcopy_with_new_data(out)
+    result.metadata.set_item(FWHM_KEY, fwhm)
     if remove_spikes:
         result.metadata.set_item(SPIKES_KEY, counts)
     return result, tl

@@ -117,6 +117,7 @@ def decompose_mn_valence(
     lazy_output: bool | None = None,
     remove_spikes: bool = True,
     low_loss=None,
+    resolution_eV: float | None = None,
 ):
     """Fractions of Mn2+, Mn3+ and Mn4+ in each pixel (mixed valence).
 
@@ -155,6 +156,11 @@ def decompose_mn_valence(
     low_loss : exspy.signals.EELSSpectrum, optional
         Low-loss spectrum image of the same area: Fourier-ratio deconvolution of plural
         scattering first; t/lambda in ``metadata.MnValence.t_over_lambda``.
+    resolution_eV : float, optional
+        The zero-loss FWHM (eV), where known (measured in ``low_loss`` when that is
+        given): named in the out-of-range warning when outside the resolutions the
+        fraction model was trained at (there is one fraction model for every
+        resolution).
 
     Returns
     -------
@@ -193,6 +199,7 @@ def decompose_mn_valence(
         lazy_output=lazy_output,
         remove_spikes=remove_spikes,
         low_loss=low_loss,
+        resolution_eV=resolution_eV,
         _model_name=FRACTIONS_MODEL,
         _title="Mn valence fractions",
         _task="fractions",

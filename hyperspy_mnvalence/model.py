@@ -31,6 +31,9 @@ __all__ = [
     "FAST_MODEL",
     "LITE_MODEL",
     "ACQUISITION_MODEL",
+    "BROAD_MODEL",
+    "BROAD_RESOLUTION_EV",
+    "THIN_MODEL",
     "METADATA_KEY",
     "SHIPPED_MODELS",
     "ModelError",
@@ -60,6 +63,13 @@ DEFAULT_MODEL = ACQUISITION_MODEL
 #: spectra deconvolved with their low loss (``classify_mn_valence(s, low_loss=ll)``
 #: uses it unless a model is given), and thin samples.
 THIN_MODEL = "mn_valence_fcn_thin.onnx"
+#: Five networks trained on acquisitions at 1.4-2 eV resolution (chosen by the rule
+#: ``broad_resolution_slot``): what reads spectra whose zero-loss FWHM is given as
+#: :data:`BROAD_RESOLUTION_EV` or more (``classify_mn_valence(s, resolution_eV=...)``
+#: uses it unless a model or a low loss is given).
+BROAD_MODEL = "mn_valence_fcn_broad.onnx"
+#: Zero-loss FWHM (eV) from which the broad model reads by default.
+BROAD_RESOLUTION_EV = 1.4
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
     "ensemble": ENSEMBLE_MODEL,
@@ -67,6 +77,7 @@ SHIPPED_MODELS = {
     "lite": LITE_MODEL,
     "acquisition": ACQUISITION_MODEL,
     "thin": THIN_MODEL,
+    "broad": BROAD_MODEL,
     "fractions": FRACTIONS_MODEL,
 }
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")

@@ -60,3 +60,16 @@ def test_refresh_writes_the_named_card_and_keeps_the_model(tmp_path):
     b = classify_spectra(acq_sim.spectra, acq_sim.energy, model="fast")
     np.testing.assert_array_equal(a, b)
     assert load_model(str(model)).n_members == 1
+
+
+def test_suite_metrics_of_a_run_without_negatives():
+    from hyperspy_mnvalence.training.acquisition_export import suite_metrics
+
+    at_2ev = _suite(0.5)
+    del at_2ev["false_mn"]  # a suite recorded at one resolution, --negatives 0
+    m = suite_metrics(at_2ev)
+    assert "false_mn" not in m
+    assert m["score"] == 0.5 and m["conditions"]["t_1.5"] == 0.75
+    assert suite_metrics(_suite(0.5))["false_mn"] == {
+        "background": {"white": 0.0, "correlated": 0.01}
+    }

@@ -25,6 +25,7 @@ CLI_OPTION = {
     "lazy_output": "--lazy",
     "remove_spikes": "--keep-spikes",
     "low_loss": "--low-loss",
+    "resolution_eV": "--resolution",
 }
 
 

@@ -35,9 +35,12 @@ from ._edge import (  # noqa: F401
 from ._range import (
     DEFAULT_DISPERSION_RANGE_EV,
     FAR_FROM_NEIGHBOURS_EV,
+    TITAN_RESOLUTION_EV,
     out_of_range,
+    resolution_condition,
     scattered_peaks,
     spectrum_range_flags,
+    trained_resolution_range,
     warn_out_of_range,
 )
 from ._reasons import RANGE_FLAGS, REASONS
@@ -58,9 +61,12 @@ __all__ = [
     "DEFAULT_DISPERSION_RANGE_EV",
     "FAR_FROM_NEIGHBOURS_EV",
     "RANGE_FLAGS",
+    "TITAN_RESOLUTION_EV",
     "out_of_range",
+    "resolution_condition",
     "scattered_peaks",
     "spectrum_range_flags",
+    "trained_resolution_range",
     "warn_out_of_range",
     "EDGE_MIN_SNR",
     "SEARCH_END_EV",

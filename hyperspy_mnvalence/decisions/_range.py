@@ -17,10 +17,13 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_DISPERSION_RANGE_EV",
+    "TITAN_RESOLUTION_EV",
     "FAR_FROM_NEIGHBOURS_EV",
     "out_of_range",
+    "resolution_condition",
     "scattered_peaks",
     "spectrum_range_flags",
+    "trained_resolution_range",
     "warn_out_of_range",
 ]
 
@@ -28,6 +31,9 @@ _logger = logging.getLogger(__name__)
 
 #: Dispersions (eV per channel) assumed to be covered when a model's metadata do not say.
 DEFAULT_DISPERSION_RANGE_EV = (0.02, 1.0)
+#: Resolution (zero-loss FWHM, eV) of the Titan spectra the clean-data models were trained
+#: on (equal to ``simulations.edges.REFERENCE_RESOLUTION_EV``; a test checks it).
+TITAN_RESOLUTION_EV = 0.2
 #: Neighbouring pixels whose L3 peaks differ by more than this (eV) are "scattered".
 SCATTER_EV = 3.0
 #: Share of neighbouring valid pixel pairs that must be scattered for a warning.
@@ -49,6 +55,42 @@ def trained_dispersion_range(metadata: dict | None) -> tuple[float, float]:
     if aug.get("enabled") and step is not None and len(step) == 2:
         return float(step[0]), float(step[1])
     return DEFAULT_DISPERSION_RANGE_EV
+
+
+def trained_resolution_range(metadata: dict | None) -> tuple[float, float] | None:
+    """Instrument resolutions (zero-loss FWHM, eV) a model saw in training.
+
+    The acquisition conditions' ``resolution_eV`` range of a model trained on
+    simulated acquisitions; else the ``augmentation.broadening.fwhm_eV`` range of one
+    trained on the Titan spectra (0.2 eV resolution of their own) when that
+    augmentation was on; else None (not known).
+    """
+    aug = (metadata or {}).get("augmentation") or {}
+    rng = ((aug.get("acquisition_conditions") or {}).get("ranges") or {}).get("resolution_eV")
+    if rng is not None and len(rng) == 2:
+        return float(rng[0]), float(rng[1])
+    broad = aug.get("broadening") or {}
+    fwhm = broad.get("fwhm_eV")
+    if broad.get("enabled") and fwhm is not None and len(fwhm) == 2:
+        return TITAN_RESOLUTION_EV, float(np.hypot(float(fwhm[1]), TITAN_RESOLUTION_EV))
+    return None
+
+
+def resolution_condition(resolution_eV: float | None, metadata: dict | None) -> str | None:
+    """The out-of-range sentence for a given zero-loss FWHM, or None where it is inside
+    (or either is not known): more than 10 % broader than the broadest resolution the
+    model was trained at, or less than half the sharpest."""
+    rng = trained_resolution_range(metadata)
+    if resolution_eV is None or rng is None:
+        return None
+    lo, hi = rng
+    if lo / 2 <= resolution_eV <= 1.1 * hi:
+        return None
+    return (
+        f"the resolution, {resolution_eV:.3g} eV (zero-loss FWHM), is outside the "
+        f"{lo:g}-{hi:g} eV the model was trained at (all pixels): valences may be wrong "
+        "with high confidence"
+    )
 
 
 def _dispersion(energy: np.ndarray) -> float:
@@ -195,6 +237,7 @@ def out_of_range(
     metadata: dict | None = None,
     peak_eV: np.ndarray | None = None,
     reason: np.ndarray | None = None,
+    resolution_eV: float | None = None,
 ) -> list[str]:
     """Conditions under which the results should not be trusted as they stand.
 
@@ -209,6 +252,8 @@ def out_of_range(
     peak_eV, reason : numpy.ndarray, optional
         Per-pixel L3 peak energies and reason codes, in navigation order (for the
         pre-edge and scatter checks; skipped when not given, e.g. for lazy results).
+    resolution_eV : float, optional
+        The data's zero-loss FWHM (eV), where known (:func:`resolution_condition`).
 
     Returns
     -------
@@ -225,6 +270,9 @@ def out_of_range(
             "per channel the model was trained on (all pixels): valences may be wrong "
             "with high confidence"
         )
+    res = resolution_condition(resolution_eV, metadata)
+    if res is not None:
+        found.append(res)
     if peak_eV is None or reason is None:
         return found
     peak = np.asarray(peak_eV, dtype=np.float64).ravel()

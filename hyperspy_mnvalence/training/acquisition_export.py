@@ -46,7 +46,7 @@ def suite_metrics(suite: dict) -> dict:
         {k: suite[k] for k in ("clean", "worst", "mean", "score")}
         | {"conditions": {n: c["accuracy"] for n, c in suite["conditions"].items()}}
         | {"no_edge": {n: c["no_edge"] for n, c in suite["conditions"].items()}}
-        | {"false_mn": suite["false_mn"]}
+        | ({"false_mn": suite["false_mn"]} if "false_mn" in suite else {})
     )
 
 
@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suite", type=Path, metavar="SUITE_JSON",
                     help="the suite run of these fold models (suite_<name>.json written by "
                     "training.suite), used instead of scoring them again")  # fmt: skip
+    ap.add_argument("--also-suite", nargs="*", default=[], metavar="KEY=SUITE_JSON",
+                    help="another suite run of these fold models (e.g. --at-resolution 2), "
+                    "summarised in the card's metrics[KEY]")  # fmt: skip
     ap.add_argument("--fast", type=Path, help="also write the fold-1 model alone here")
     ap.add_argument("--reports", type=Path, required=True, help="folder for the reports")
     ap.add_argument("--copies", type=int, default=2)
@@ -185,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         "cv_splitter": rec["split"]["kind"],
         "acquisition": suite_metrics(suite),
     }
+    for item in args.also_suite:  # where a specialist is used: the suite recorded there
+        key, path = item.split("=", 1)
+        other = json.loads(Path(path).read_text())
+        metrics[key] = suite_metrics(other) | {
+            k: v["accuracy"] for k, v in other.items() if k.startswith("clean_at_")
+        }
     data_rec = [
         {"file": "train/titan_mn_valence.npz", "sha256": d["sha256"], "n_spectra": int(labels.size)}
     ]
