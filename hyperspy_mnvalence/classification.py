@@ -740,8 +740,9 @@ def classify_mn_valence(
 
         s, t_over_lambda = deconvolve_plural_scattering(s, low_loss, bool(remove_spikes))
         spikes_before = s.metadata.get_item(SPIKES_KEY) if remove_spikes else None
-        if resolution_eV is None:  # the zero-loss FWHM the spectra were deconvolved with
-            resolution_eV = _check_resolution(s.metadata.get_item(FWHM_KEY))
+        fwhm = s.metadata.get_item(FWHM_KEY)  # what the spectra were deconvolved with
+        if resolution_eV is None and fwhm is not None and np.isfinite(fwhm) and fwhm > 0:
+            resolution_eV = float(fwhm)
         if _deconvolved_out is not None:  # the CLI's --white-line reads the same spectra
             _deconvolved_out.append(s)
         if model is None and _model_name == DEFAULT_MODEL:
