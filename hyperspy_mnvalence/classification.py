@@ -27,10 +27,12 @@ from .decisions import (
     thick_sample_condition,
     warn_out_of_range,
 )
+from .decisions._range import _dispersion
 from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
 from .model import (
     BROAD_RESOLUTION_EV,
     DEFAULT_MODEL,
+    ONE_EV_DISPERSION,
     SHIPPED_MODELS,
     MnValenceModel,
     _resolve_threads,
@@ -665,8 +667,11 @@ def classify_mn_valence(
         the smaller single network (a little less accurate; ``mnv.model_card("lite")``),
         ``"thin"`` for the five networks trained on thin acquisitions only (best on thin
         samples and on spectra deconvolved with their low loss, poor on thick raw ones;
-        with ``low_loss`` and no model given it is the one used), or a retrained
-        ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
+        with ``low_loss`` and no model given it is the one used), ``"broad"`` for five
+        networks trained at 1.4-2 eV resolution (used when ``resolution_eV`` of 1.4 eV or
+        more is given), ``"1ev"`` for five networks trained at 1 eV per channel (used for
+        spectra at 0.95-1.05 eV per channel unless a model, a low loss or such a
+        resolution is given), or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
     batch_size : int
         Spectra per preprocessing/inference batch.
     min_snr : float
@@ -750,6 +755,8 @@ def classify_mn_valence(
     elif model is None and _model_name == DEFAULT_MODEL:
         if resolution_eV is not None and resolution_eV >= BROAD_RESOLUTION_EV:
             model = "broad"  # a coarse resolution: the model trained at it
+        elif ONE_EV_DISPERSION[0] <= _dispersion(_energy_axis(s)) <= ONE_EV_DISPERSION[1]:
+            model = "1ev"  # 1 eV per channel: the model trained on that sampling
     m = load_model(model, name=_model_name)
     if m.task != _task:
         raise ValueError(

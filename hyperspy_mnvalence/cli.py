@@ -798,7 +798,8 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         "'lite' for the smaller single network (a little less accurate); 'thin' for the "
         "networks trained on thin acquisitions (used with --low-loss unless --model is "
         "given); 'broad' for those trained at 1.4-2 eV resolution (used with --resolution "
-        f"{BROAD_RESOLUTION_EV:g} or more); or a retrained .onnx file",
+        f"{BROAD_RESOLUTION_EV:g} or more); '1ev' for those trained at 1 eV per channel "
+        "(used for inputs at 0.95-1.05 eV per channel); or a retrained .onnx file",
     )
 
 

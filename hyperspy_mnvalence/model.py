@@ -34,6 +34,8 @@ __all__ = [
     "BROAD_MODEL",
     "BROAD_RESOLUTION_EV",
     "THIN_MODEL",
+    "ONE_EV_DISPERSION",
+    "ONE_EV_MODEL",
     "METADATA_KEY",
     "SHIPPED_MODELS",
     "ModelError",
@@ -70,6 +72,13 @@ THIN_MODEL = "mn_valence_fcn_thin.onnx"
 BROAD_MODEL = "mn_valence_fcn_broad.onnx"
 #: Zero-loss FWHM (eV) from which the broad model reads by default.
 BROAD_RESOLUTION_EV = 1.4
+#: Five networks trained on spectra recorded at 1 eV per channel (chosen by the rule
+#: ``exact_1ev_slot``): what reads spectra whose dispersion lies in
+#: :data:`ONE_EV_DISPERSION` (``classify_mn_valence`` uses it unless a model, a low loss
+#: or a coarse ``resolution_eV`` is given).
+ONE_EV_MODEL = "mn_valence_fcn_1ev.onnx"
+#: Dispersions (eV per channel) the 1-eV model reads by default.
+ONE_EV_DISPERSION = (0.95, 1.05)
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
     "ensemble": ENSEMBLE_MODEL,
@@ -78,6 +87,7 @@ SHIPPED_MODELS = {
     "acquisition": ACQUISITION_MODEL,
     "thin": THIN_MODEL,
     "broad": BROAD_MODEL,
+    "1ev": ONE_EV_MODEL,
     "fractions": FRACTIONS_MODEL,
 }
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")

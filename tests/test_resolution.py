@@ -134,3 +134,39 @@ def test_the_command_line_passes_the_resolution(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--resolution must be the zero-loss FWHM" in err[0]
     assert not bad.exists()
+
+
+def test_spectra_at_1_ev_per_channel_are_read_by_the_1ev_model():
+    from hyperspy_mnvalence.model import ONE_EV_MODEL
+
+    def at(dispersion, seed=2):
+        acq = simulate_acquisition(
+            valence=VALENCES, resolution_eV=0.5, l3_over_background=0.25, dose=8e4,
+            dispersion_eV=dispersion, rng=seed,
+        )  # fmt: skip
+        return acq.to_signal(navigation_shape=(6, 8))
+
+    s = at(1.0)
+    p = mnv.classify_mn_valence(s, show_progressbar=False)
+    assert p.metadata.MnValence.model == ONE_EV_MODEL
+    assert np.mean(mnv.most_likely_valence(p).data.ravel() == VALENCES) >= 0.8
+    # another sampling, a coarse resolution given or a model given: not routed there
+    p = mnv.classify_mn_valence(at(0.5), show_progressbar=False)
+    assert p.metadata.MnValence.model == "mn_valence_fcn_acquisition.onnx"
+    p = mnv.classify_mn_valence(s, resolution_eV=1.8, show_progressbar=False)
+    assert p.metadata.MnValence.model == BROAD_MODEL
+    p = mnv.classify_mn_valence(s, model="acquisition", show_progressbar=False)
+    assert p.metadata.MnValence.model == "mn_valence_fcn_acquisition.onnx"
+
+
+def test_the_1ev_model_given_for_other_samplings_is_named_in_the_warning():
+    from hyperspy_mnvalence.decisions._range import trained_dispersion_range
+
+    assert trained_dispersion_range(load_model("1ev").metadata) == (1.0, 1.0)
+    # the models trained over every sampling keep the documented default range
+    assert trained_dispersion_range(load_model("acquisition").metadata) == (0.02, 1.0)
+    s = _map(0.5)  # 0.25 eV per channel
+    with pytest.warns(UserWarning, match="validated range") as rec:
+        mnv.classify_mn_valence(s, model="1ev", show_progressbar=False)
+    (text,) = _range_warnings(rec)
+    assert "the dispersion, 0.25 eV per channel, is outside the 1 eV per channel" in text

@@ -47,9 +47,14 @@ FAR_FROM_NEIGHBOURS_EV = 5.0
 def trained_dispersion_range(metadata: dict | None) -> tuple[float, float]:
     """Dispersions (eV per channel) a model saw in training, from its metadata.
 
-    The ``augmentation.dispersion.step_eV`` range when that augmentation was on; else
-    :data:`DEFAULT_DISPERSION_RANGE_EV`.
+    The ``augmentation.dispersion.step_eV`` range when that augmentation was on; the
+    one dispersion of a model trained on simulated acquisitions at one sampling (a
+    single dispersion bin, up to its end); else :data:`DEFAULT_DISPERSION_RANGE_EV`.
     """
+    acq = ((metadata or {}).get("augmentation") or {}).get("acquisition_conditions") or {}
+    bins = acq.get("dispersion_bins") or []
+    if len(bins) == 1:
+        return float(bins[0]), float(acq.get("dispersion_end", bins[0]))
     aug = ((metadata or {}).get("augmentation") or {}).get("dispersion") or {}
     step = aug.get("step_eV")
     if aug.get("enabled") and step is not None and len(step) == 2:
@@ -266,7 +271,8 @@ def out_of_range(
     lo, hi = trained_dispersion_range(metadata)
     if _dispersion_outside(disp, metadata):
         found.append(
-            f"the dispersion, {disp:.3g} eV per channel, is outside the {lo:g}-{hi:g} eV "
+            f"the dispersion, {disp:.3g} eV per channel, is outside the "
+            f"{f'{lo:g}' if lo == hi else f'{lo:g}-{hi:g}'} eV "
             "per channel the model was trained on (all pixels): valences may be wrong "
             "with high confidence"
         )
