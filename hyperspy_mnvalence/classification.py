@@ -752,10 +752,11 @@ def classify_mn_valence(
             _deconvolved_out.append(s)
         if model is None and _model_name == DEFAULT_MODEL:
             model = "thin"  # spectra made thin: the model trained on thin ones
-    elif model is None and _model_name == DEFAULT_MODEL:
+    energy = _energy_axis(s)  # (the deconvolved spectra keep the core loss's axis)
+    if model is None and _model_name == DEFAULT_MODEL:  # no low loss: the raw spectra
         if resolution_eV is not None and resolution_eV >= BROAD_RESOLUTION_EV:
             model = "broad"  # a coarse resolution: the model trained at it
-        elif ONE_EV_DISPERSION[0] <= _dispersion(_energy_axis(s)) <= ONE_EV_DISPERSION[1]:
+        elif ONE_EV_DISPERSION[0] <= _dispersion(energy) <= ONE_EV_DISPERSION[1]:
             model = "1ev"  # 1 eV per channel: the model trained on that sampling
     m = load_model(model, name=_model_name)
     if m.task != _task:
@@ -764,7 +765,6 @@ def classify_mn_valence(
             f"{_TASK_FUNCTIONS.get(m.task, 'the function made for it')} with it, or "
             "model=None for the shipped one."
         )
-    energy = _energy_axis(s)
     search = energy_window or _search_range(m.preprocessing)  # where the L3 edge is looked for
     _check_range(energy, search, energy_window)
     if background_window is not None and background not in ("none", False):

@@ -270,9 +270,9 @@ def out_of_range(
     disp = _dispersion(e)
     lo, hi = trained_dispersion_range(metadata)
     if _dispersion_outside(disp, metadata):
+        trained = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"  # one sampling, or a range
         found.append(
-            f"the dispersion, {disp:.3g} eV per channel, is outside the "
-            f"{f'{lo:g}' if lo == hi else f'{lo:g}-{hi:g}'} eV "
+            f"the dispersion, {disp:.3g} eV per channel, is outside the {trained} eV "
             "per channel the model was trained on (all pixels): valences may be wrong "
             "with high confidence"
         )

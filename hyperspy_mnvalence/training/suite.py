@@ -91,6 +91,13 @@ OFFSET_EV = 15.0
 AT_KNOBS: dict[str, str] = {"dispersion_eV": "disp", "resolution_eV": "res"}
 
 
+def _at_value(knob: str, value: float) -> float:
+    """``value`` as a float, for a knob a suite can be recorded at (else a ValueError)."""
+    if knob not in AT_KNOBS:
+        raise ValueError(f"knob must be one of {sorted(AT_KNOBS)}, not {knob!r}")
+    return float(value)
+
+
 def conditions_at(knob: str, value: float) -> list[tuple[str, str, dict]]:
     """The suite recorded at one value of a knob: how a model for that value is judged.
 
@@ -109,9 +116,7 @@ def conditions_at(knob: str, value: float) -> list[tuple[str, str, dict]]:
     list of tuple
         ``(name, group, changes to BASE)``, in a fixed order (the seeds follow it).
     """
-    if knob not in AT_KNOBS:
-        raise ValueError(f"knob must be one of {sorted(AT_KNOBS)}, not {knob!r}")
-    v = float(value)
+    v = _at_value(knob, value)
     rows = [
         (f"{name}@{v:g}", group, {**cond, knob: v}) for name, group, cond in SUITE if group != knob
     ]
@@ -121,9 +126,7 @@ def conditions_at(knob: str, value: float) -> list[tuple[str, str, dict]]:
 def clean_at(knob: str, value: float) -> list[tuple[str, str, dict]]:
     """One noise-free condition at one value of ``knob``: an electron-counting detector
     at infinite dose (expected values), the base condition otherwise."""
-    if knob not in AT_KNOBS:
-        raise ValueError(f"knob must be one of {sorted(AT_KNOBS)}, not {knob!r}")
-    v = float(value)
+    v = _at_value(knob, value)
     return [(f"clean@{v:g}", "clean", {knob: v, "detector": "white", "dose": np.inf})]
 
 
