@@ -6,15 +6,17 @@ suite, benchmarks and tests.
   background, offset and dispersion, dose, detector, spikes, in physical order;
 * :mod:`.negatives` - edge-free spectra for the edge decision;
 * :mod:`.conditions` - named acquisition conditions and random draws of them;
-* :mod:`.demo` - the demo spectrum image.
+* :mod:`.demo` - the demo spectrum image;
+* :mod:`.signal` - simulated spectra as HyperSpy signals; :mod:`.lazy_map` - a lazy
+  spectrum image recorded block by block.
 """
 
 from .acquisition import Acquisition, simulate_acquisition
 from .conditions import CONDITION_RANGES, draw_conditions
 from .demo import demo_ground_truth, make_demo_spectrum_image, synthetic_spectra
 from .edges import EDGE_PARAMETERS, L3_POSITIONS_EV, VALENCES, mn_l23_edge
+from .lazy_map import simulate_lazy_map
 from .negatives import NEGATIVE_FAMILIES, simulate_negatives
-from .signal import simulate_lazy_map
 
 __all__ = [
     "Acquisition",
