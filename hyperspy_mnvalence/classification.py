@@ -10,7 +10,6 @@ the result signal; :mod:`.maps` derives maps from that result.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -18,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .blocks import in_memory_blocks, navigation_chunks
 from .decisions import (
     EDGE_MIN_SNR,
     RANGE_FLAGS,
@@ -27,22 +27,29 @@ from .decisions import (
     thick_sample_condition,
     warn_out_of_range,
 )
-from .decisions._range import _dispersion
-from .maps import VALENCE_AXIS, _dask_compute, _search_range, _warn_if_nothing_found
+from .decisions._range import median_step
+from .maps import VALENCE_AXIS, dask_compute, search_range, warn_if_nothing_found
 from .model import (
     BROAD_RESOLUTION_EV,
     DEFAULT_MODEL,
     ONE_EV_DISPERSION,
-    SHIPPED_MODELS,
     MnValenceModel,
-    _resolve_threads,
     load_model,
+    resolve_threads,
 )
 from .preprocessing import (
     REASONS,
-    overlaps_search_range,
     preprocess,
     single_threaded_blas,
+)
+from .signal_checks import (
+    check_arguments,
+    check_background_window,
+    check_energy_range,
+    check_resolution,
+    check_signal,
+    check_window,
+    energy_axis,
 )
 
 __all__ = [
@@ -62,7 +69,6 @@ N_OUT = 10
 #: convolutions, gets proportionally fewer (at least 128: its CPU time per spectrum is
 #: the same from 128 to 1024), so that its activations take no more memory.
 ONNX_BATCH = 1024
-_EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
 
 
 def onnx_batch(model: MnValenceModel, batch_size: int) -> int:
@@ -140,7 +146,7 @@ def classify_spectra(
     out = np.full((n, N_OUT), np.nan, np.float32)
     batch_size = max(int(batch_size), 1)
     starts = range(0, n, batch_size)
-    n_threads = _resolve_threads(n_threads, len(starts))
+    n_threads = resolve_threads(n_threads, len(starts))
 
     def run(i: int) -> None:
         # every batch writes its own rows of ``out``; float64 only per batch
@@ -227,134 +233,6 @@ def _block_kernel(
     return out
 
 
-#: Upper limits for one dask block of the lazy path: spectra and bytes of input.
-BLOCK_SPECTRA = 4096
-BLOCK_BYTES = 64 * 2**20
-
-
-def _navigation_chunks(data, block_spectra: int = BLOCK_SPECTRA, block_bytes: int = BLOCK_BYTES):
-    """Rechunk ``data`` so every block holds whole spectra and is of bounded size.
-
-    The signal (last) axis becomes one chunk; navigation chunks are left alone when
-    blocks are already within ``block_spectra`` spectra and ``block_bytes`` bytes and
-    otherwise chosen by dask within those limits, so a block is a few thousand spectra.
-
-    Parameters
-    ----------
-    data : dask.array.Array
-        Shape ``navigation + (n_channels,)``.
-    block_spectra, block_bytes : int
-        Limits per block.
-
-    Returns
-    -------
-    dask.array.Array
-    """
-    n_ch = data.shape[-1]
-    limit = max(min(block_bytes, block_spectra * n_ch * data.dtype.itemsize), 1)
-    nav = data.ndim - 1
-    whole_signal = len(data.chunks[-1]) == 1
-    biggest = int(np.prod([max(c) for c in data.chunks[:-1]])) if nav else 1
-    if whole_signal and biggest * n_ch * data.dtype.itemsize <= limit:
-        return data
-    spec = {i: "auto" for i in range(nav)}
-    spec[nav] = -1
-    return data.rechunk(spec, block_size_limit=limit)
-
-
-def _contiguous_chunks(
-    shape: tuple, itemsize: int, block_spectra: int = BLOCK_SPECTRA, block_bytes: int = BLOCK_BYTES
-) -> tuple:
-    """Chunks of a C-ordered array ``navigation + (n_channels,)`` whose blocks are
-    contiguous runs of whole spectra, of about equal size within the block limits.
-
-    The first navigation axis is split into runs of whole rows; only where one row is
-    over the limit is it cut into single rows and the next axis split. A block that is
-    a strided view (dask's square ``"auto"`` chunks) is copied whole by the kernel's
-    ``reshape`` (measured 128x128x2048 float32: 64x64 blocks, 32 MB copied per block).
-
-    Parameters
-    ----------
-    shape : tuple of int
-    itemsize : int
-        Bytes per value.
-    block_spectra, block_bytes : int
-        Limits per block.
-
-    Returns
-    -------
-    tuple of tuple of int
-    """
-    nav, n_ch = shape[:-1], shape[-1]
-    per = max(1, min(block_spectra, block_bytes // max(n_ch * itemsize, 1)))
-    chunks = []
-    for i, n in enumerate(nav):
-        inner = int(np.prod(nav[i + 1 :], dtype=np.int64))
-        if inner > per and n > 0:
-            chunks.append((1,) * n)  # one row at a time; split the next axis
-            continue
-        rows = max(per // max(inner, 1), 1)
-        k = -(-n // rows) if n else 1  # blocks along this axis, then sizes evened out
-        chunks.append(tuple(n // k + (j < n % k) for j in range(k)) if n else (0,))
-        chunks.extend((m,) for m in nav[i + 1 :])
-        break
-    return tuple(chunks) + ((n_ch,),)
-
-
-def _in_memory_blocks(x: np.ndarray, batch_size: int, block_spectra: int = BLOCK_SPECTRA):
-    """Dask blocks of the in-memory spectra ``x`` for the lazy path, without a copy.
-
-    A C-ordered array is seen as ``(n_spectra, n_channels)`` and cut into runs of whole
-    preprocessing batches, so every batch holds the spectra the eager path's does: the
-    edge decision pools the noise over a batch (``decisions.pooled_noise``), so other
-    batches can flip a pixel near the threshold (3 of 1024 with 8x8 blocks). Blocks
-    spread over the cores, at most ``block_spectra`` spectra (at least one batch).
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Spectra, shape ``navigation + (n_channels,)``.
-    batch_size : int
-        Spectra per preprocessing batch.
-    block_spectra : int
-        Most spectra per block (rounded down to whole batches).
-
-    Returns
-    -------
-    data : dask.array.Array
-        Shape ``(n_spectra, n_channels)``, or, when ``x`` is not C-ordered, ``x``'s own
-        shape in navigation blocks of contiguous rows.
-    navigation_shape : tuple or None
-        The shape to give the result's navigation axes (None: already theirs).
-    """
-    if not x.flags.c_contiguous:
-        return _dask_view(x, _contiguous_chunks(x.shape, x.dtype.itemsize)), None
-    flat = x.reshape(-1, x.shape[-1])  # a view
-    n = flat.shape[0]
-    batches = -(-n // batch_size)
-    cores = max(os.cpu_count() or 1, 1)
-    per = batch_size * max(1, min(-(-batches // cores), block_spectra // batch_size))
-    sizes = tuple(min(per, n - i) for i in range(0, n, per)) or (0,)
-    return _dask_view(flat, (sizes, (x.shape[-1],))), x.shape[:-1]
-
-
-def _dask_view(x: np.ndarray, chunks: tuple):
-    """A dask array whose blocks are views of the in-memory array ``x``.
-
-    ``dask.array.from_array`` copies a numpy array whole and hashes it for its name
-    (0.2-0.3 s of CPU for 128x128x2048 float32); views need neither.
-    """
-    import itertools
-
-    import dask.array as da
-    from dask.array.core import slices_from_chunks
-
-    name = f"mn-valence-input-{uuid.uuid4().hex}"
-    keys = itertools.product([name], *(range(len(c)) for c in chunks))
-    dsk = {k: x[slc] for k, slc in zip(keys, slices_from_chunks(chunks), strict=True)}
-    return da.Array(dsk, name, chunks, dtype=x.dtype, meta=np.empty((0,) * x.ndim, x.dtype))
-
-
 def _with_scattered_flag(peak: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """``flags`` plus bit 8 where the L3 ``peak`` is far from its neighbours'."""
     return np.where(scattered_peaks(peak), flags + 8, flags).astype(np.float32)
@@ -375,208 +253,11 @@ def _range_flags(peak, flags):
 # ---------------------------------------------------------------------------------------
 
 
-#: Energy-axis units understood, and their factor to eV (unset units are read as eV).
-_ENERGY_UNITS = {"ev": 1.0, "kev": 1000.0, "mev": 1e-3, "": 1.0, "<undefined>": 1.0}
-
-
-def _energy_axis(s) -> np.ndarray:
-    ax = s.axes_manager.signal_axes[0]
-    energy = np.asarray(ax.axis, dtype=np.float64)
-    units = str(getattr(ax, "units", "") or "").strip()
-    factor = _ENERGY_UNITS.get(units.lower())
-    if factor is None:
-        raise ValueError(
-            f"The energy axis has units {units!r}; classify_mn_valence reads energy-loss "
-            "axes in 'eV', 'keV' or 'meV'. Convert the axis (scale and offset) and set "
-            "s.axes_manager.signal_axes[0].units accordingly."
-        )
-    return energy * factor if factor != 1.0 else energy
-
-
-def _check_signal(s) -> None:
-    from hyperspy.signal import BaseSignal
-
-    if not isinstance(s, BaseSignal):
-        raise TypeError(
-            f"classify_mn_valence needs a HyperSpy EELS signal, not {type(s).__name__}. "
-            "Wrap arrays with s = hs.signals.Signal1D(data), call "
-            "s.set_signal_type('EELS_MnValence') and set the energy axis "
-            "(s.axes_manager.signal_axes[0]: offset, scale, units 'eV')."
-        )
-    if s.axes_manager.signal_dimension != 1:
-        raise ValueError(
-            f"classify_mn_valence needs spectra (signal dimension 1), but this signal has "
-            f"signal dimension {s.axes_manager.signal_dimension} ({s}). If the energy "
-            "axis is a navigation axis, use s.as_signal1D(energy_axis_index)."
-        )
-    st = s.metadata.get_item("Signal.signal_type", "")
-    if st not in _EELS_TYPES:
-        raise TypeError(
-            f"classify_mn_valence needs an EELS signal, but this signal's signal_type is "
-            f"{st!r}. If it holds EELS spectra, call s.set_signal_type('EELS_MnValence') "
-            "first: then s.classify_mn_valence() and mnv.classify_mn_valence(s) both work "
-            "(after exspy's s.set_signal_type('EELS') only the function form "
-            "mnv.classify_mn_valence(s) does: an EELSSpectrum has no such method)."
-        )
-    dtype = np.dtype(s.data.dtype)
-    if dtype.kind not in "biuf":
-        kind = "complex" if dtype.kind == "c" else "non-numeric"
-        raise TypeError(
-            f"classify_mn_valence needs real-valued spectra, but s.data has {kind} dtype "
-            f"{dtype}; convert it first (e.g. s.real or abs(s) for complex data, or "
-            "s.change_dtype('float32'))."
-        )
-    if s.data.size == 0:
-        raise ValueError(f"The signal {s} holds no data (an axis of size 0).")
-
-
-def _check_resolution(resolution_eV) -> float | None:
-    """``resolution_eV`` as a float (None stays None), or a ValueError naming it."""
-    import numbers
-
-    if resolution_eV is None:
-        return None
-    if (
-        isinstance(resolution_eV, bool | np.bool_)
-        or not isinstance(resolution_eV, numbers.Real)
-        or not np.isfinite(float(resolution_eV))
-        or resolution_eV <= 0
-    ):
-        raise ValueError(
-            "resolution_eV must be the zero-loss peak's FWHM in eV, a finite number > 0 "
-            f"(or None where not known), got {resolution_eV!r}"
-        )
-    return float(resolution_eV)
-
-
-#: Values accepted for ``background``.
-BACKGROUNDS = ("auto", "power_law", "constant", "none")
-
-
-def _check_arguments(
-    *,
-    background,
-    model,
-    batch_size,
-    min_snr,
-    show_progressbar,
-    lazy_output,
-) -> None:
-    """Check the scalar arguments of :func:`classify_mn_valence`, naming any bad one."""
-    import numbers
-
-    if not (isinstance(background, bool) or background in BACKGROUNDS):
-        raise ValueError(
-            f"background must be one of {', '.join(repr(b) for b in BACKGROUNDS)} or a "
-            f"bool, got {background!r}"
-        )
-    if not (model is None or isinstance(model, str | os.PathLike | MnValenceModel)):
-        raise TypeError(
-            "model must be None (the shipped model), a shipped model's name "
-            f"({', '.join(repr(k) for k in SHIPPED_MODELS)}), the path of a .onnx file or a "
-            f"MnValenceModel, got {type(model).__name__} {model!r}"
-        )
-    if (
-        isinstance(batch_size, bool | np.bool_)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    if (
-        isinstance(min_snr, bool | np.bool_)
-        or not isinstance(min_snr, numbers.Real)
-        or not np.isfinite(float(min_snr))
-        or min_snr < 0
-    ):
-        raise ValueError(
-            f"min_snr must be a finite number >= 0 (default {EDGE_MIN_SNR:g}; 0 keeps every spectrum "
-            f"with an L3 peak), got {min_snr!r}"
-        )
-    for name, value in (("show_progressbar", show_progressbar), ("lazy_output", lazy_output)):
-        if value is not None and not isinstance(value, bool | np.bool_):
-            raise TypeError(f"{name} must be True, False or None, got {value!r}")
-
-
-def _check_background_window(
-    window: tuple[float, float], energy: np.ndarray, search: tuple[float, float], step: float
-) -> None:
-    """A fixed background window must be pre-edge and hold channels of the data."""
-    lo, hi = window
-    if hi > search[1]:
-        raise ValueError(
-            f"background_window ({lo:g}, {hi:g}) eV ends above {search[1]:g} eV, after "
-            f"where the Mn L3 edge is looked for ({search[0]:g}-{search[1]:g} eV): it must "
-            "be a pre-edge window, below the L3 onset (about 635 eV when calibrated)."
-        )
-    e0, e1 = max(lo, float(np.min(energy))), min(hi, float(np.max(energy)))
-    if e1 - e0 < 3 * step:
-        raise ValueError(
-            f"background_window ({lo:g}, {hi:g}) eV holds fewer than 3 channels of the data "
-            f"({float(np.min(energy)):.1f}-{float(np.max(energy)):.1f} eV); choose a "
-            "pre-edge window inside the data, below the L3 onset (about 635 eV when "
-            "calibrated)."
-        )
-
-
-def _check_window(name: str, window) -> tuple[float, float] | None:
-    """``window`` as ``(lo, hi)`` floats with lo < hi, or a clear error."""
-    if window is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in window)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a pair of energies (lo, hi) in eV, got {window!r}"
-        ) from None
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(f"{name} must be two finite energies in eV, got ({lo:g}, {hi:g})")
-    if not lo < hi:
-        raise ValueError(f"{name} must be (lo, hi) with lo < hi, got ({lo:g}, {hi:g})")
-    return lo, hi
-
-
 #: What each kind of model is for, to point at the right function.
 _TASK_FUNCTIONS = {
     "classification": "classify_mn_valence",
     "fractions": "decompose_mn_valence",
 }
-
-
-def _check_range(
-    energy: np.ndarray, search: tuple[float, float], energy_window: tuple | None = None
-) -> None:
-    if overlaps_search_range(energy, search):
-        return
-    lo, hi = search
-    e0, e1 = float(np.min(energy)), float(np.max(energy))
-    for factor, unit, verb in ((1000.0, "keV", "multiply"), (1e-3, "meV", "divide")):
-        # a core-loss axis once rescaled: over the search range, from 0 to at most 10x it
-        # (a low loss from -20 eV, or channel numbers, are not keV)
-        scaled = (e0 * factor, e1 * factor)
-        if (
-            0.0 <= scaled[0]
-            and scaled[1] <= 10.0 * hi
-            and overlaps_search_range(energy * factor, search)
-        ):
-            raise ValueError(
-                f"The energy axis runs from {e0:g} to {e1:g} in units read as eV: that "
-                f"looks like {unit}. Set s.axes_manager.signal_axes[0].units = '{unit}' "
-                f"(or {verb} the axis' scale and offset by 1000); the Mn L3 edge is "
-                f"looked for between {lo:g} and {hi:g} eV."
-            )
-    hint = ""
-    if energy_window is not None and hi < 10 < e1:
-        hint = (
-            f" energy_window is in eV: ({lo:g}, {hi:g}) looks like keV; did you mean "
-            f"({1000 * lo:g}, {1000 * hi:g})?"
-        )
-    raise ValueError(
-        f"The energy range {e0:.1f}-{e1:.1f} eV does not contain the Mn L2,3 edge, "
-        f"which is looked for between {lo:g} and {hi:g} eV (nominal L3 at 640 eV "
-        "+-15 eV for any calibration)." + hint + " Load a core-loss spectrum image "
-        "covering about 620-670 eV, or pass energy_window=(lo, hi) if your calibration "
-        "is off by more."
-    )
 
 
 def _output_signal(data, s, title: str, quantity: str, lazy: bool):
@@ -727,8 +408,8 @@ def classify_mn_valence(
     import dask.array as da
     from hyperspy.defaults_parser import preferences
 
-    _check_signal(s)
-    _check_arguments(
+    check_signal(s)
+    check_arguments(
         background=background,
         model=model,
         batch_size=batch_size,
@@ -736,9 +417,9 @@ def classify_mn_valence(
         show_progressbar=show_progressbar,
         lazy_output=lazy_output,
     )
-    energy_window = _check_window("energy_window", energy_window)
-    background_window = _check_window("background_window", background_window)
-    resolution_eV = _check_resolution(resolution_eV)
+    energy_window = check_window("energy_window", energy_window)
+    background_window = check_window("background_window", background_window)
+    resolution_eV = check_resolution(resolution_eV)
     t_over_lambda = spikes_before = None
     if low_loss is not None:
         from .lowloss import FWHM_KEY, SPIKES_KEY, deconvolve_plural_scattering
@@ -752,11 +433,11 @@ def classify_mn_valence(
             _deconvolved_out.append(s)
         if model is None and _model_name == DEFAULT_MODEL:
             model = "thin"  # spectra made thin: the model trained on thin ones
-    energy = _energy_axis(s)  # (the deconvolved spectra keep the core loss's axis)
+    energy = energy_axis(s)  # (the deconvolved spectra keep the core loss's axis)
     if model is None and _model_name == DEFAULT_MODEL:  # no low loss: the raw spectra
         if resolution_eV is not None and resolution_eV >= BROAD_RESOLUTION_EV:
             model = "broad"  # a coarse resolution: the model trained at it
-        elif ONE_EV_DISPERSION[0] <= _dispersion(energy) <= ONE_EV_DISPERSION[1]:
+        elif ONE_EV_DISPERSION[0] <= median_step(energy) <= ONE_EV_DISPERSION[1]:
             model = "1ev"  # 1 eV per channel: the model trained on that sampling
     m = load_model(model, name=_model_name)
     if m.task != _task:
@@ -765,10 +446,10 @@ def classify_mn_valence(
             f"{_TASK_FUNCTIONS.get(m.task, 'the function made for it')} with it, or "
             "model=None for the shipped one."
         )
-    search = energy_window or _search_range(m.preprocessing)  # where the L3 edge is looked for
-    _check_range(energy, search, energy_window)
+    search = energy_window or search_range(m.preprocessing)  # where the L3 edge is looked for
+    check_energy_range(energy, search, energy_window)
     if background_window is not None and background not in ("none", False):
-        _check_background_window(
+        check_background_window(
             background_window, energy, search, float(m.preprocessing["energy_step_eV"])
         )
     if show_progressbar is None:
@@ -791,11 +472,11 @@ def classify_mn_valence(
             data = s.data
         else:
             # runs of the eager path's batches, views of the array (no copy)
-            data, nav_shape = _in_memory_blocks(s.data, batch_size)
+            data, nav_shape = in_memory_blocks(s.data, batch_size)
         if data.ndim == 1:
             data = data[None]
         if nav_shape is None:
-            data = _navigation_chunks(data)
+            data = navigation_chunks(data)
         # a name of its own for every call: the key of the block cache, which serves
         # the slices of this one result (probabilities, spread, peak, reason) computed
         # one after the other; never another call's data that happen to share a dask
@@ -818,7 +499,7 @@ def classify_mn_valence(
         elif s.data.ndim == 1:
             res = res[0]
         if not lazy:
-            (res,) = _dask_compute(res, show_progressbar=show_progressbar)
+            (res,) = dask_compute(res, show_progressbar=show_progressbar)
         stack = da.moveaxis(res, -1, 0) if lazy else np.moveaxis(res, -1, 0)
     else:
         res = classify_spectra(
@@ -826,7 +507,7 @@ def classify_mn_valence(
         )
         stack = np.moveaxis(res, -1, 0)
     if not lazy:
-        _warn_if_nothing_found(stack[7], search, m.preprocessing)
+        warn_if_nothing_found(stack[7], search, m.preprocessing)
     conditions = out_of_range(
         energy,
         m.preprocessing,

@@ -40,11 +40,11 @@ import numpy as np
 
 from .decisions import EDGE_MIN_SNR
 from .model import BROAD_RESOLUTION_EV
+from .signal_checks import EELS_TYPES
 
 __all__ = ["CLIError", "build_parser", "main"]
 
 PROG = "mnvalence"
-_EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
 
 
 class CLIError(Exception):
@@ -152,7 +152,7 @@ def _progress(args: argparse.Namespace) -> bool | None:
 def _is_eels_spectrum(s) -> bool:
     if s.axes_manager.signal_dimension != 1:
         return False
-    return s.metadata.get_item("Signal.signal_type", "") in _EELS_TYPES
+    return s.metadata.get_item("Signal.signal_type", "") in EELS_TYPES
 
 
 def _load_spectra(path: Path, lazy: bool) -> list:
@@ -374,7 +374,7 @@ def _check_hspy_path(option: str, path: str | Path, folder_ok: bool = False) -> 
 
 
 def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
-    from .classification import _check_window
+    from .signal_checks import check_window
 
     kw = _model_kwargs(args, fractions)
     background = args.background
@@ -386,9 +386,9 @@ def _classify_kwargs(args: argparse.Namespace, fractions: bool = False) -> dict:
         kw["background"] = background
     # checked before any file is read
     if args.energy_window is not None:
-        kw["energy_window"] = _check_window("--energy-window", args.energy_window)
+        kw["energy_window"] = check_window("--energy-window", args.energy_window)
     if args.background_window is not None:
-        kw["background_window"] = _check_window("--background-window", args.background_window)
+        kw["background_window"] = check_window("--background-window", args.background_window)
     if args.min_snr is not None:
         if not (np.isfinite(args.min_snr) and args.min_snr >= 0):
             raise CLIError(f"--min-snr must be a finite number >= 0, got {args.min_snr:g}")
@@ -844,7 +844,7 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
             help="also write the classical cross-check: the L3/L2 white-line ratio map with "
             "the L3 and L2 positions (<output>_white_line.hspy; NaN where no Mn edge)",
         )
-    from .classification import BACKGROUNDS
+    from .signal_checks import BACKGROUNDS
 
     parser.add_argument(
         "--background",

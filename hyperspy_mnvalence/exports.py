@@ -81,18 +81,18 @@ def _result_maps(p, white_line) -> tuple[dict[str, np.ndarray], list[dict]]:
     """The maps to write, by name, and the spatial axes they share."""
     from .maps import (
         VALENCE_AXIS,
-        _metadata_map,
-        _result_data,
         compute_result,
         confidence,
+        metadata_map,
         most_likely_valence,
         no_edge_mask,
+        result_data,
         uncertainty,
     )
     from .maps import mean_valence as _mean_valence
 
     try:
-        _result_data(p)
+        result_data(p)
     except ValueError:  # a map of its own
         axes = _spatial_axes(p)
         title = p.metadata.get_item("General.title", "") or "map"
@@ -109,20 +109,20 @@ def _result_maps(p, white_line) -> tuple[dict[str, np.ndarray], list[dict]]:
     maps["majority_valence" if fractions else "most_likely_valence"] = _array(
         most_likely_valence(p)
     )
-    mos = _metadata_map(p, "mean_valence") if fractions else None
+    mos = metadata_map(p, "mean_valence") if fractions else None
     maps["mean_oxidation_state" if fractions else "mean_valence"] = (
         _array(mos) if mos is not None else _array(_mean_valence(p))
     )
     maps["confidence"] = _array(confidence(p))
     maps["uncertainty"] = _array(uncertainty(p))
     maps["no_edge"] = _array(no_edge_mask(p)).astype(np.uint8)
-    spread = _metadata_map(p, "probability_std")
+    spread = metadata_map(p, "probability_std")
     if spread is not None:
         sp = _array(spread)
         for k, c in enumerate(classes):
             maps[f"spread_{_SUFFIX.get(c, c)}"] = sp[k]
     for key in ("mean_valence_std", "l3_peak_eV", "reason", "range_flags", "t_over_lambda"):
-        m = _metadata_map(p, key)
+        m = metadata_map(p, key)
         if m is not None:
             maps[key] = _array(m)
     if white_line is not None:

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-def _search_range(params: dict | None) -> tuple[float, float]:
+def search_range(params: dict | None) -> tuple[float, float]:
     """Where the L3 edge is looked for, from a model's preprocessing parameters."""
     from .preprocessing import DEFAULT_PREPROCESSING
 
@@ -44,13 +44,13 @@ def _search_range(params: dict | None) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _warn_if_nothing_found(reason, search: tuple[float, float], params: dict | None = None) -> None:
+def warn_if_nothing_found(reason, search: tuple[float, float], params: dict | None = None) -> None:
     """A warning, with the reasons, when no spectrum at all was classified.
 
     ``search`` is where the L3 edge was looked for; ``params`` the model's preprocessing
     parameters (default: the shipped models').
     """
-    from .preprocessing import DEFAULT_PREPROCESSING, REASONS, _read_range
+    from .preprocessing import DEFAULT_PREPROCESSING, REASONS, read_range
 
     reason = np.asarray(reason)
     if reason.size == 0 or np.any(reason == 0):
@@ -59,7 +59,7 @@ def _warn_if_nothing_found(reason, search: tuple[float, float], params: dict | N
     why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
     lo, hi = search
     if set(codes.tolist()) == {1}:
-        r0, r1 = _read_range({**DEFAULT_PREPROCESSING, **(params or {})}, search)
+        r0, r1 = read_range({**DEFAULT_PREPROCESSING, **(params or {})}, search)
         advice = (
             f"the channels from about {r0:g} to {r1:g} eV must be finite: crop the "
             "spectra or interpolate over the bad channels"
@@ -134,7 +134,7 @@ def _as_number(sig):
     return sig
 
 
-def _map_like(p, arr, title: str, quantity: str):
+def map_like(p, arr, title: str, quantity: str):
     """A map with the signal axes of result ``p`` (``float(map)`` for one pixel)."""
     if p.axes_manager.navigation_dimension == 0:
         import hyperspy.api as hs
@@ -151,7 +151,7 @@ def _map_like(p, arr, title: str, quantity: str):
     return _as_number(out)
 
 
-def _result_data(p):
+def result_data(p):
     """The data of a result, valence axis first; a clear error for anything else."""
     am = getattr(p, "axes_manager", None)
     axes = [] if am is None else [*am.navigation_axes, *am.signal_axes]
@@ -165,7 +165,7 @@ def _result_data(p):
     return p.data
 
 
-def _valid_argmax(prob):
+def valid_argmax(prob):
     """Most likely class index along axis 0, and where all three values are finite.
 
     Works on numpy and dask arrays of shape ``(3, ...)``.
@@ -175,7 +175,7 @@ def _valid_argmax(prob):
     return xp.argmax(xp.where(valid, prob, -1.0), axis=0), valid
 
 
-def _expected_valence(prob, valences) -> np.ndarray:
+def expected_valence(prob, valences) -> np.ndarray:
     """``sum_k p_k v_k / sum_k p_k`` along axis 0; NaN where not finite or all zero."""
     xp = _xp(prob)
     v = np.asarray(valences, dtype=np.float32).reshape((3,) + (1,) * (prob.ndim - 1))
@@ -186,7 +186,7 @@ def _expected_valence(prob, valences) -> np.ndarray:
     return xp.where(ok, (safe * v).sum(axis=0) / xp.where(ok, tot, 1.0), np.nan)
 
 
-def _valences(p) -> np.ndarray:
+def result_valences(p) -> np.ndarray:
     return np.asarray(p.metadata.get_item("MnValence.classes", [2, 3, 4]), dtype=np.float32)
 
 
@@ -202,14 +202,14 @@ def most_likely_valence(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _result_data(p)  # valence axis first for every layout
+    d = result_data(p)  # valence axis first for every layout
     xp = _xp(d)
-    idx, valid = _valid_argmax(d)
-    v = _valences(p)
+    idx, valid = valid_argmax(d)
+    v = result_valences(p)
     # a lookup per block: dask cannot index with a dask array of more than one dimension
     chosen = v[idx] if xp is np else idx.map_blocks(v.__getitem__, dtype=v.dtype)
     val = xp.where(valid, chosen, np.nan).astype(np.float32)
-    return _map_like(p, val, "Most likely Mn valence", "Valence")
+    return map_like(p, val, "Most likely Mn valence", "Valence")
 
 
 def mean_valence(p: BaseSignal) -> BaseSignal:
@@ -227,8 +227,8 @@ def mean_valence(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    val = _expected_valence(_result_data(p), _valences(p)).astype(np.float32)
-    return _map_like(p, val, "Mean Mn valence", "Valence")
+    val = expected_valence(result_data(p), result_valences(p)).astype(np.float32)
+    return map_like(p, val, "Mean Mn valence", "Valence")
 
 
 def confidence(p: BaseSignal) -> BaseSignal:
@@ -242,7 +242,7 @@ def confidence(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    return _map_like(p, _result_data(p).max(axis=0), "Confidence", "Probability")
+    return map_like(p, result_data(p).max(axis=0), "Confidence", "Probability")
 
 
 def uncertainty(p: BaseSignal) -> BaseSignal:
@@ -259,12 +259,12 @@ def uncertainty(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _result_data(p)  # valence axis first for every layout
+    d = result_data(p)  # valence axis first for every layout
     xp = _xp(d)
     q = xp.clip(d, 1e-12, 1.0)
     h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
     h = xp.where(xp.isfinite(d[0]), h, np.nan).astype(np.float32)
-    return _map_like(p, h, "Uncertainty (normalised entropy)", "Entropy")
+    return map_like(p, h, "Uncertainty (normalised entropy)", "Entropy")
 
 
 def no_edge_mask(p: BaseSignal) -> BaseSignal:
@@ -278,9 +278,9 @@ def no_edge_mask(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = _result_data(p)  # valence axis first for every layout
+    d = result_data(p)  # valence axis first for every layout
     xp = _xp(d)
-    return _map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
+    return map_like(p, ~xp.isfinite(d[0]), "No Mn edge", "Mask")
 
 
 # --- the maps in metadata.MnValence are sliced with their result, by index -----------------
@@ -380,7 +380,7 @@ def _sync_calibration(m, p) -> None:
             dst.axis = np.array(src.axis, dtype=float)
 
 
-def _metadata_map(p, key: str):
+def metadata_map(p, key: str):
     """``p.metadata.MnValence.<key>``, covering the pixels of ``p``.
 
     The maps are sliced with their result (by index, see ``_slice_maps``) and given the
@@ -420,7 +420,7 @@ def _metadata_map(p, key: str):
     return m.isig[tuple(slices)]
 
 
-def _dask_compute(*arrays, show_progressbar: bool) -> tuple:
+def dask_compute(*arrays, show_progressbar: bool) -> tuple:
     """``dask.compute(*arrays)`` in one pass, with dask's progress bar if asked.
 
     One BLAS thread for the whole computation, set here in the calling thread: a limit
@@ -483,14 +483,14 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     """
     from hyperspy.defaults_parser import preferences
 
-    _result_data(p)  # a result (or a slice of one), not the spectra
+    result_data(p)  # a result (or a slice of one), not the spectra
     if show_progressbar is None:
         show_progressbar = bool(preferences.General.show_progressbar)
     maps, dropped = {}, []
     for key in _RESULT_MAPS:
         if not p.metadata.has_item(f"MnValence.{key}"):
             continue
-        m = _metadata_map(p, key)
+        m = metadata_map(p, key)
         if m is None:
             delattr(p.metadata.MnValence, key)
             dropped.append(key)
@@ -507,13 +507,13 @@ def compute_result(p: BaseSignal, show_progressbar: bool | None = None) -> BaseS
     reason_was_lazy = "reason" in maps and maps["reason"]._lazy
     sigs = ([p] if p._lazy else []) + [m for m in maps.values() if m._lazy]
     if sigs:
-        arrays = _dask_compute(*(m.data for m in sigs), show_progressbar=show_progressbar)
+        arrays = dask_compute(*(m.data for m in sigs), show_progressbar=show_progressbar)
         for sig, arr in zip(sigs, arrays, strict=True):
             sig.data = arr  # in-memory chunks now: computing them reads them
             sig.compute(show_progressbar=False)
     if reason_was_lazy:  # the eager path warned when it classified
         window = p.metadata.get_item("MnValence.parameters.energy_window")
-        _warn_if_nothing_found(maps["reason"].data, tuple(window or _search_range(None)))
+        warn_if_nothing_found(maps["reason"].data, tuple(window or search_range(None)))
     return p
 
 
@@ -539,7 +539,7 @@ def valence_maps(p) -> dict:
         "no_edge": no_edge_mask(p),
     }
     for k, key in (("spread", "probability_std"), ("l3_peak_eV", "l3_peak_eV")):
-        m = _metadata_map(p, key)
+        m = metadata_map(p, key)
         if m is not None:
             out[k] = _as_number(m)  # float() for one pixel, as the maps above
     return out

@@ -17,7 +17,7 @@ import numpy as np
 
 from .classification import classify_mn_valence
 from .decisions import EDGE_MIN_SNR
-from .maps import _map_like, _metadata_map, _valences, mean_valence
+from .maps import map_like, mean_valence, metadata_map, result_valences
 from .model import FRACTIONS_MODEL, MnValenceModel
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
             "This signal has no metadata.MnValence.probability_std; pass the result of "
             "decompose_mn_valence."
         )
-    spread = _metadata_map(f, "probability_std")
+    spread = metadata_map(f, "probability_std")
     if spread is None:
         raise ValueError(
             "The ensemble spread in metadata.MnValence.probability_std does not cover the "
@@ -98,10 +98,10 @@ def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
             "mean_valence_uncertainty on the whole result and slice that."
         )
     spread = spread.data
-    v = _valences(f)
+    v = result_valences(f)
     dv = np.abs(v - v.mean()).reshape((3,) + (1,) * (spread.ndim - 1))
     unc = (spread * dv).sum(axis=0).astype(np.float32)
-    return _map_like(f, unc, "Mean Mn oxidation state uncertainty", "Valence")
+    return map_like(f, unc, "Mean Mn oxidation state uncertainty", "Valence")
 
 
 def decompose_mn_valence(

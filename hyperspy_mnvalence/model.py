@@ -592,7 +592,7 @@ class MnValenceModel:
             run(0)  # the first batch alone, checked before the others run
             self._check_outputs(x[:batch_size], probs[:batch_size])
             starts = starts[1:]
-        n_threads = _resolve_threads(n_threads, len(starts))
+        n_threads = resolve_threads(n_threads, len(starts))
         if n_threads > 1:
             with ThreadPoolExecutor(n_threads, thread_name_prefix="mnvalence-onnx") as pool:
                 list(pool.map(run, starts))
@@ -602,7 +602,7 @@ class MnValenceModel:
         return probs, spread
 
 
-def _resolve_threads(n_threads: int | None, n_tasks: int) -> int:
+def resolve_threads(n_threads: int | None, n_tasks: int) -> int:
     # threads for n_tasks tasks: n_threads, by default the CPUs (at most 4); never more
     # than the tasks, at least 1 (shared by predict and classification's batch pool)
     if n_threads is None:

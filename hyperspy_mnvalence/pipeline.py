@@ -25,14 +25,14 @@ from .decisions._edge import (
 )
 from .decisions._spikes import find_spikes
 from .preprocessing._background import subtract_background
-from .preprocessing._filters import _gauss_radius
+from .preprocessing._filters import gauss_radius
 from .preprocessing._l3 import locate_l3
 from .preprocessing._params import (
     DEFAULT_PREPROCESSING,
     _channels_between,
     _check_energy,
     _pre_edge_margin,
-    _read_range,
+    read_range,
 )
 from .preprocessing._resample import _SINGLE, to_uniform_grid
 from .preprocessing._window import extract_window, normalise
@@ -169,7 +169,7 @@ def preprocess(
     n = spectra.shape[0]
     search = tuple(energy_window) if energy_window is not None else tuple(p["search_range_eV"])
     # keep what the edge, its pre-edge and the window can use
-    lo, hi = _read_range(p, search, background_window)
+    lo, hi = read_range(p, search, background_window)
     # Only the channels the resampling reads must be finite (a NaN far from the edge,
     # such as the padding of a drift correction, does not matter): those between lo
     # and hi, plus two input or grid steps for the interpolation and box averaging.
@@ -239,7 +239,7 @@ def preprocess(
     lo_ch -= 1
     reach = max(w[1] for w in _EDGE_WINDOWS_EV.values())
     hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
-    hi_ch += _gauss_radius(0.3 / step) + 2
+    hi_ch += gauss_radius(0.3 / step) + 2
     inner = (peak + lo_ch >= 0) & (peak + hi_ch <= grid.size)
     if background_window is not None:
         inner[:] = False

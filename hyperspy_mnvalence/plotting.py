@@ -138,9 +138,9 @@ def _result_arrays(p) -> tuple[np.ndarray, list[dict]]:
             for i, n in enumerate(data.shape[1:])
         ]
         return data, axes
-    from .maps import _result_data
+    from .maps import result_data
 
-    data = _result_data(p)  # the valence axis first
+    data = result_data(p)  # the valence axis first
     if getattr(p, "_lazy", False):
         data = data.compute()
     data = np.asarray(data, dtype=np.float64)
@@ -256,10 +256,10 @@ def _new_figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
 
 
 def _mean_and_label(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from .maps import _expected_valence, _valid_argmax
+    from .maps import expected_valence, valid_argmax
 
-    idx, valid = _valid_argmax(prob)
-    return _expected_valence(prob, _VALENCES), np.where(valid, idx.astype(float), np.nan)
+    idx, valid = valid_argmax(prob)
+    return expected_valence(prob, _VALENCES), np.where(valid, idx.astype(float), np.nan)
 
 
 def _entropy(prob: np.ndarray) -> np.ndarray:
@@ -297,9 +297,9 @@ def _mean_valence_std(p) -> np.ndarray | None:
     """The mean-valence uncertainty map stored by ``decompose_mn_valence``, if any."""
     if isinstance(p, np.ndarray):
         return None
-    from .maps import _metadata_map
+    from .maps import metadata_map
 
-    std = _metadata_map(p, "mean_valence_std")
+    std = metadata_map(p, "mean_valence_std")
     if std is None:
         return None
     data = std.data.compute() if getattr(std, "_lazy", False) else std.data
@@ -487,7 +487,7 @@ _KIND_LABELS = {
 
 
 def _bar_chart(prob: np.ndarray, fig: Figure | None, kind: str, std: np.ndarray | None) -> Figure:
-    from .maps import _expected_valence
+    from .maps import expected_valence
 
     labels = _KIND_LABELS[kind]
     fig = _new_figure(fig, (4.0, 3.2))
@@ -496,7 +496,7 @@ def _bar_chart(prob: np.ndarray, fig: Figure | None, kind: str, std: np.ndarray 
     if np.all(np.isfinite(vals)):
         ax.bar(VALENCE_LABELS, vals, color=VALENCE_COLORS, edgecolor="black")
         spread = "" if std is None else f" ± {float(np.ravel(std)[0]):.2f}"
-        mean = float(_expected_valence(vals, _VALENCES))
+        mean = float(expected_valence(vals, _VALENCES))
         extra = ""
         if kind == "probabilities":
             extra = f", uncertainty {float(_entropy(vals[:, None])[0]):.2f}"
@@ -944,8 +944,8 @@ def plot_pixel_spectra(
     -------
     matplotlib.figure.Figure
     """
-    from .classification import _energy_axis
     from .preprocessing import preprocess
+    from .signal_checks import energy_axis
 
     prob, axes = _result_arrays(p)
     axes = _readable_axes(axes)
@@ -956,7 +956,7 @@ def plot_pixel_spectra(
             f"{nav_dim} navigation dimensions; pass the result of this signal."
         )
     e_ax = s.axes_manager.signal_axes[0]
-    energy = _energy_axis(s)  # eV whatever the axis' units
+    energy = energy_axis(s)  # eV whatever the axis' units
     pixels = list(pixels) if nav_dim else [()]
     idxs, spectra = [], []
     for pix in pixels:
@@ -1086,15 +1086,15 @@ def plot_class_spectra(
     -------
     matplotlib.figure.Figure
     """
-    from .classification import _energy_axis
     from .preprocessing import DEFAULT_PREPROCESSING, preprocess
+    from .signal_checks import energy_axis
 
     prob, _ = _result_arrays(p)
     label = _mean_and_label(prob)[1].ravel()  # NaN where no Mn edge
     n_ch = s.axes_manager.signal_shape[0]
     if label.size != int(np.prod(s.axes_manager.navigation_shape or (1,))):
         raise ValueError("The result does not match the signal's pixels; pass the result of s.")
-    energy = _energy_axis(s)
+    energy = energy_axis(s)
     flat = s.data.reshape(-1, n_ch)
     params = _result_parameters(p)
     kw = {

@@ -209,10 +209,10 @@ def white_line_ratio(
     >>> r.data.shape
     (8, 12)
     """
-    from .classification import _check_signal, _energy_axis
+    from .signal_checks import check_signal, energy_axis
 
-    _check_signal(s)
-    energy = _energy_axis(s)
+    check_signal(s)
+    energy = energy_axis(s)
     nav_shape = s.data.shape[:-1]
     n = int(np.prod(nav_shape)) if nav_shape else 1
     flat = s.data.reshape(n, s.data.shape[-1])

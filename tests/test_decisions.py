@@ -84,7 +84,7 @@ def test_noise_is_measured_at_the_tested_scale(detector):
     across spectra, for white and for correlated detector noise; the old estimate (from
     channel-to-channel differences, white noise assumed) is about half of it for the
     correlated detector."""
-    from hyperspy_mnvalence.preprocessing import _smooth, smoothed_noise
+    from hyperspy_mnvalence.preprocessing import gaussian_smooth, smoothed_noise
 
     acq = simulate_acquisition(
         400, valence=3, l3_over_background=0.0, dose=2e4, rng=5, **DETECTORS[detector]
@@ -93,7 +93,7 @@ def test_noise_is_measured_at_the_tested_scale(detector):
     peak = np.full(len(y), int(np.searchsorted(grid, 641.0)))  # the same channel in all
     sub = subtract_background(y.astype(np.float64), grid, peak)
     f = edge_features(sub, grid, peak, lag_eV=noise_lag(acq.truth["dispersion_eV"]))
-    smoothed = _smooth(y.astype(np.float64), 3.0)
+    smoothed = gaussian_smooth(y.astype(np.float64), 3.0)
     true = np.mean([np.std(smoothed[:, peak[0] + k]) for k in (-120, -60, 0)])
     ratio = np.median(f["noise"]) / true
     assert 0.9 < ratio < 1.1, ratio

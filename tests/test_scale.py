@@ -15,8 +15,8 @@ import pytest
 da = pytest.importorskip("dask.array")
 exspy = pytest.importorskip("exspy")
 
+from hyperspy_mnvalence.blocks import navigation_chunks  # noqa: E402
 from hyperspy_mnvalence.classification import (  # noqa: E402
-    _navigation_chunks,
     classify_mn_valence,
     classify_spectra,
 )
@@ -142,14 +142,14 @@ def test_signal_axis_split_input_equals_eager(spectrum_image, eager_result, mode
 
 def test_navigation_chunks_bounded():
     x = da.zeros((300, 200, 1024), dtype=np.float32, chunks=(300, 200, 256))
-    y = _navigation_chunks(x, block_spectra=4096, block_bytes=64 * 2**20)
+    y = navigation_chunks(x, block_spectra=4096, block_bytes=64 * 2**20)
     assert y.chunks[-1] == (1024,)
     biggest = max(y.chunks[0]) * max(y.chunks[1])
     assert biggest <= 4096
     assert y.numblocks[0] * y.numblocks[1] > 1
     # already good chunks are kept as they are
     z = da.zeros((64, 64, 1024), dtype=np.float32, chunks=(32, 64, 1024))
-    assert _navigation_chunks(z) is z
+    assert navigation_chunks(z) is z
 
 
 @pytest.mark.parametrize("lazy", [False, True])
@@ -330,19 +330,19 @@ def test_row_median_equals_numpy_median():
 
 
 def test_dog_and_local_smoothing_equal_whole_row_filters():
-    from hyperspy_mnvalence.preprocessing import _dog, _smooth, _smooth_at
+    from hyperspy_mnvalence.preprocessing import _dog, gaussian_smooth, gaussian_smooth_at
 
     rng = np.random.default_rng(4)
     y = rng.normal(size=(40, 400)).cumsum(axis=1)
     for step in (0.1, 0.05):
         for i0, i1 in ((0, 400), (150, 260), (390, 400)):
-            want = (_smooth(y, 0.6 / step) - _smooth(y, 3.0 / step))[:, i0:i1]
+            want = (gaussian_smooth(y, 0.6 / step) - gaussian_smooth(y, 3.0 / step))[:, i0:i1]
             np.testing.assert_allclose(_dog(y, step, i0, i1), want, rtol=0, atol=1e-9)
     # segments near both ends of the rows, where the "nearest" extension matters
     first = rng.integers(-20, 400, size=40)
     local = np.broadcast_to(np.arange(25), (40, 25))
-    got = _smooth_at(y, local, first, 25, 3.0)
-    full = _smooth(y, 3.0)
+    got = gaussian_smooth_at(y, local, first, 25, 3.0)
+    full = gaussian_smooth(y, 3.0)
     pos = first[:, None] + local
     inside = (pos >= 0) & (pos < 400)
     want = np.take_along_axis(full, np.clip(pos, 0, 399), axis=1)

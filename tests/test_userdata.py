@@ -208,29 +208,29 @@ def test_early_stopping_split_by_group():
     pytest.importorskip("sklearn")
     from sklearn.model_selection import train_test_split
 
-    from hyperspy_mnvalence.training.cv import _early_stopping_split
+    from hyperspy_mnvalence.training.cv import split_for_early_stopping
 
     y, groups = _synthetic_groups(n_groups=30, seed=2)
-    tr, va, kind = _early_stopping_split(y, groups, 0.1, 5)
+    tr, va, kind = split_for_early_stopping(y, groups, 0.1, 5)
     assert kind == "by group" and va.size
     assert np.intersect1d(groups[tr], groups[va]).size == 0
     assert np.union1d(tr, va).size == y.size and set(y[tr]) == {0, 1, 2}
     ref = train_test_split(np.arange(y.size), test_size=0.1, stratify=y, random_state=5)
-    tr, va, kind = _early_stopping_split(y, None, 0.1, 5)
+    tr, va, kind = split_for_early_stopping(y, None, 0.1, 5)
     assert kind == "by spectrum"
     np.testing.assert_array_equal(tr, ref[0])
     np.testing.assert_array_equal(va, ref[1])
-    tr, va, kind = _early_stopping_split(y, groups % 6, 0.1, 5)  # 6 groups < 10
+    tr, va, kind = split_for_early_stopping(y, groups % 6, 0.1, 5)  # 6 groups < 10
     assert kind == "by spectrum (too few groups)"
     np.testing.assert_array_equal(va, ref[1])
     # a class with one spectrum (a one-spectrum file): the split is not stratified
     one = np.where(y == 1, 0, y)
     one[np.nonzero(y == 1)[0][0]] = 1
-    tr, va, kind = _early_stopping_split(one, groups % 6, 0.1, 5)
+    tr, va, kind = split_for_early_stopping(one, groups % 6, 0.1, 5)
     assert kind == "by spectrum (too few groups)" and np.union1d(tr, va).size == one.size
     with pytest.raises(ValueError, match="least populated class"):  # no groups: as before
-        _early_stopping_split(one, None, 0.1, 5)
-    tr, va, kind = _early_stopping_split(y, groups, 0.0, 5)
+        split_for_early_stopping(one, None, 0.1, 5)
+    tr, va, kind = split_for_early_stopping(y, groups, 0.0, 5)
     assert kind == "none" and va.size == 0 and tr.size == y.size
 
 

@@ -94,7 +94,7 @@ def model_disagreement(
     >>> d.data.shape == p.data.shape[1:]
     True
     """
-    from ..maps import _map_like, _result_data
+    from ..maps import map_like, result_data
 
     if not 0.0 <= float(margin) < 1.0:
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
@@ -103,7 +103,7 @@ def model_disagreement(
             "model_disagreement(p, f) takes the classification result first and the "
             "fraction result second (classify_mn_valence, then decompose_mn_valence)."
         )
-    dp, df = _result_data(p), _result_data(f)
+    dp, df = result_data(p), result_data(f)
     if tuple(dp.shape) != tuple(df.shape):
         raise ValueError(
             f"The classification result has shape {tuple(dp.shape)} but the fraction "
@@ -132,7 +132,7 @@ def model_disagreement(
             UserWarning,
             stacklevel=2,
         )
-    out = _map_like(p, disagree, "Classifier and fraction model disagree", "Mask")
+    out = map_like(p, disagree, "Classifier and fraction model disagree", "Mask")
     if out._lazy:
         out.compute()
     return out

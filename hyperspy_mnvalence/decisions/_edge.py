@@ -6,8 +6,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..preprocessing._background import _window_mask
-from ..preprocessing._filters import _gauss_radius, _gaussian_band, _smooth, _smooth_at
+from ..preprocessing._background import window_mask
+from ..preprocessing._filters import (
+    gauss_radius,
+    gaussian_band,
+    gaussian_smooth,
+    gaussian_smooth_at,
+)
 
 #: Default threshold of :func:`edge_present` on the L3 height over the noise, calibrated
 #: on the acquisition simulator (``benchmarks/edge_decision.py``, 1000 spectra per cell,
@@ -114,7 +119,7 @@ def edge_features(
                 "l2": v[:, cols["l2"]].max(axis=1),
                 "noise": _clipped_rms(d) / np.sqrt(1.5),
             }
-        ys = _smooth(y[:, p0 + lo_off - r : p0 + hi_off + r], 0.3 / step)[:, r : r + width]
+        ys = gaussian_smooth(y[:, p0 + lo_off - r : p0 + hi_off + r], 0.3 / step)[:, r : r + width]
 
         def mean_at(lo_eV, hi_eV, fn=np.mean):
             a = p0 + int(round(lo_eV / step)) - first[0]
@@ -122,12 +127,14 @@ def edge_features(
             return fn(ys[:, a : max(b, a + 1)], axis=1)
 
     else:
-        ys = _smooth_at(y, np.broadcast_to(np.arange(width), (n, width)), first, width, 0.3 / step)
+        ys = gaussian_smooth_at(
+            y, np.broadcast_to(np.arange(width), (n, width)), first, width, 0.3 / step
+        )
 
         def mean_at(lo_eV, hi_eV, fn=np.mean):
             a = np.clip(peak + int(round(lo_eV / step)), 0, m - 1)
             b = np.clip(peak + int(round(hi_eV / step)), 1, m)
-            mk = _window_mask(width, a - first, np.maximum(b, a + 1) - first)
+            mk = window_mask(width, a - first, np.maximum(b, a + 1) - first)
             if fn is np.max:
                 return np.where(mk, ys, -np.inf).max(1)
             return np.where(mk, ys, 0).sum(1) / np.maximum(mk.sum(1), 1)
@@ -156,7 +163,7 @@ def _segment_geometry(step: float) -> tuple[int, int, int]:
         *(int(round(w[0] / step)) for w in _EDGE_WINDOWS_EV.values()),
     )
     hi_off = max(1, *(int(round(w[1] / step)) for w in _EDGE_WINDOWS_EV.values()))
-    return lo_off, hi_off, _gauss_radius(0.3 / step)
+    return lo_off, hi_off, gauss_radius(0.3 / step)
 
 
 @lru_cache(maxsize=64)
@@ -176,7 +183,7 @@ def _feature_operator(step: float, lag: int) -> tuple[list, dict] | None:
     lo_off, hi_off, _ = _segment_geometry(step)  # the band holds the radius
     width = hi_off - lo_off
     groups: dict[str, list[int]] = {"l2": [], "noise_pre": [], "noise_post": [], "other": []}
-    smooth = _gaussian_band(0.3 / step, width)  # the segment's smoothed channels
+    smooth = gaussian_band(0.3 / step, width)  # the segment's smoothed channels
     picks: list[np.ndarray] = []  # combinations of smoothed outputs, one per column
     cols: dict[str, object] = {}
 

@@ -98,7 +98,7 @@ def resolution_condition(resolution_eV: float | None, metadata: dict | None) -> 
     )
 
 
-def _dispersion(energy: np.ndarray) -> float:
+def median_step(energy: np.ndarray) -> float:
     """Median energy step (eV per channel); a uniform axis' step without sorting."""
     e = np.asarray(energy, dtype=np.float64)
     if e.size < 2:
@@ -158,7 +158,7 @@ def spectrum_range_flags(
     if n == 0:
         return flags
     e = np.asarray(energy, dtype=np.float64)
-    if _dispersion_outside(_dispersion(e), metadata):
+    if _dispersion_outside(median_step(e), metadata):
         flags |= 1
     peak = np.asarray(peak_eV, dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -267,7 +267,7 @@ def out_of_range(
     """
     e = np.asarray(energy, dtype=np.float64)
     found = []
-    disp = _dispersion(e)
+    disp = median_step(e)
     lo, hi = trained_dispersion_range(metadata)
     if _dispersion_outside(disp, metadata):
         trained = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"  # one sampling, or a range

@@ -30,8 +30,8 @@ The per-pixel decisions (spikes, Mn edge present, out-of-range, reason codes) ar
 from __future__ import annotations
 
 # private names are re-exported for the modules and tests that import them from here
-from ._background import _window_mask, subtract_background  # noqa: F401
-from ._filters import _dog, _dog_kernel, _gauss_radius, _smooth, _smooth_at  # noqa: F401
+from ._background import subtract_background, window_mask  # noqa: F401
+from ._filters import _dog, _dog_kernel, gauss_radius, gaussian_smooth, gaussian_smooth_at  # noqa: F401
 from ._isolate import isolate_edge
 from ._l3 import locate_l3
 from ._noise import _row_median, channel_noise, smoothed_noise  # noqa: F401
@@ -40,8 +40,8 @@ from ._params import (  # noqa: F401
     _channels_between,
     _check_energy,
     _pre_edge_margin,
-    _read_range,
     overlaps_search_range,
+    read_range,
 )
 from ._resample import (  # noqa: F401
     _BAND,

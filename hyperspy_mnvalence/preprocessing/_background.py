@@ -7,7 +7,7 @@ import numpy as np
 from ._params import DEFAULT_PREPROCESSING
 
 
-def _window_mask(n_ch: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def window_mask(n_ch: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     ch = np.arange(n_ch)[None, :]
     return (ch >= start[:, None]) & (ch < stop[:, None])
 
@@ -109,7 +109,7 @@ def subtract_background(
     # where there is no pre-edge at all, use the minimum before the peak
     none = count == 0
     if np.any(none):
-        before_peak = _window_mask(m, np.zeros(n, int), np.maximum(peak, 1))
+        before_peak = window_mask(m, np.zeros(n, int), np.maximum(peak, 1))
         const[none] = np.where(before_peak, y, np.inf)[none].min(1)
     fit_law = method in ("auto", "power_law", True)
     out = y - const[:, None] if not fit_law else np.empty_like(y)

@@ -8,23 +8,23 @@ import numpy as np
 from scipy import fft, ndimage
 
 
-def _smooth(y: np.ndarray, sigma_ch: float) -> np.ndarray:
+def gaussian_smooth(y: np.ndarray, sigma_ch: float) -> np.ndarray:
     return ndimage.gaussian_filter1d(y, sigma_ch, axis=-1, mode="nearest")
 
 
-def _gauss_radius(sigma_ch: float) -> int:
+def gauss_radius(sigma_ch: float) -> int:
     # scipy.ndimage.gaussian_filter1d's kernel radius for truncate=4
     return int(4.0 * float(sigma_ch) + 0.5)
 
 
-def _gaussian_band(sigma_ch: float, n_out: int) -> np.ndarray:
-    """The Gaussian filter of :func:`_smooth` as a matrix on an unpadded segment.
+def gaussian_band(sigma_ch: float, n_out: int) -> np.ndarray:
+    """The Gaussian filter of :func:`gaussian_smooth` as a matrix on an unpadded segment.
 
     Shape ``(n_out + 2 R, n_out)`` (``R`` the kernel radius): ``segment @ band`` is the
     smoothed segment at its channels ``R ... R + n_out - 1``, which read no padding, up
     to rounding.
     """
-    r = _gauss_radius(sigma_ch)
+    r = gauss_radius(sigma_ch)
     x = np.arange(-r, r + 1)
     g = np.exp(-0.5 / (sigma_ch * sigma_ch) * x**2)
     g /= g.sum()
@@ -40,12 +40,12 @@ def _dog_kernel(step: float) -> tuple[np.ndarray, int]:
 
     The two kernels are those of :func:`scipy.ndimage.gaussian_filter1d` (truncate 4),
     each normalised to sum 1, so filtering with this kernel equals
-    ``_smooth(y, 0.6 / step) - _smooth(y, 3 / step)`` away from the row ends.
+    ``gaussian_smooth(y, 0.6 / step) - gaussian_smooth(y, 3 / step)`` away from the row ends.
     """
-    big = _gauss_radius(3.0 / step)
+    big = gauss_radius(3.0 / step)
     kernel = np.zeros(2 * big + 1)
     for sigma, sign in ((0.6 / step, 1.0), (3.0 / step, -1.0)):
-        r = _gauss_radius(sigma)
+        r = gauss_radius(sigma)
         x = np.arange(-r, r + 1)
         w = np.exp(-0.5 * (x / sigma) ** 2)
         kernel[big - r : big + r + 1] += sign * w / w.sum()
@@ -55,7 +55,7 @@ def _dog_kernel(step: float) -> tuple[np.ndarray, int]:
 def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     """The 0.6 eV - 3 eV difference of Gaussians of each row at channels ``i0:i1``.
 
-    Equals ``(_smooth(y, 0.6 / step) - _smooth(y, 3 / step))[:, i0:i1]`` (``"nearest"``
+    Equals ``(gaussian_smooth(y, 0.6 / step) - gaussian_smooth(y, 3 / step))[:, i0:i1]`` (``"nearest"``
     row ends) up to rounding: the needed segment of each row, extended by the kernel
     radius with its edge values, is convolved by FFT, which costs a fraction of two
     wide direct filters or a dense matrix product.
@@ -92,10 +92,10 @@ def _kernel_spectrum(step: float, n: int, dtype: str) -> np.ndarray:
     return out
 
 
-def _smooth_at(
+def gaussian_smooth_at(
     y: np.ndarray, local_idx: np.ndarray, first: np.ndarray, width: int, sigma_ch: float
 ) -> np.ndarray:
-    """``_smooth(y, sigma_ch)`` evaluated only near a few channels of each row.
+    """``gaussian_smooth(y, sigma_ch)`` evaluated only near a few channels of each row.
 
     Gathers channels ``first - R ... first + width + R`` of each row (clipped to the
     row, which is exactly the ``"nearest"`` extension), filters that short segment,
@@ -103,7 +103,7 @@ def _smooth_at(
     returned value equals the full-row filter's value at that channel, as long as the
     channel itself is inside the row.
     """
-    r = _gauss_radius(sigma_ch)
+    r = gauss_radius(sigma_ch)
     pos = np.clip(first[:, None] + np.arange(-r, width + r)[None, :], 0, y.shape[1] - 1)
-    seg = _smooth(np.take_along_axis(y, pos, axis=1), sigma_ch)
+    seg = gaussian_smooth(np.take_along_axis(y, pos, axis=1), sigma_ch)
     return np.take_along_axis(seg, local_idx + r, axis=1)

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._filters import _dog, _gauss_radius, _gaussian_band, _smooth_at
+from ._filters import _dog, gauss_radius, gaussian_band, gaussian_smooth_at
 from ._params import DEFAULT_PREPROCESSING
 
 
@@ -62,9 +62,9 @@ def locate_l3(
 
     def smoothed(rows):
         c = coarse[rows]
-        return _smooth_at(y[rows], idx[rows] - c[:, None] + r, c - r, 2 * r + 1, 0.3 / step)
+        return gaussian_smooth_at(y[rows], idx[rows] - c[:, None] + r, c - r, 2 * r + 1, 0.3 / step)
 
-    radius = _gauss_radius(0.3 / step)
+    radius = gauss_radius(0.3 / step)
     inside = (coarse - r - radius >= 0) & (coarse + r + radius < n_ch)
     best = np.empty(len(idx), dtype=np.intp)
     if inside.any():
@@ -93,6 +93,6 @@ def locate_l3(
 @lru_cache(maxsize=32)
 def _smoothing_matrix(step: float, r: int) -> np.ndarray:
     """``(2 (r + R) + 1, 2 r + 1)``: the 0.3 eV Gaussian (radius ``R``) of a segment."""
-    m = _gaussian_band(0.3 / step, 2 * r + 1)
+    m = gaussian_band(0.3 / step, 2 * r + 1)
     m.setflags(write=False)
     return m

@@ -44,7 +44,7 @@ def _pre_edge_margin(params: dict) -> float:
     return p["background_width_eV"] + p["onset_before_peak_eV"] + p["background_gap_eV"]
 
 
-def _read_range(params: dict, search, background_window=None) -> tuple[float, float]:
+def read_range(params: dict, search, background_window=None) -> tuple[float, float]:
     """The energies (eV) :func:`preprocess` reads for an L3 peak searched in ``search``.
 
     From the pre-edge fit (or the window, if it reaches further) below the search range

@@ -96,7 +96,7 @@ class Acquisition:
         return to_signal(self, navigation_shape, lazy=lazy, **kwargs)
 
 
-def _per_spectrum(value, n: int, name: str) -> np.ndarray:
+def per_spectrum(value, n: int, name: str) -> np.ndarray:
     a = np.asarray(value, dtype=np.float64)
     if a.ndim == 0:
         return np.full(n, float(a))
@@ -384,17 +384,17 @@ def simulate_acquisition(
     if not e1 > e0 + 10 * d:
         raise ValueError("energy_range must span at least ten channels, low to high.")
     p = {
-        "t_over_lambda": _per_spectrum(t_over_lambda, n, "t_over_lambda"),
-        "plasmon_eV": _per_spectrum(plasmon_eV, n, "plasmon_eV"),
-        "plasmon_fwhm_eV": _per_spectrum(plasmon_fwhm_eV, n, "plasmon_fwhm_eV"),
-        "resolution_eV": _per_spectrum(resolution_eV, n, "resolution_eV"),
-        "background_exponent": _per_spectrum(background_exponent, n, "background_exponent"),
-        "l3_over_background": _per_spectrum(l3_over_background, n, "l3_over_background"),
-        "offset_eV": _per_spectrum(offset_eV, n, "offset_eV"),
-        "dose": _per_spectrum(dose, n, "dose"),
-        "gain": _per_spectrum(gain, n, "gain"),
-        "read_noise": _per_spectrum(read_noise, n, "read_noise"),
-        "edge_scale": _per_spectrum(edge_scale, n, "edge_scale"),
+        "t_over_lambda": per_spectrum(t_over_lambda, n, "t_over_lambda"),
+        "plasmon_eV": per_spectrum(plasmon_eV, n, "plasmon_eV"),
+        "plasmon_fwhm_eV": per_spectrum(plasmon_fwhm_eV, n, "plasmon_fwhm_eV"),
+        "resolution_eV": per_spectrum(resolution_eV, n, "resolution_eV"),
+        "background_exponent": per_spectrum(background_exponent, n, "background_exponent"),
+        "l3_over_background": per_spectrum(l3_over_background, n, "l3_over_background"),
+        "offset_eV": per_spectrum(offset_eV, n, "offset_eV"),
+        "dose": per_spectrum(dose, n, "dose"),
+        "gain": per_spectrum(gain, n, "gain"),
+        "read_noise": per_spectrum(read_noise, n, "read_noise"),
+        "edge_scale": per_spectrum(edge_scale, n, "edge_scale"),
     }
     for name, lo, hi in (
         ("t_over_lambda", 0, 3), ("plasmon_eV", 5, 40), ("plasmon_fwhm_eV", 0.5, 30),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .acquisition import simulate_acquisition
-from .edges import L3_POSITIONS_EV, VALENCES, _as_fractions, edge_table, peak_heights
+from .edges import L3_POSITIONS_EV, VALENCES, as_fractions, edge_table, peak_heights
 
 __all__ = ["demo_ground_truth", "make_demo_spectrum_image", "synthetic_spectra"]
 
@@ -69,7 +69,7 @@ def synthetic_spectra(
     if energy.ndim != 1:
         raise ValueError("energy must be one-dimensional.")
     if fractions is None:
-        frac = _as_fractions(valence, None)[None, :]
+        frac = as_fractions(valence, None)[None, :]
     else:
         if valence is not None:
             raise ValueError("Give either a valence or fractions, not both.")

@@ -166,7 +166,7 @@ def _peak_correction(valence: int, resolution_eV: float) -> tuple[float, float]:
     return float(x[i] + d * 0.002), float(y[i])
 
 
-def _as_fractions(valence: int | None, fractions: Sequence[float] | None) -> np.ndarray:
+def as_fractions(valence: int | None, fractions: Sequence[float] | None) -> np.ndarray:
     if (valence is None) == (fractions is None):
         raise ValueError("Give either a valence (2, 3 or 4) or fractions=(f2, f3, f4).")
     if fractions is None:
@@ -228,7 +228,7 @@ def mn_l23_edge(
         raise ValueError(f"normalization must be 'continuum' or 'peak', not {normalization!r}.")
     if resolution_eV < 0:
         raise ValueError("resolution_eV must be non-negative.")
-    f = _as_fractions(valence, fractions)
+    f = as_fractions(valence, fractions)
     f = f / f.sum()
     energy = np.asarray(energy, dtype=np.float64)
     if l3_eV is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .acquisition import Acquisition, _per_spectrum, simulate_acquisition
+from .acquisition import Acquisition, per_spectrum, simulate_acquisition
 from .scattering import plural_scattering, scattering_transfer
 
 __all__ = ["low_loss_signal", "simulate_low_loss", "simulate_thick_pair"]
@@ -69,10 +69,10 @@ def simulate_low_loss(
         sizes = [np.size(a) for a in scalars if np.ndim(a) > 0]
         n = max(sizes) if sizes else 1
     n = int(n)
-    t = _per_spectrum(t_over_lambda, n, "t_over_lambda")
-    ep = _per_spectrum(plasmon_eV, n, "plasmon_eV")
-    ew = _per_spectrum(plasmon_fwhm_eV, n, "plasmon_fwhm_eV")
-    res = _per_spectrum(resolution_eV, n, "resolution_eV")
+    t = per_spectrum(t_over_lambda, n, "t_over_lambda")
+    ep = per_spectrum(plasmon_eV, n, "plasmon_eV")
+    ew = per_spectrum(plasmon_fwhm_eV, n, "plasmon_fwhm_eV")
+    res = per_spectrum(resolution_eV, n, "resolution_eV")
     if np.any(t < 0) or np.any(res <= 0) or np.any(ep <= 0) or np.any(ew <= 0):
         raise ValueError("t_over_lambda must be >= 0; energies and widths positive.")
     d = float(dispersion_eV)

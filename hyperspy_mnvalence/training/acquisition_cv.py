@@ -80,11 +80,11 @@ def train_fold(
     import keras
 
     from .acquisitions import acquisition_epoch
-    from .cv import _early_stopping_split, predict
+    from .cv import predict, split_for_early_stopping
     from .loop import train_loop
 
     t0 = time.time()
-    tr, va, _ = _early_stopping_split(labels, None, cfg.val_fraction, cfg.seed)
+    tr, va, _ = split_for_early_stopping(labels, None, cfg.val_fraction, cfg.seed)
     onehot = np.eye(3, dtype=np.float32)[labels]
     x_val, y_val = acquisition_epoch(
         spectra[va],

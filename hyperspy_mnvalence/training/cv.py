@@ -267,10 +267,10 @@ def _drop_without_edge(spectra, labels, energy, groups, records):
 
 def _valence_labels(raw: np.ndarray, name: str) -> np.ndarray:
     """Labels of an .npz as valences: 2, 3, 4, 3.0, "3", "3+" or "Mn3+"; else an error."""
-    from .userdata import _as_valence
+    from .userdata import as_valence
 
     raw = np.asarray(raw).ravel()
-    out = np.array([_as_valence(str(v).strip().removeprefix("Mn")) for v in raw], dtype=object)
+    out = np.array([as_valence(str(v).strip().removeprefix("Mn")) for v in raw], dtype=object)
     bad = np.array([v is None for v in out], dtype=bool)
     if bad.any():
         shown = ", ".join(repr(str(v)) for v in np.unique(raw[bad].astype(str))[:5])
@@ -374,7 +374,7 @@ def cv_splits(
     return splits
 
 
-def _early_stopping_split(
+def split_for_early_stopping(
     y: np.ndarray, groups: np.ndarray | None, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Training and early-stopping indices, and how they were split.
@@ -473,7 +473,7 @@ def train_model(
     from .loop import train_loop
 
     t0 = time.time()
-    tr, va, split_kind = _early_stopping_split(y, groups, cfg.val_fraction, cfg.seed)
+    tr, va, split_kind = split_for_early_stopping(y, groups, cfg.val_fraction, cfg.seed)
     peak = preprocess(spectra, energy, check_edge=False).peak_eV
     x_val = preprocess(spectra[va], energy, check_edge=False).x if va.size else None
     y_tr = np.tile(np.eye(3, dtype=np.float32)[y[tr]], (cfg.aug_factor, 1))

@@ -38,18 +38,18 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperspy_mnvalence.classification import _EELS_TYPES, _energy_axis
 from hyperspy_mnvalence.datasets import file_sha256
 from hyperspy_mnvalence.preprocessing import (
     DEFAULT_PREPROCESSING,
-    _read_range,
     overlaps_search_range,
     preprocess,
+    read_range,
     to_uniform_grid,
 )
+from hyperspy_mnvalence.signal_checks import EELS_TYPES, energy_axis
 
 #: A shared energy range narrower than this (eV) is warned about: preprocessing reads from
-#: the pre-edge fit before the L3 peak to past the window after it (``_read_range``),
+#: the pre-edge fit before the L3 peak to past the window after it (``read_range``),
 #: about 41 eV around a peak that can itself lie anywhere in a few eV.
 _WARN_SHARED_EV = 50.0
 
@@ -106,7 +106,7 @@ def label_from_name(name: str) -> int | None:
     return found.pop() if found else None
 
 
-def _as_valence(value) -> int | None:
+def as_valence(value) -> int | None:
     """``value`` (``3``, ``3.0``, ``"3"``, ``"3+"``) as a valence 2/3/4, else ``None``."""
     try:
         v = float(str(value).strip().rstrip("+"))
@@ -130,7 +130,7 @@ def _read_labels_csv(path: Path) -> dict[str, int]:
             name = row["file"]
             if not name:
                 continue
-            valence = _as_valence(row.get("valence", ""))
+            valence = as_valence(row.get("valence", ""))
             if valence is None:
                 raise ValueError(
                     f"{path}, line {i}: the valence of {name} must be 2, 3 or 4, "
@@ -147,7 +147,7 @@ def _metadata_label(signal, name: str) -> int | None:
     value = signal.metadata.get_item("Sample.mn_valence", None)
     if value is None:
         return None
-    valence = _as_valence(value)
+    valence = as_valence(value)
     if valence is None or isinstance(value, bool):
         raise ValueError(f"{name}: metadata.Sample.mn_valence must be 2, 3 or 4, not {value!r}")
     return valence
@@ -166,7 +166,7 @@ def _eels_signals(path: Path) -> list:
         s
         for s in signals
         if s.axes_manager.signal_dimension == 1
-        and s.metadata.get_item("Signal.signal_type", "") in _EELS_TYPES
+        and s.metadata.get_item("Signal.signal_type", "") in EELS_TYPES
     ]
     if not out:
         kinds = ", ".join(
@@ -299,7 +299,7 @@ def load_labelled_folder(
                     "(e.g. sample_mn3.hspy)"
                 )
         for s in signals:
-            energy = _energy_axis(s)  # eV, as classification reads it
+            energy = energy_axis(s)  # eV, as classification reads it
             data = np.asarray(s.data, dtype=np.float64).reshape(-1, energy.size)
             _check_mn(name, data, energy, search)
             loaded.append((path, valence, source, data, energy))
@@ -309,7 +309,7 @@ def load_labelled_folder(
     if hi - lo < _WARN_SHARED_EV:
         first = max(loaded, key=lambda t: float(t[4].min()))[0].name
         last = min(loaded, key=lambda t: float(t[4].max()))[0].name
-        before, after = _read_range(params, (0.0, 0.0))  # relative to the L3 peak
+        before, after = read_range(params, (0.0, 0.0))  # relative to the L3 peak
         warnings.warn(
             f"the files share only {lo:.1f}-{hi:.1f} eV (from {first} to {last}), and every "
             f"file is cut to it; the model reads about {-before:g} eV before to {after:g} eV "
