@@ -17,31 +17,31 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._docstrings import share_parameters
 from .blocks import in_memory_blocks, navigation_chunks
 from .decisions import (
     EDGE_MIN_SNR,
-    RANGE_FLAGS,
     out_of_range,
-    scattered_peaks,
     spectrum_range_flags,
     thick_sample_condition,
     warn_out_of_range,
 )
 from .decisions._range import median_step
-from .maps import VALENCE_AXIS, dask_compute, search_range, warn_if_nothing_found
+from .maps import dask_compute, search_range, warn_if_nothing_found
 from .model import (
     BROAD_RESOLUTION_EV,
     DEFAULT_MODEL,
+    FRACTIONS_MODEL,
     ONE_EV_DISPERSION,
     MnValenceModel,
     load_model,
     resolve_threads,
 )
 from .preprocessing import (
-    REASONS,
     preprocess,
     single_threaded_blas,
 )
+from .results import result_signal
 from .signal_checks import (
     check_arguments,
     check_background_window,
@@ -54,9 +54,11 @@ from .signal_checks import (
 
 __all__ = [
     "N_OUT",
+    "TASKS",
     "classify_mn_valence",
     "classify_spectra",
     "onnx_batch",
+    "run_task",
 ]
 
 #: Values per spectrum returned by :func:`classify_spectra`:
@@ -233,71 +235,20 @@ def _block_kernel(
     return out
 
 
-def _with_scattered_flag(peak: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """``flags`` plus bit 8 where the L3 ``peak`` is far from its neighbours'."""
-    return np.where(scattered_peaks(peak), flags + 8, flags).astype(np.float32)
-
-
-def _range_flags(peak, flags):
-    """Range flags per pixel with bit 8: eager, over the whole map; lazy, block by block
-    (the classification's blocks: one task each, and a crop computes only its own)."""
-    if not hasattr(peak, "dask"):
-        return _with_scattered_flag(peak, flags)
-    return peak.map_blocks(
-        _with_scattered_flag, flags, dtype=np.float32, meta=np.empty((0,) * peak.ndim, np.float32)
-    )
-
-
 # ---------------------------------------------------------------------------------------
 # HyperSpy layer
 # ---------------------------------------------------------------------------------------
 
 
-#: What each kind of model is for, to point at the right function.
-_TASK_FUNCTIONS = {
-    "classification": "classify_mn_valence",
-    "fractions": "decompose_mn_valence",
+#: The two tasks a model is made for: the public function of each, its shipped model
+#: and the title of its result.
+TASKS = {
+    "classification": ("classify_mn_valence", DEFAULT_MODEL, "Mn valence probability"),
+    "fractions": ("decompose_mn_valence", FRACTIONS_MODEL, "Mn valence fractions"),
 }
 
 
-def _output_signal(data, s, title: str, quantity: str, lazy: bool):
-    """A signal holding ``data`` of shape ``extra + navigation_shape`` of ``s``."""
-    import hyperspy.api as hs
-
-    nav_axes = s.axes_manager.navigation_axes
-    nav_dim = len(nav_axes)
-    extra = data.ndim - nav_dim
-    # dask data go straight into a lazy signal: as_lazy() would build every signal twice
-    # (a deep copy; most of the lazy path's graph-building CPU)
-    direct = lazy and hasattr(data, "dask")
-    if nav_dim == 0 and extra == 0:
-        out = (hs.signals.LazySignal if direct else hs.signals.BaseSignal)(data)
-    elif nav_dim <= 1:
-        out = (hs.signals.LazySignal1D if direct else hs.signals.Signal1D)(data)
-    elif nav_dim == 2:
-        out = (hs.signals.LazySignal2D if direct else hs.signals.Signal2D)(data)
-    else:
-        cls = hs.signals.LazySignal if direct else hs.signals.BaseSignal
-        out = cls(data).transpose(signal_axes=nav_dim)
-    if lazy and not out._lazy:
-        out = out.as_lazy()
-    # signal axes: the input's navigation axes, calibration included
-    for src, dst in zip(nav_axes, out.axes_manager.signal_axes if nav_dim else [], strict=False):
-        dst.name, dst.units = src.name, src.units
-        if src.is_uniform:
-            dst.scale, dst.offset = src.scale, src.offset
-        else:  # a non-uniform axis keeps its coordinates
-            dst.convert_to_non_uniform_axis()
-            dst.axis = np.array(src.axis, dtype=float)
-    if extra == 1:
-        ax = out.axes_manager.navigation_axes[0] if nav_dim else out.axes_manager.signal_axes[0]
-        ax.name, ax.units = VALENCE_AXIS["name"], VALENCE_AXIS["units"]
-        ax.scale, ax.offset = VALENCE_AXIS["scale"], VALENCE_AXIS["offset"]
-    out.metadata.General.title = title
-    out.metadata.Signal.quantity = quantity
-    return out
-
-
+@share_parameters
 def classify_mn_valence(
     s,
     *,
@@ -312,10 +263,6 @@ def classify_mn_valence(
     remove_spikes: bool = True,
     low_loss=None,
     resolution_eV: float | None = None,
-    _model_name: str = DEFAULT_MODEL,
-    _title: str = "Mn valence probability",
-    _task: str = "classification",
-    _deconvolved_out: list | None = None,
 ):
     """Probability that the Mn in each pixel is Mn2+, Mn3+ or Mn4+.
 
@@ -325,19 +272,7 @@ def classify_mn_valence(
 
     Parameters
     ----------
-    s : exspy.signals.EELSSpectrum
-        Any EELS signal (single spectrum, line scan, map or stack; eager or lazy). It
-        is never modified.
-    energy_window : tuple of float, optional
-        Energies ``(lo, hi)`` in eV between which to look for the L3 edge; default is
-        the model's search range (nominal 640 eV +-15 eV, and more).
-    background : {"auto", "power_law", "constant", "none"} or bool
-        Pre-edge background subtraction; ``"none"`` (or False) for spectra that are
-        already background-subtracted. ``"auto"`` fits a power law where the pre-edge
-        is positive and long enough, else subtracts a constant.
-    background_window : tuple of float, optional
-        Fixed absolute pre-edge fit window ``(start, stop)`` in eV; by default it is
-        placed before each spectrum's own L3 onset.
+    {signal_parameters}
     model : str, path-like or MnValenceModel, optional
         Default (None or ``"acquisition"``): the five-network ensemble trained on
         simulated raw acquisitions, chosen by the robustness suite (best on thick
@@ -353,20 +288,7 @@ def classify_mn_valence(
         more is given), ``"1ev"`` for five networks trained at 1 eV per channel (used for
         spectra at 0.95-1.05 eV per channel unless a model, a low loss or such a
         resolution is given), or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
-    batch_size : int
-        Spectra per preprocessing/inference batch.
-    min_snr : float
-        Minimum L3 height over the noise of the smoothed spectrum for a pixel to count
-        as having a Mn edge; the default, 8.0, is calibrated on simulated negatives
-        (see the user guide, "What the no-edge flag guarantees").
-    show_progressbar : bool, optional
-        Default: HyperSpy's ``preferences.General.show_progressbar``.
-    lazy_output : bool, optional
-        Default: lazy if ``s`` is lazy.
-    remove_spikes : bool
-        Replace cosmic-ray spikes and hot channels before anything else (conservative:
-        edges are never touched); the count per pixel is in
-        ``metadata.MnValence.n_spikes``.
+    {run_parameters}
     low_loss : exspy.signals.EELSSpectrum, optional
         The low-loss spectrum image of the same area (same navigation shape, zero-loss
         peak included): the core loss is Fourier-ratio deconvolved with it first
@@ -405,9 +327,66 @@ def classify_mn_valence(
     >>> p.data.shape
     (3, 48, 64)
     """
-    import dask.array as da
-    from hyperspy.defaults_parser import preferences
+    return run_task(
+        s,
+        "classification",
+        energy_window=energy_window,
+        background=background,
+        background_window=background_window,
+        model=model,
+        batch_size=batch_size,
+        min_snr=min_snr,
+        show_progressbar=show_progressbar,
+        lazy_output=lazy_output,
+        remove_spikes=remove_spikes,
+        low_loss=low_loss,
+        resolution_eV=resolution_eV,
+    )
 
+
+def run_task(
+    s,
+    task: str,
+    *,
+    energy_window: tuple[float, float] | None = None,
+    background: str | bool = "auto",
+    background_window: tuple[float, float] | None = None,
+    model: str | MnValenceModel | None = None,
+    batch_size: int = 512,
+    min_snr: float = EDGE_MIN_SNR,
+    show_progressbar: bool | None = None,
+    lazy_output: bool | None = None,
+    remove_spikes: bool = True,
+    low_loss=None,
+    resolution_eV: float | None = None,
+    deconvolved_out: list | None = None,
+):
+    """Run a model of ``task`` over a signal: what :func:`classify_mn_valence` and
+    :func:`~hyperspy_mnvalence.decompose_mn_valence` share.
+
+    Checks the inputs, deconvolves with ``low_loss``, picks the model (the task's
+    shipped one, or a specialist for a low loss, a coarse ``resolution_eV`` or 1 eV
+    per channel), runs the kernel eagerly or block by block, warns once about any
+    condition out of range and builds the result signal (:mod:`.results`).
+
+    Parameters
+    ----------
+    s : hyperspy.signal.BaseSignal
+    task : {"classification", "fractions"}
+    deconvolved_out : list, optional
+        With ``low_loss``, the deconvolved signal is appended to it (the command line's
+        white-line ratio reads the same spectra).
+    energy_window, background, background_window, model, batch_size, min_snr, \
+show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
+        As for :func:`classify_mn_valence`.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    _, model_name, title = TASKS[task]
     check_signal(s)
     check_arguments(
         background=background,
@@ -422,28 +401,19 @@ def classify_mn_valence(
     resolution_eV = check_resolution(resolution_eV)
     t_over_lambda = spikes_before = None
     if low_loss is not None:
-        from .lowloss import FWHM_KEY, SPIKES_KEY, deconvolve_plural_scattering
-
-        s, t_over_lambda = deconvolve_plural_scattering(s, low_loss, bool(remove_spikes))
-        spikes_before = s.metadata.get_item(SPIKES_KEY) if remove_spikes else None
-        fwhm = s.metadata.get_item(FWHM_KEY)  # what the spectra were deconvolved with
-        if resolution_eV is None and fwhm is not None and np.isfinite(fwhm) and fwhm > 0:
-            resolution_eV = float(fwhm)
-        if _deconvolved_out is not None:  # the CLI's --white-line reads the same spectra
-            _deconvolved_out.append(s)
-        if model is None and _model_name == DEFAULT_MODEL:
-            model = "thin"  # spectra made thin: the model trained on thin ones
+        s, t_over_lambda, spikes_before, fwhm = _deconvolve(s, low_loss, bool(remove_spikes))
+        if resolution_eV is None:
+            resolution_eV = fwhm
+        if deconvolved_out is not None:
+            deconvolved_out.append(s)
     energy = energy_axis(s)  # (the deconvolved spectra keep the core loss's axis)
-    if model is None and _model_name == DEFAULT_MODEL:  # no low loss: the raw spectra
-        if resolution_eV is not None and resolution_eV >= BROAD_RESOLUTION_EV:
-            model = "broad"  # a coarse resolution: the model trained at it
-        elif ONE_EV_DISPERSION[0] <= median_step(energy) <= ONE_EV_DISPERSION[1]:
-            model = "1ev"  # 1 eV per channel: the model trained on that sampling
-    m = load_model(model, name=_model_name)
-    if m.task != _task:
+    if model is None and task == "classification":
+        model = _specialist(low_loss is not None, resolution_eV, energy)
+    m = load_model(model, name=model_name)
+    if m.task != task:
         raise ValueError(
-            f"The model {m.path.name} is a {m.task!r} model, not a {_task!r} model: use "
-            f"{_TASK_FUNCTIONS.get(m.task, 'the function made for it')} with it, or "
+            f"The model {m.path.name} is a {m.task!r} model, not a {task!r} model: use "
+            f"{TASKS.get(m.task, ('the function made for it',))[0]} with it, or "
             "model=None for the shipped one."
         )
     search = energy_window or search_range(m.preprocessing)  # where the L3 edge is looked for
@@ -453,11 +423,12 @@ def classify_mn_valence(
             background_window, energy, search, float(m.preprocessing["energy_step_eV"])
         )
     if show_progressbar is None:
+        from hyperspy.defaults_parser import preferences
+
         show_progressbar = bool(preferences.General.show_progressbar)
-    lazy_in = bool(s._lazy)
-    lazy = lazy_in if lazy_output is None else bool(lazy_output)
+    lazy = bool(s._lazy) if lazy_output is None else bool(lazy_output)
     kwargs = dict(
-        model_name=_model_name,
+        model_name=model_name,
         background=background,
         background_window=background_window,
         energy_window=energy_window,
@@ -466,46 +437,7 @@ def classify_mn_valence(
         remove_spikes=bool(remove_spikes),
     )
     model_ref = None if model is None else str(m.path)
-    if lazy_in or lazy:
-        nav_shape = None
-        if lazy_in:
-            data = s.data
-        else:
-            # runs of the eager path's batches, views of the array (no copy)
-            data, nav_shape = in_memory_blocks(s.data, batch_size)
-        if data.ndim == 1:
-            data = data[None]
-        if nav_shape is None:
-            data = navigation_chunks(data)
-        # a name of its own for every call: the key of the block cache, which serves
-        # the slices of this one result (probabilities, spread, peak, reason) computed
-        # one after the other; never another call's data that happen to share a dask
-        # name, a retrained model file or other settings
-        name = f"mn-valence-{uuid.uuid4().hex}"
-        res = da.map_blocks(
-            _block_kernel,
-            data,
-            energy,
-            model_ref,
-            kwargs,
-            graph_key=name,
-            name=name,
-            chunks=data.chunks[:-1] + ((N_OUT,),),
-            dtype=np.float32,
-            meta=np.empty((0,) * data.ndim, np.float32),
-        )
-        if nav_shape is not None:
-            res = res.reshape(nav_shape + (N_OUT,))
-        elif s.data.ndim == 1:
-            res = res[0]
-        if not lazy:
-            (res,) = dask_compute(res, show_progressbar=show_progressbar)
-        stack = da.moveaxis(res, -1, 0) if lazy else np.moveaxis(res, -1, 0)
-    else:
-        res = classify_spectra(
-            np.asarray(s.data), energy, model=m, show_progressbar=show_progressbar, **kwargs
-        )
-        stack = np.moveaxis(res, -1, 0)
+    stack = _compute(s, energy, m, model_ref, kwargs, lazy, show_progressbar)
     if not lazy:
         warn_if_nothing_found(stack[7], search, m.preprocessing)
     conditions = out_of_range(
@@ -516,7 +448,7 @@ def classify_mn_valence(
         None if lazy else stack[7],
         resolution_eV=resolution_eV,
     )
-    if low_loss is None and not (lazy or lazy_in):
+    if low_loss is None and not (lazy or s._lazy):
         # plasmon replicas of the white lines in a sample of the pixels with an edge
         thick = thick_sample_condition(
             np.asarray(s.data).reshape(-1, s.data.shape[-1]),
@@ -528,48 +460,94 @@ def classify_mn_valence(
         if thick:
             conditions.append(thick)
     warn_out_of_range(conditions)
-    p = _output_signal(stack[0:3], s, _title, "Probability", lazy)
-    spread = _output_signal(stack[3:6], s, "Ensemble spread", "Standard deviation", lazy)
-    peak = _output_signal(stack[6], s, "Mn L3 peak energy", "Energy (eV)", lazy)
-    reason = _output_signal(stack[7], s, "Reason code", "Code", lazy)
-    spikes = stack[8]
-    if spikes_before is not None:  # replaced before the low-loss deconvolution
-        spikes = spikes + spikes_before.reshape(spikes.shape)
-        if not lazy and hasattr(spikes, "compute"):
-            spikes = spikes.compute()
-    n_spikes = _output_signal(spikes, s, "Spikes replaced", "Channels", lazy)
-    # bit 8 (an L3 peak far from its neighbours') needs the map, not one spectrum
-    flags = _range_flags(stack[6], stack[9])
-    range_flags = _output_signal(flags, s, "Out-of-range flags", "Flags", lazy)
-    p.metadata.set_item("MnValence.probability_std", spread)
-    p.metadata.set_item("MnValence.l3_peak_eV", peak)
-    p.metadata.set_item("MnValence.reason", reason)
-    p.metadata.set_item("MnValence.n_spikes", n_spikes)
-    p.metadata.set_item("MnValence.range_flags", range_flags)
-    p.metadata.set_item("MnValence.range_flag_codes", {str(k): v for k, v in RANGE_FLAGS.items()})
-    if t_over_lambda is not None:  # in the layout of the other maps
-        tl = t_over_lambda.data  # lazy with a lazy core loss: kept so for a lazy result
-        tl = (tl if lazy and hasattr(tl, "compute") else np.asarray(tl)).astype(np.float32)
-        tl = tl.reshape(s.data.shape[:-1])
-        p.metadata.set_item(
-            "MnValence.t_over_lambda",
-            _output_signal(tl, s, "t/lambda", "Relative thickness", lazy),
-        )
-    p.metadata.set_item("MnValence.reason_codes", {str(k): v for k, v in REASONS.items()})
-    p.metadata.set_item("MnValence.classes", m.classes)
-    p.metadata.set_item("MnValence.task", m.task)
-    p.metadata.set_item("MnValence.model", m.path.name)
-    p.metadata.set_item(
-        "MnValence.parameters",
-        {
-            "background": str(background),
-            "background_window": list(background_window) if background_window else None,
-            "energy_window": list(energy_window) if energy_window else None,
-            "min_snr": float(min_snr),
-            "remove_spikes": bool(remove_spikes),
-            "low_loss": low_loss is not None,
-            "resolution_eV": resolution_eV,
-        },
+    parameters = {
+        "background": str(background),
+        "background_window": list(background_window) if background_window else None,
+        "energy_window": list(energy_window) if energy_window else None,
+        "min_snr": float(min_snr),
+        "remove_spikes": bool(remove_spikes),
+        "low_loss": low_loss is not None,
+        "resolution_eV": resolution_eV,
+    }
+    return result_signal(
+        stack,
+        s,
+        m,
+        title=title,
+        lazy=lazy,
+        parameters=parameters,
+        spikes_before=spikes_before,
+        t_over_lambda=t_over_lambda,
     )
-    p.metadata.set_item("General.original_title", s.metadata.get_item("General.title", ""))
-    return p
+
+
+def _deconvolve(s, low_loss, remove_spikes: bool):
+    """``s`` Fourier-ratio deconvolved with ``low_loss``; its t/lambda map, the spikes
+    replaced first and the zero-loss FWHM it was deconvolved with (None if unknown)."""
+    from .lowloss import FWHM_KEY, SPIKES_KEY, deconvolve_plural_scattering
+
+    s, t_over_lambda = deconvolve_plural_scattering(s, low_loss, remove_spikes)
+    spikes_before = s.metadata.get_item(SPIKES_KEY) if remove_spikes else None
+    fwhm = s.metadata.get_item(FWHM_KEY)
+    ok = fwhm is not None and np.isfinite(fwhm) and fwhm > 0
+    return s, t_over_lambda, spikes_before, float(fwhm) if ok else None
+
+
+def _specialist(deconvolved: bool, resolution_eV: float | None, energy: np.ndarray):
+    """The shipped classifier for these spectra when the user named none: ``"thin"``
+    after a low-loss deconvolution, ``"broad"`` at a known coarse resolution, ``"1ev"``
+    at 1 eV per channel, else None (the default)."""
+    if deconvolved:
+        return "thin"  # spectra made thin: the model trained on thin ones
+    if resolution_eV is not None and resolution_eV >= BROAD_RESOLUTION_EV:
+        return "broad"  # a coarse resolution: the model trained at it
+    if ONE_EV_DISPERSION[0] <= median_step(energy) <= ONE_EV_DISPERSION[1]:
+        return "1ev"  # 1 eV per channel: the model trained on that sampling
+    return None
+
+
+def _compute(s, energy, m, model_ref, kwargs: dict, lazy: bool, show_progressbar: bool):
+    """The kernel's values for every spectrum of ``s``, their axis first: eager in
+    batches, or block by block through dask (a lazy input or a lazy result)."""
+    if not (s._lazy or lazy):
+        res = classify_spectra(
+            np.asarray(s.data), energy, model=m, show_progressbar=show_progressbar, **kwargs
+        )
+        return np.moveaxis(res, -1, 0)
+    import dask.array as da
+
+    nav_shape = None
+    if s._lazy:
+        data = s.data
+    else:
+        # runs of the eager path's batches, views of the array (no copy)
+        data, nav_shape = in_memory_blocks(s.data, kwargs["batch_size"])
+    if data.ndim == 1:
+        data = data[None]
+    if nav_shape is None:
+        data = navigation_chunks(data)
+    # a name of its own for every call: the key of the block cache, which serves the
+    # slices of this one result (probabilities, spread, peak, reason) computed one after
+    # the other; never another call's data that happen to share a dask name, a
+    # retrained model file or other settings
+    name = f"mn-valence-{uuid.uuid4().hex}"
+    res = da.map_blocks(
+        _block_kernel,
+        data,
+        energy,
+        model_ref,
+        kwargs,
+        graph_key=name,
+        name=name,
+        chunks=data.chunks[:-1] + ((N_OUT,),),
+        dtype=np.float32,
+        meta=np.empty((0,) * data.ndim, np.float32),
+    )
+    if nav_shape is not None:
+        res = res.reshape(nav_shape + (N_OUT,))
+    elif s.data.ndim == 1:
+        res = res[0]
+    if not lazy:
+        (res,) = dask_compute(res, show_progressbar=show_progressbar)
+        return np.moveaxis(res, -1, 0)
+    return da.moveaxis(res, -1, 0)

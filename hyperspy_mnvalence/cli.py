@@ -455,9 +455,8 @@ def _process_one(
     for s, kw_s in zip(spectra, kw, strict=True):
         # --white-line with a low loss reads the spectra the classification deconvolved
         kept = [] if white and kw_s.get("low_loss") is not None else None
-        extra = {} if kept is None else {"_deconvolved_out": kept}
         try:
-            p = compute_result(run(s, **kw_s, **extra), _progress(args))
+            p = compute_result(run(s, **kw_s, deconvolved_out=kept), _progress(args))
         except ValueError as exc:
             errors.append(exc)
             continue
@@ -526,10 +525,16 @@ def _process_files(args: argparse.Namespace, fractions: bool) -> int:
     Every input is processed: a failure is reported in one line and the next input
     goes on; the exit status is 1 if any failed, with a summary line at the end.
     """
-    from .classification import classify_mn_valence
-    from .mixed import decompose_mn_valence
+    from .classification import run_task
+    from .mixed import fraction_result
 
-    run = decompose_mn_valence if fractions else classify_mn_valence
+    def run(s, deconvolved_out=None, **kw):
+        # what classify_mn_valence / decompose_mn_valence run, and with a low loss the
+        # deconvolved spectra kept for --white-line
+        p = run_task(s, "fractions" if fractions else "classification", **kw,
+                     deconvolved_out=deconvolved_out)  # fmt: skip
+        return fraction_result(p) if fractions else p
+
     inputs = [Path(x) for x in args.inputs]
     paths = _output_paths(inputs, args.output, "mn_fractions" if fractions else "mn_valence")
     kw = _classify_kwargs(args, fractions)

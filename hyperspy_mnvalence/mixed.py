@@ -15,15 +15,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .classification import classify_mn_valence
+from ._docstrings import share_parameters
+from .classification import run_task
 from .decisions import EDGE_MIN_SNR
 from .maps import map_like, mean_valence, metadata_map, result_valences
-from .model import FRACTIONS_MODEL, MnValenceModel
+from .model import MnValenceModel
 
 if TYPE_CHECKING:
     from hyperspy.signal import BaseSignal
 
-__all__ = ["decompose_mn_valence", "mean_oxidation_state", "mean_valence_uncertainty"]
+__all__ = [
+    "decompose_mn_valence",
+    "fraction_result",
+    "mean_oxidation_state",
+    "mean_valence_uncertainty",
+]
 
 
 def _check_fractions(f) -> None:
@@ -104,6 +110,7 @@ def mean_valence_uncertainty(f: BaseSignal) -> BaseSignal:
     return map_like(f, unc, "Mean Mn oxidation state uncertainty", "Valence")
 
 
+@share_parameters
 def decompose_mn_valence(
     s,
     *,
@@ -129,30 +136,11 @@ def decompose_mn_valence(
 
     Parameters
     ----------
-    s : exspy.signals.EELSSpectrum
-        Any EELS signal (single spectrum, line scan, map or stack; eager or lazy). It
-        is never modified.
-    energy_window : tuple of float, optional
-        Energies ``(lo, hi)`` in eV between which to look for the L3 edge.
-    background : {"auto", "power_law", "constant", "none"} or bool
-        Pre-edge background subtraction (``"none"`` for background-subtracted data).
-    background_window : tuple of float, optional
-        Fixed absolute pre-edge fit window ``(start, stop)`` in eV.
+    {signal_parameters}
     model : str, path-like or MnValenceModel, optional
         A retrained fraction model (``task == "fractions"``); default the shipped
         ``mn_valence_fractions.onnx``.
-    batch_size : int
-        Spectra per preprocessing/inference batch.
-    min_snr : float
-        Minimum L3 height over the noise for a pixel to count as having a Mn edge
-        (default calibrated, as in :func:`~hyperspy_mnvalence.classify_mn_valence`).
-    show_progressbar : bool, optional
-        Default: HyperSpy's ``preferences.General.show_progressbar``.
-    lazy_output : bool, optional
-        Default: lazy if ``s`` is lazy.
-    remove_spikes : bool
-        Replace cosmic-ray spikes and hot channels first (counts in
-        ``metadata.MnValence.n_spikes``).
+    {run_parameters}
     low_loss : exspy.signals.EELSSpectrum, optional
         Low-loss spectrum image of the same area: Fourier-ratio deconvolution of plural
         scattering first; t/lambda in ``metadata.MnValence.t_over_lambda``.
@@ -187,8 +175,9 @@ def decompose_mn_valence(
     (3, 48, 64)
     >>> mv = f.metadata.MnValence.mean_valence  # mean oxidation state map
     """
-    f = classify_mn_valence(
+    f = run_task(
         s,
+        "fractions",
         energy_window=energy_window,
         background=background,
         background_window=background_window,
@@ -200,10 +189,24 @@ def decompose_mn_valence(
         remove_spikes=remove_spikes,
         low_loss=low_loss,
         resolution_eV=resolution_eV,
-        _model_name=FRACTIONS_MODEL,
-        _title="Mn valence fractions",
-        _task="fractions",
     )
+    return fraction_result(f)
+
+
+def fraction_result(f: BaseSignal) -> BaseSignal:
+    """Finish the result of the fraction model: its quantity, the spread's title and the
+    mean-valence maps in ``metadata.MnValence`` (``mean_valence``, ``mean_valence_std``).
+
+    Parameters
+    ----------
+    f : hyperspy.signal.BaseSignal
+        The output of a fraction model (``classification.run_task(s, "fractions")``).
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        ``f`` itself.
+    """
     f.metadata.Signal.quantity = "Fraction"
     f.metadata.MnValence.probability_std.metadata.General.title = "Ensemble spread of fractions"
     f.metadata.set_item("MnValence.mean_valence", mean_oxidation_state(f))
