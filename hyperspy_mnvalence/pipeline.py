@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decisions._edge import (
-    _EDGE_WINDOWS_EV,
     EDGE_MIN_SNR,
+    EDGE_WINDOWS_EV,
     decide_edges,
     edge_features,
     noise_lag,
@@ -29,12 +29,12 @@ from .preprocessing._filters import gauss_radius
 from .preprocessing._l3 import locate_l3
 from .preprocessing._params import (
     DEFAULT_PREPROCESSING,
-    _channels_between,
-    _check_energy,
-    _pre_edge_margin,
+    channels_between,
+    check_energy,
+    pre_edge_margin,
     read_range,
 )
-from .preprocessing._resample import _SINGLE, to_uniform_grid
+from .preprocessing._resample import SINGLE_DTYPES, to_uniform_grid
 from .preprocessing._window import extract_window, normalise
 
 __all__ = ["Preprocessed", "preprocess"]
@@ -173,9 +173,9 @@ def preprocess(
     # Only the channels the resampling reads must be finite (a NaN far from the edge,
     # such as the padding of a drift correction, does not matter): those between lo
     # and hi, plus two input or grid steps for the interpolation and box averaging.
-    e = _check_energy(energy, spectra.shape[1])
+    e = check_energy(energy, spectra.shape[1])
     margin = 2.0 * max(step, float(np.max(np.abs(np.diff(e)))))
-    read = _channels_between(e, lo - margin, hi + margin)
+    read = channels_between(e, lo - margin, hi + margin)
     # one pass: a row sums to a finite value iff its values are finite (short of
     # overflow, which the exact test of the rows that fail settles)
     acc = np.float64 if spectra.dtype == np.float16 else None  # float16 sums overflow
@@ -188,7 +188,7 @@ def preprocess(
     disp = float(np.median(np.abs(np.diff(e[read])))) if read.stop - read.start > 1 else step
     n_spikes = np.zeros(n, dtype=np.int32)
     if remove_spikes and n:
-        dtype = np.float32 if data.dtype in _SINGLE else np.float64
+        dtype = np.float32 if data.dtype in SINGLE_DTYPES else np.float64
         part = data[:, read]
         if part.dtype != dtype:
             part = part.astype(dtype)
@@ -200,7 +200,7 @@ def preprocess(
     peak = locate_l3(y, grid, search)
     off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
     # the raw channels inside the grid are contiguous (monotonic axis): slice, not mask
-    inside = _channels_between(e, grid[0], grid[-1])
+    inside = channels_between(e, grid[0], grid[-1])
     used = data[:, inside]
     # constant rows: only those constant on every 8th channel can be (exact, an eighth
     # of the reads for the rest)
@@ -234,10 +234,10 @@ def preprocess(
     # a fraction of the work); the others, near a grid end, from that end to the
     # farthest channel any of them reads (the same numbers as whole rows).
     lo_ch = min(
-        -int(round(_pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step))
+        -int(round(pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step))
     )
     lo_ch -= 1
-    reach = max(w[1] for w in _EDGE_WINDOWS_EV.values())
+    reach = max(w[1] for w in EDGE_WINDOWS_EV.values())
     hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
     hi_ch += gauss_radius(0.3 / step) + 2
     inner = (peak + lo_ch >= 0) & (peak + hi_ch <= grid.size)

@@ -210,7 +210,7 @@ def test_l3_refinement_equals_the_smoothed_rows_maximum(dtype, perturbed, monkey
     # "perturbed": the product's weights off by 1e-9 (another BLAS's rounding, much
     # exaggerated), which the near-tie check must absorb (a constant row ties everywhere)
     from hyperspy_mnvalence.preprocessing import _l3
-    from hyperspy_mnvalence.preprocessing._filters import _dog, gaussian_smooth
+    from hyperspy_mnvalence.preprocessing._filters import dog, gaussian_smooth
 
     if perturbed:
         exact = _l3._smoothing_matrix.__wrapped__
@@ -229,7 +229,7 @@ def test_l3_refinement_equals_the_smoothed_rows_maximum(dtype, perturbed, monkey
     y = y.astype(dtype)
     peak = P.locate_l3(y, grid, (618.0, 672.0))
     i0, i1 = int(np.searchsorted(grid, 618.0)), int(np.searchsorted(grid, 672.0, "right"))
-    coarse = i0 + np.argmax(_dog(y, 0.1, i0, i1), axis=1)
+    coarse = i0 + np.argmax(dog(y, 0.1, i0, i1), axis=1)
     s = gaussian_smooth(y, 3.0)
     r = 15
     for k in range(y.shape[0]):

@@ -320,24 +320,24 @@ def test_distributed_two_processes_equals_eager(spectrum_image, eager_result, mo
 
 
 def test_row_median_equals_numpy_median():
-    from hyperspy_mnvalence.preprocessing import _row_median
+    from hyperspy_mnvalence.preprocessing import row_median
 
     rng = np.random.default_rng(3)
     for k in (1, 2, 7, 10, 1671):
         a = rng.normal(size=(50, k))
         a[:5] = np.round(a[:5])  # ties
-        np.testing.assert_array_equal(_row_median(a.copy()), np.median(a, axis=1))
+        np.testing.assert_array_equal(row_median(a.copy()), np.median(a, axis=1))
 
 
 def test_dog_and_local_smoothing_equal_whole_row_filters():
-    from hyperspy_mnvalence.preprocessing import _dog, gaussian_smooth, gaussian_smooth_at
+    from hyperspy_mnvalence.preprocessing import dog, gaussian_smooth, gaussian_smooth_at
 
     rng = np.random.default_rng(4)
     y = rng.normal(size=(40, 400)).cumsum(axis=1)
     for step in (0.1, 0.05):
         for i0, i1 in ((0, 400), (150, 260), (390, 400)):
             want = (gaussian_smooth(y, 0.6 / step) - gaussian_smooth(y, 3.0 / step))[:, i0:i1]
-            np.testing.assert_allclose(_dog(y, step, i0, i1), want, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(dog(y, step, i0, i1), want, rtol=0, atol=1e-9)
     # segments near both ends of the rows, where the "nearest" extension matters
     first = rng.integers(-20, 400, size=40)
     local = np.broadcast_to(np.arange(25), (40, 25))

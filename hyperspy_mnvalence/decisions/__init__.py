@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from ._agreement import DISAGREEMENT_MARGIN, DISAGREEMENT_WARN_SHARE, model_disagreement
 from ._edge import (  # noqa: F401
-    _EDGE_WINDOWS_EV,
     EDGE_MIN_SNR,
+    EDGE_WINDOWS_EV,
     SEARCH_END_EV,
     decide_edges,
     edge_decision,

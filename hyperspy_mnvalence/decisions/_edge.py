@@ -28,7 +28,7 @@ EDGE_MIN_SNR = 8.0
 SEARCH_END_EV = 1.0
 
 #: Windows (eV from the L3 peak) that :func:`edge_present` reads on the smoothed spectrum.
-_EDGE_WINDOWS_EV = {
+EDGE_WINDOWS_EV = {
     "pre": (-8.0, -4.0),
     "trough": (4.5, 7.0),
     "l2": (8.0, 14.0),
@@ -147,11 +147,11 @@ def edge_features(
         # the L3 line's flanks 0.6 eV either side (a spike left in the data is narrower)
         "flanks": 0.5
         * (ys[rows, np.maximum(at - half, 0)] + ys[rows, np.minimum(at + half, width - 1)]),
-        "pre": mean_at(*_EDGE_WINDOWS_EV["pre"]),
-        "trough": mean_at(*_EDGE_WINDOWS_EV["trough"]),
-        "l2": mean_at(*_EDGE_WINDOWS_EV["l2"], np.max),
-        "beyond": mean_at(*_EDGE_WINDOWS_EV["beyond"]),
-        "post": mean_at(*_EDGE_WINDOWS_EV["post"]),
+        "pre": mean_at(*EDGE_WINDOWS_EV["pre"]),
+        "trough": mean_at(*EDGE_WINDOWS_EV["trough"]),
+        "l2": mean_at(*EDGE_WINDOWS_EV["l2"], np.max),
+        "beyond": mean_at(*EDGE_WINDOWS_EV["beyond"]),
+        "post": mean_at(*EDGE_WINDOWS_EV["post"]),
         "noise": _second_difference_noise(ys, lo_off, hi_off, lag_ch, step),
     }
 
@@ -160,9 +160,9 @@ def _segment_geometry(step: float) -> tuple[int, int, int]:
     """``lo_off``, ``hi_off`` (channels from the peak) and the smoothing radius."""
     lo_off = min(
         int(round(_NOISE_START_EV / step)),
-        *(int(round(w[0] / step)) for w in _EDGE_WINDOWS_EV.values()),
+        *(int(round(w[0] / step)) for w in EDGE_WINDOWS_EV.values()),
     )
-    hi_off = max(1, *(int(round(w[1] / step)) for w in _EDGE_WINDOWS_EV.values()))
+    hi_off = max(1, *(int(round(w[1] / step)) for w in EDGE_WINDOWS_EV.values()))
     return lo_off, hi_off, gauss_radius(0.3 / step)
 
 
@@ -202,14 +202,14 @@ def _feature_operator(step: float, lag: int) -> tuple[list, dict] | None:
     cols["h3"] = add(unit(at))
     cols["flanks"] = add(0.5 * (unit(max(at - half, 0)) + unit(min(at + half, width - 1))))
     for name in ("pre", "trough", "beyond", "post"):
-        lo_eV, hi_eV = _EDGE_WINDOWS_EV[name]
+        lo_eV, hi_eV = EDGE_WINDOWS_EV[name]
         a = int(round(lo_eV / step)) - lo_off
         b = max(int(round(hi_eV / step)) - lo_off, a + 1)
         e = np.zeros(width)
         e[a:b] = 1.0 / (b - a)
         cols[name] = add(e)
-    a = int(round(_EDGE_WINDOWS_EV["l2"][0] / step)) - lo_off
-    b = max(int(round(_EDGE_WINDOWS_EV["l2"][1] / step)) - lo_off, a + 1)
+    a = int(round(EDGE_WINDOWS_EV["l2"][0] / step)) - lo_off
+    b = max(int(round(EDGE_WINDOWS_EV["l2"][1] / step)) - lo_off, a + 1)
     cols["l2"] = np.array([add(unit(j), "l2") for j in range(a, b)])
     noise = []
     for (a_eV, b_eV), group in zip(_NOISE_WINDOWS_EV, ("noise_pre", "noise_post"), strict=True):

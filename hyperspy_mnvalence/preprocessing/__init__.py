@@ -31,21 +31,21 @@ from __future__ import annotations
 
 # private names are re-exported for the modules and tests that import them from here
 from ._background import subtract_background, window_mask  # noqa: F401
-from ._filters import _dog, _dog_kernel, gauss_radius, gaussian_smooth, gaussian_smooth_at  # noqa: F401
+from ._filters import dog, dog_kernel, gauss_radius, gaussian_smooth, gaussian_smooth_at  # noqa: F401
 from ._isolate import isolate_edge
 from ._l3 import locate_l3
-from ._noise import _row_median, channel_noise, smoothed_noise  # noqa: F401
+from ._noise import channel_noise, row_median, smoothed_noise  # noqa: F401
 from ._params import (  # noqa: F401
     DEFAULT_PREPROCESSING,
-    _channels_between,
-    _check_energy,
-    _pre_edge_margin,
+    channels_between,
+    check_energy,
     overlaps_search_range,
+    pre_edge_margin,
     read_range,
 )
 from ._resample import (  # noqa: F401
     _BAND,
-    _SINGLE,
+    SINGLE_DTYPES,
     _resampler,
     resampling_matrix,
     single_threaded_blas,
@@ -78,7 +78,7 @@ __all__ = [
 _LATER = {
     "REASONS": "decisions",
     "edge_present": "decisions",
-    "_EDGE_WINDOWS_EV": "decisions",
+    "EDGE_WINDOWS_EV": "decisions",
     "Preprocessed": "pipeline",
     "preprocess": "pipeline",
 }

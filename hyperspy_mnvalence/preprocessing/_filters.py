@@ -35,7 +35,7 @@ def gaussian_band(sigma_ch: float, n_out: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _dog_kernel(step: float) -> tuple[np.ndarray, int]:
+def dog_kernel(step: float) -> tuple[np.ndarray, int]:
     """Kernel of the 0.6 eV - 3 eV difference of Gaussians and its radius.
 
     The two kernels are those of :func:`scipy.ndimage.gaussian_filter1d` (truncate 4),
@@ -52,7 +52,7 @@ def _dog_kernel(step: float) -> tuple[np.ndarray, int]:
     return kernel, big
 
 
-def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
+def dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     """The 0.6 eV - 3 eV difference of Gaussians of each row at channels ``i0:i1``.
 
     Equals ``(gaussian_smooth(y, 0.6 / step) - gaussian_smooth(y, 3 / step))[:, i0:i1]`` (``"nearest"``
@@ -60,7 +60,7 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
     radius with its edge values, is convolved by FFT, which costs a fraction of two
     wide direct filters or a dense matrix product.
     """
-    r = _dog_kernel(float(step))[1]
+    r = dog_kernel(float(step))[1]
     # A circular convolution of length n >= the extended segment is exact at the
     # outputs kept (each reads only channels before it, none wrapped around); the
     # segment is read n wide (a slice where it lies inside the rows), so the FFT needs no
@@ -87,7 +87,7 @@ def _dog(y: np.ndarray, step: float, i0: int, i1: int) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _kernel_spectrum(step: float, n: int, dtype: str) -> np.ndarray:
     """The difference-of-Gaussians kernel's transform at FFT length ``n``."""
-    out = fft.rfft(_dog_kernel(step)[0], n).astype(dtype)
+    out = fft.rfft(dog_kernel(step)[0], n).astype(dtype)
     out.setflags(write=False)  # shared by every call
     return out
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._background import subtract_background
 from ._l3 import locate_l3
-from ._params import DEFAULT_PREPROCESSING, _pre_edge_margin
+from ._params import DEFAULT_PREPROCESSING, pre_edge_margin
 
 __all__ = ["isolate_edge"]
 
@@ -58,6 +58,6 @@ def isolate_edge(
     peak = locate_l3(y, e, search)
     out = subtract_background(y, e, peak)
     step = float(e[1] - e[0])
-    start = peak - int(round(_pre_edge_margin(DEFAULT_PREPROCESSING) / step))
+    start = peak - int(round(pre_edge_margin(DEFAULT_PREPROCESSING) / step))
     out[np.arange(y.shape[1])[None, :] < start[:, None]] = 0.0
     return out

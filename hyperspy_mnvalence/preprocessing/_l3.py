@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._filters import _dog, gauss_radius, gaussian_band, gaussian_smooth_at
+from ._filters import dog, gauss_radius, gaussian_band, gaussian_smooth_at
 from ._params import DEFAULT_PREPROCESSING
 
 
@@ -48,7 +48,7 @@ def locate_l3(
         )
     n_ch = y.shape[1]
     # the difference of Gaussians is needed only inside the search range
-    coarse = i0 + np.argmax(_dog(y, float(step), i0, i1), axis=1)
+    coarse = i0 + np.argmax(dog(y, float(step), i0, i1), axis=1)
     # refine on the lightly smoothed spectrum, within +-1.5 eV
     r = int(round(1.5 / step))
     offs = np.arange(-r, r + 1)

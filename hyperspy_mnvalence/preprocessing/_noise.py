@@ -35,13 +35,13 @@ def channel_noise(spectra: np.ndarray, max_differences: int = 512) -> np.ndarray
         hi, lo = hi.astype(np.float64), lo.astype(np.float64)
     d = hi - lo
     floor = d.std(axis=1)
-    d -= _row_median(d)[:, None]
+    d -= row_median(d)[:, None]
     np.abs(d, out=d)
-    mad = _row_median(d)
+    mad = row_median(d)
     return np.maximum(1.4826 * mad, floor) / np.sqrt(2)
 
 
-def _row_median(a: np.ndarray) -> np.ndarray:
+def row_median(a: np.ndarray) -> np.ndarray:
     """Median of each row, as ``np.median(a, axis=1)`` for finite values; reorders ``a``.
 
     One in-place partition at the upper middle; for an even length the lower middle

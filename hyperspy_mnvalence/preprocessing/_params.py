@@ -38,7 +38,7 @@ def overlaps_search_range(energy: np.ndarray, search_range, margin: float = 5.0)
     return float(np.max(energy)) >= lo + margin and float(np.min(energy)) <= hi - margin
 
 
-def _pre_edge_margin(params: dict) -> float:
+def pre_edge_margin(params: dict) -> float:
     """eV below the L3 peak that the pre-edge background fit reads."""
     p = params
     return p["background_width_eV"] + p["onset_before_peak_eV"] + p["background_gap_eV"]
@@ -51,20 +51,20 @@ def read_range(params: dict, search, background_window=None) -> tuple[float, flo
     to the end of the window, plus 2 eV, above it; down to a fixed background window.
     """
     w0, w1 = params["window_eV"]
-    lo = search[0] - max(_pre_edge_margin(params), -w0)
+    lo = search[0] - max(pre_edge_margin(params), -w0)
     hi = search[1] + w1 + 2
     if background_window is not None:
         lo = min(lo, background_window[0])
     return lo, hi
 
 
-def _channels_between(e: np.ndarray, lo: float, hi: float) -> slice:
+def channels_between(e: np.ndarray, lo: float, hi: float) -> slice:
     """The channels of a monotonic axis with energies in ``[lo, hi]``, as a slice."""
     idx = np.nonzero((e >= lo) & (e <= hi))[0]
     return slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
 
 
-def _check_energy(energy: np.ndarray, n_channels: int) -> np.ndarray:
+def check_energy(energy: np.ndarray, n_channels: int) -> np.ndarray:
     energy = np.asarray(energy, dtype=np.float64)
     if energy.ndim != 1 or energy.size != n_channels:
         raise ValueError(

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._params import _check_energy
+from ._params import check_energy
 
 
 def resampling_matrix(energy: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -88,7 +88,7 @@ def to_uniform_grid(
         The output energies, multiples of ``step``.
     """
     spectra = np.asarray(spectra)
-    energy = _check_energy(energy, spectra.shape[-1])
+    energy = check_energy(energy, spectra.shape[-1])
     if energy[0] > energy[-1]:
         energy = energy[::-1]
         spectra = spectra[..., ::-1]
@@ -103,7 +103,7 @@ def to_uniform_grid(
     start = np.ceil(lo / step - 1e-6) * step
     grid = start + step * np.arange(int(np.floor((hi - start) / step + 1e-6)) + 1)
     # single precision stays single (half the memory traffic; counts are exact in it)
-    dtype = np.float32 if spectra.dtype in _SINGLE else np.float64
+    dtype = np.float32 if spectra.dtype in SINGLE_DTYPES else np.float64
     blocks = _resampler(energy.tobytes(), grid.tobytes(), np.dtype(dtype).str)
     lead = spectra.shape[:-1]
     x = spectra.reshape(-1, spectra.shape[-1])
@@ -118,7 +118,7 @@ def to_uniform_grid(
 
 
 #: Input dtypes resampled in single precision.
-_SINGLE = tuple(
+SINGLE_DTYPES = tuple(
     np.dtype(t) for t in (np.float16, np.float32, np.int8, np.uint8, np.int16, np.uint16)
 )
 
