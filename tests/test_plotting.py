@@ -13,6 +13,7 @@ from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from hyperspy_mnvalence import plotting as pl  # noqa: E402
+from hyperspy_mnvalence.plotting._common import mean_and_label  # noqa: E402
 from hyperspy_mnvalence.synthetic import make_demo_spectrum_image  # noqa: E402
 
 
@@ -202,7 +203,7 @@ def test_class_spectra_are_aligned_means_per_valence():
 
     s = make_demo_spectrum_image((12, 16), seed=1)
     p = classify_mn_valence(s, show_progressbar=False)
-    ml = np.asarray(pl._mean_and_label(p.data)[1])
+    ml = np.asarray(mean_and_label(p.data)[1])
     fig = pl.plot_class_spectra(s, p, max_per_class=25)
     ax = fig.axes[0]
     lines = ax.get_lines()
