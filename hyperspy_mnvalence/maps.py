@@ -31,6 +31,7 @@ __all__ = [
     "mean_valence",
     "most_likely_valence",
     "no_edge_mask",
+    "normalised_entropy",
     "uncertainty",
     "valence_maps",
 ]
@@ -259,12 +260,27 @@ def uncertainty(p: BaseSignal) -> BaseSignal:
     -------
     hyperspy.signal.BaseSignal
     """
-    d = result_data(p)  # valence axis first for every layout
-    xp = _xp(d)
-    q = xp.clip(d, 1e-12, 1.0)
-    h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
-    h = xp.where(xp.isfinite(d[0]), h, np.nan).astype(np.float32)
+    h = normalised_entropy(result_data(p))  # valence axis first for every layout
     return map_like(p, h, "Uncertainty (normalised entropy)", "Entropy")
+
+
+def normalised_entropy(prob):
+    """Entropy of three probabilities along axis 0, divided by ``log(3)``.
+
+    Parameters
+    ----------
+    prob : numpy.ndarray or dask.array.Array
+        Probabilities, the three valences on axis 0.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        float32 in [0, 1]; NaN where a probability is not finite (no Mn edge).
+    """
+    xp = _xp(prob)
+    q = xp.clip(prob, 1e-12, 1.0)
+    h = -(q * xp.log(q)).sum(axis=0) / np.log(3.0)
+    return xp.where(xp.all(xp.isfinite(prob), axis=0), h, np.nan).astype(np.float32)
 
 
 def no_edge_mask(p: BaseSignal) -> BaseSignal:

@@ -31,7 +31,6 @@ __all__ = [
     "mean_and_label",
     "new_figure",
     "no_edge_handle",
-    "normalised_entropy",
     "pixel_edges",
     "readable_axes",
     "result_arrays",
@@ -255,13 +254,6 @@ def mean_and_label(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     idx, valid = valid_argmax(prob)
     return expected_valence(prob, VALENCES), np.where(valid, idx.astype(float), np.nan)
-
-
-def normalised_entropy(prob: np.ndarray) -> np.ndarray:
-    """Normalised entropy along axis 0 (as :func:`~hyperspy_mnvalence.uncertainty`)."""
-    q = np.clip(prob, 1e-12, 1.0)
-    h = -(q * np.log(q)).sum(axis=0) / np.log(3.0)
-    return np.where(np.all(np.isfinite(prob), axis=0), h, np.nan)
 
 
 def valence_handles(no_edge: bool = True) -> list[Patch]:

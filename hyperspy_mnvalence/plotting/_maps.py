@@ -13,6 +13,7 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..maps import normalised_entropy
 from ._common import (
     L3_CMAP,
     NAN_COLOR,
@@ -32,7 +33,6 @@ from ._common import (
     mean_and_label,
     new_figure,
     no_edge_handle,
-    normalised_entropy,
     pixel_edges,
     readable_axes,
     result_arrays,
