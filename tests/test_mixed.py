@@ -308,3 +308,44 @@ def test_fraction_cli_protects_the_shipped_model(capsys):
         assert exc.value.code == 2
         assert message in capsys.readouterr().err
     assert shipped.stat().st_mtime_ns == before
+
+
+@pytest.mark.training
+def test_fraction_ceiling_scores_clean_mixtures_of_both_sets(tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("sklearn")
+    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.fraction_ceiling import ceiling
+
+    e = np.round(np.arange(635.0, 665.0, 0.1), 2)
+    spectra, labels = [], []
+    for v in (2, 3, 4):
+        for k in range(10):
+            y = synthetic_spectra(e, valence=v, background_ratio=0.0, offset_eV=5.0,
+                                  counts=300.0, rng=100 * v + k)  # fmt: skip
+            spectra.append(y / y.max())
+            labels.append(v)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, spectra=np.array(spectra, np.float32), labels=labels, energy_eV=e)
+    res = ceiling(load_training_data(path), arch="fcn", epochs=2, n_mixtures=64, n_eval=200,
+                  verbose=False)  # fmt: skip
+    assert res["config"]["augmentation"]["translation"] == {"enabled": False}
+    for name in ("held_out", "in_sample"):
+        r = res[name]
+        assert r["n"] == 200
+        # mean valence lies in [2, 4]: its error is at most 2, and the pure share
+        # (20 % of the draws) has its own figure
+        assert 0.0 < r["mae_mean_valence"] < 2.0
+        assert r["mae_mean_valence_pure"] is not None and r["mae_mean_valence_mixed"] is not None
+
+
+def test_fraction_control_options_are_checked():
+    pytest.importorskip("sklearn")
+    from hyperspy_mnvalence.training.acquisition_fractions import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", "x", "--one-knob"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", "x", "--control", "l3bg_12", "--range", "dose", "1e4", "1e4"])
+    assert exc.value.code == 2

@@ -235,10 +235,21 @@ def main(argv: list[str] | None = None) -> int:
                     "from the fold-1 run in --held-out)")  # fmt: skip
     ap.add_argument("--held-out", type=Path, metavar="DIR",
                     help="the fold-1 run of the same recipe (fractions.keras, fractions_suite.json)")  # fmt: skip
+    ap.add_argument("--control", metavar="CONDITION",
+                    help="a control: train only at this condition of the classifier's suite "
+                    "(e.g. l3bg_12, recorded exactly as the fraction suite's row of that "
+                    "name); replaces --clean/--as-given/--range")  # fmt: skip
+    ap.add_argument("--one-knob", action="store_true",
+                    help="with --control: fix only the condition's own knob and draw the "
+                    "others over the training ranges")  # fmt: skip
     add_condition_arguments(ap)
     args = ap.parse_args(argv)
     if args.export and not (args.all_data and args.held_out):
         ap.error("--export needs --all-data and --held-out (the fold-1 run of the recipe)")
+    if args.one_knob and not args.control:
+        ap.error("--one-knob needs --control")
+    if args.control and (args.clean is not None or args.as_given is not None or args.range):
+        ap.error("--control sets the training conditions: give no --clean, --as-given or --range")
 
     import keras
 
@@ -253,7 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         tr = np.arange(y.size)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = FractionConfig(arch=args.arch, epochs=args.epochs, n_mixtures=args.n_mixtures, seed=1)
-    conditions = conditions_from_arguments(args)
+    if args.control:
+        from .controls import control_conditions
+
+        conditions = control_conditions(args.control, one_knob=args.one_knob)
+    else:
+        conditions = conditions_from_arguments(args)
     t0 = time.time()
     if args.evaluate_only and args.evaluate_only.suffix == ".onnx":
         import onnxruntime as ort
@@ -303,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.all_data:
         report["note"] = "trained on every spectrum: these mixtures are in-sample"
+    if args.control:
+        report["control"] = {"condition": args.control, "one_knob": bool(args.one_knob)}
     (args.out / "fractions_suite.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(res, indent=1), flush=True)
     if args.export:
