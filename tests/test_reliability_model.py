@@ -14,16 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hyperspy_mnvalence.model import (
-    GRAPH_KEY,
     SHIPPED_MODELS,
-    WEIGHTS_KEY,
     MnValenceModel,
     ModelError,
-    _fields,
-    _read_onnx,
     default_model_path,
     stamp_model,
 )
+from hyperspy_mnvalence.model_file import GRAPH_KEY, WEIGHTS_KEY, _fields, read_onnx
 
 LITE = default_model_path(SHIPPED_MODELS["lite"])
 
@@ -46,7 +43,7 @@ def _initializer_data(buf: bytes) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
 def test_shipped_models_are_stamped_and_verified(name):
     path = default_model_path(SHIPPED_MODELS[name])
-    props, weights, graph = _read_onnx(path.read_bytes())
+    props, weights, graph = read_onnx(path.read_bytes())
     assert props[WEIGHTS_KEY] == weights and props[GRAPH_KEY] == graph
     MnValenceModel(path)  # no error, no warning
 
@@ -191,4 +188,4 @@ def test_stamp_is_idempotent_and_keeps_everything_else(tmp_path):
     before = path.read_bytes()
     first = stamp_model(path)
     assert path.read_bytes() == before  # already stamped: the same bytes
-    assert first == {WEIGHTS_KEY: _read_onnx(before)[1], GRAPH_KEY: _read_onnx(before)[2]}
+    assert first == {WEIGHTS_KEY: read_onnx(before)[1], GRAPH_KEY: read_onnx(before)[2]}
