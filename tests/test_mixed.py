@@ -205,7 +205,7 @@ def test_fraction_training_smoke(tmp_path):
     pytest.importorskip("sklearn")
     ort = pytest.importorskip("onnxruntime")
     from hyperspy_mnvalence.preprocessing import preprocess
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
     from hyperspy_mnvalence.training.fractions import FractionConfig, make_mixtures, run
 
     # tiny labelled set from the parametric edge model, on the Titan's axis
@@ -314,7 +314,7 @@ def test_fraction_cli_protects_the_shipped_model(capsys):
 def test_fraction_ceiling_scores_clean_mixtures_of_both_sets(tmp_path):
     pytest.importorskip("tensorflow")
     pytest.importorskip("sklearn")
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
     from hyperspy_mnvalence.training.fraction_ceiling import ceiling
 
     e = np.round(np.arange(635.0, 665.0, 0.1), 2)

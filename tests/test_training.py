@@ -142,10 +142,10 @@ def test_architectures_build(arch):
 
 def test_export_matches_keras(tmp_path):
     from hyperspy_mnvalence.training.architectures import build_model
-    from hyperspy_mnvalence.training.cv import set_seeds
     from hyperspy_mnvalence.training.export import build_metadata, export_onnx, read_metadata
+    from hyperspy_mnvalence.training.loop import seed_everything
 
-    set_seeds(0)
+    seed_everything(0)
     members = [build_model("fcn"), build_model("fcn_wide")]
     s, y, e = _synthetic(4)
     x = preprocess(s, e, check_edge=False).x
@@ -185,15 +185,15 @@ def test_export_matches_keras(tmp_path):
 
 def test_same_shaped_members_run_as_grouped_convolutions(tmp_path):
     from hyperspy_mnvalence.training.architectures import build_model
-    from hyperspy_mnvalence.training.cv import set_seeds
     from hyperspy_mnvalence.training.export import (
         export_onnx,
         group_ensemble,
         group_ensemble_file,
         read_metadata,
     )
+    from hyperspy_mnvalence.training.loop import seed_everything
 
-    set_seeds(1)
+    seed_everything(1)
     members = [build_model("fcn_lite") for _ in range(3)]
     s, y, e = _synthetic(4)
     x = preprocess(s, e, check_edge=False).x
@@ -283,9 +283,10 @@ def test_smoke_cli_real_data(tmp_path):
 def test_robustness_evaluation_fixed_seed():
     """The robustness CV perturbs with a fixed seed: same numbers twice; keys a-e + mean."""
     from hyperspy_mnvalence.training.architectures import build_model
-    from hyperspy_mnvalence.training.cv import evaluate_robust, set_seeds
+    from hyperspy_mnvalence.training.evaluation import evaluate_robust
+    from hyperspy_mnvalence.training.loop import seed_everything
 
-    set_seeds(0)
+    seed_everything(0)
     m = build_model("fcn")
     s, y, e = _synthetic(4)
     yi = np.searchsorted([2, 3, 4], y)
@@ -316,7 +317,7 @@ def test_selection_rule():
 
 
 def test_own_data_npz(tmp_path):
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
 
     s, y, e = _synthetic(3)
     f = tmp_path / "mine.npz"
@@ -412,7 +413,7 @@ def test_smoke_cli_data_dir(folder_smoke):
 def test_smoke_training_deterministic(folder_smoke, monkeypatch):
     """The same smoke run twice in one process gives the same ONNX outputs (CPU)."""
     from hyperspy_mnvalence.training.__main__ import main
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
     from hyperspy_mnvalence.training.export import read_metadata
 
     monkeypatch.setenv(datasets.DATA_ENV, str(folder_smoke["env"]))
@@ -512,7 +513,7 @@ def _user_npz(path, n_per_class=6, **override):
     ],
 )
 def test_user_npz_mistakes_are_clear_errors(tmp_path, override, message):
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
 
     path = _user_npz(tmp_path / "mine.npz", **override)
     with pytest.raises(ValueError, match=message):
@@ -520,7 +521,7 @@ def test_user_npz_mistakes_are_clear_errors(tmp_path, override, message):
 
 
 def test_user_npz_labels_as_text_and_spectra_without_edge(tmp_path):
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
 
     path = _user_npz(tmp_path / "ok.npz", labels=np.repeat(["Mn2+", "3+", "4"], 6))
     d = load_training_data(path)

@@ -99,7 +99,7 @@ def test_labels_csv(folder):
 
 
 def test_training_data_from_folder(folder, tmp_path, monkeypatch):
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
 
     monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no_data"))
     root, files = folder
@@ -122,7 +122,7 @@ def test_training_data_from_folder(folder, tmp_path, monkeypatch):
 
 def test_npz_groups(tmp_path, monkeypatch, toy_edge):
     """An .npz may carry ``groups`` (any ids, renumbered 0..G-1); without it, None."""
-    from hyperspy_mnvalence.training.cv import load_training_data
+    from hyperspy_mnvalence.training.data import load_training_data
 
     monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no_data"))
     e = 600.0 + 0.2 * np.arange(450)

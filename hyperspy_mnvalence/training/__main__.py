@@ -158,17 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     from hyperspy_mnvalence import datasets
 
     from .augment import augmentation_config
-    from .cv import (
-        TrainConfig,
-        cross_validate,
-        cv_splits,
+    from .cv import TrainConfig, cross_validate, cv_splits, train_model
+    from .data import load_training_data
+    from .evaluation import (
         digitized_inputs,
         evaluate_digitized,
         evaluate_mn2_wide,
         evaluate_noise,
         evaluate_shift,
-        load_training_data,
-        train_model,
     )
     from .export import build_metadata, export_onnx, in_package_models
 

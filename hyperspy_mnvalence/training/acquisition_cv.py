@@ -80,7 +80,8 @@ def train_fold(
     import keras
 
     from .acquisitions import acquisition_epoch
-    from .cv import predict, split_for_early_stopping
+    from .cv import split_for_early_stopping
+    from .evaluation import predict
     from .loop import train_loop
 
     t0 = time.time()

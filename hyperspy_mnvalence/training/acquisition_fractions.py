@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from .acquisitions import acquisition_epoch, conditions_from_arguments, titan_training_set
-    from .cv import cv_splits, predict
+    from .cv import cv_splits
+    from .evaluation import predict
     from .fractions import FractionConfig, make_mixtures
     from .loop import train_loop
 

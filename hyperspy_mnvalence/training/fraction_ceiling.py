@@ -55,7 +55,8 @@ def ceiling(
     """
     from hyperspy_mnvalence.preprocessing import preprocess
 
-    from .cv import cv_splits, predict
+    from .cv import cv_splits
+    from .evaluation import predict
     from .fractions import (
         CLASSES,
         FRACTION_AUGMENTATION,
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-mixtures", type=int, default=10000)
     args = ap.parse_args(argv)
 
-    from .cv import load_training_data
+    from .data import load_training_data
 
     res = ceiling(load_training_data(), args.arch, args.epochs, args.n_mixtures)
     args.out.parent.mkdir(parents=True, exist_ok=True)

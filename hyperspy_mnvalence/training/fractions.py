@@ -266,7 +266,7 @@ def make_mixtures(
 
 
 def _predict(models, x: np.ndarray) -> np.ndarray:
-    from .cv import predict
+    from .evaluation import predict
 
     return predict(models, x)
 
@@ -436,7 +436,7 @@ def digitized_mean_valence(predict_fn) -> dict:
         ``within_0.35`` (count), ``total``, ``mae``, ``mean_valence``, ``true``,
         ``ids``, ``outside_ids``.
     """
-    from .cv import digitized_inputs
+    from .evaluation import digitized_inputs
 
     x, yc, refs = digitized_inputs()
     mv = predict_fn(x) @ CLASSES
@@ -583,7 +583,8 @@ def run(
     dict
         The report (also the ``metrics`` of the model metadata) and ``models``.
     """
-    from .cv import cv_splits, load_training_data
+    from .cv import cv_splits
+    from .data import load_training_data
 
     data = data if data is not None else load_training_data()
     s, y, e = data["spectra"], data["y"], data["energy"]
@@ -778,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     n_eval = a.n_eval
     if a.smoke:
         cfg.epochs, cfg.n_mixtures, n_eval, cfg.smoke = 1, 128, 64, True
-    from .cv import load_training_data
+    from .data import load_training_data
     from .export import in_package_models
 
     if a.smoke and not a.no_export and in_package_models(a.out):

@@ -28,16 +28,8 @@ import numpy as np
 from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING, preprocess
 
 from .augment import add_pca_noise, augmentation_config
-from .cv import (
-    SHIFTS_EV,
-    TrainConfig,
-    cv_splits,
-    evaluate_noise,
-    evaluate_shift,
-    predict,
-    train_model,
-    unit_range,
-)
+from .cv import TrainConfig, cv_splits, train_model
+from .evaluation import SHIFTS_EV, evaluate_noise, evaluate_shift, predict, unit_range
 
 __all__ = ["limits_study", "truncate_like_shift"]
 

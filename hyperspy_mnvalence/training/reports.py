@@ -26,17 +26,9 @@ import numpy as np
 from hyperspy_mnvalence.preprocessing import preprocess
 
 from .augment import augmentation_config
-from .cv import (
-    CLASSES,
-    ROBUST_CONDITIONS,
-    SHIFTS_EV,
-    TrainConfig,
-    cross_validate,
-    digitized_inputs,
-    evaluate_digitized,
-    load_training_data,
-    predict,
-)
+from .cv import TrainConfig, cross_validate
+from .data import CLASSES, load_training_data
+from .evaluation import ROBUST_CONDITIONS, SHIFTS_EV, digitized_inputs, evaluate_digitized, predict
 
 __all__ = [
     "REPORT_DIR",
@@ -282,7 +274,8 @@ def ensemble_study(
     -------
     dict
     """
-    from .cv import cv_splits, evaluate_noise, train_model
+    from .cv import cv_splits, train_model
+    from .evaluation import evaluate_noise
 
     s, y, e, nv = data["spectra"], data["y"], data["energy"], data["noise_values"]
     rows = []
