@@ -417,7 +417,8 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
             "model=None for the shipped one."
         )
     search = energy_window or search_range(m.preprocessing)  # where the L3 edge is looked for
-    check_energy_range(energy, search, energy_window)
+    units = str(getattr(s.axes_manager.signal_axes[0], "units", "") or "")
+    check_energy_range(energy, search, energy_window, units)
     if background_window is not None and background not in ("none", False):
         check_background_window(
             background_window, energy, search, float(m.preprocessing["energy_step_eV"])

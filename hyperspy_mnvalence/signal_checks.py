@@ -192,26 +192,48 @@ def check_window(name: str, window) -> tuple[float, float] | None:
 
 
 def check_energy_range(
-    energy: np.ndarray, search: tuple[float, float], energy_window: tuple | None = None
+    energy: np.ndarray,
+    search: tuple[float, float],
+    energy_window: tuple | None = None,
+    units: str = "eV",
 ) -> None:
+    """A ValueError unless the energies (eV) reach where the L3 edge is looked for.
+
+    When the axis' own numbers would reach it in other units (an axis in eV labelled
+    keV, or in keV labelled eV), the error names the units to set, quoting the axis as
+    it is written.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        The energy axis in eV (after its units were applied).
+    search : tuple of float
+        Where the L3 edge is looked for (eV).
+    energy_window : tuple, optional
+        The user's window, for a keV hint.
+    units : str
+        The axis' units as written (``""`` when not set: read as eV).
+    """
     if overlaps_search_range(energy, search):
         return
     lo, hi = search
     e0, e1 = float(np.min(energy)), float(np.max(energy))
-    for factor, unit, verb in ((1000.0, "keV", "multiply"), (1e-3, "meV", "divide")):
+    label = str(units or "").strip()
+    factor = ENERGY_UNITS.get(label.lower(), 1.0)
+    raw = np.asarray(energy, dtype=np.float64) / factor  # the axis' own numbers
+    r0, r1 = float(np.min(raw)), float(np.max(raw))
+    written = f"{label}" if label.lower() in ("ev", "kev", "mev") else "units read as eV"
+    for unit, f in (("eV", 1.0), ("keV", 1000.0), ("meV", 1e-3)):
+        if f == factor:
+            continue
         # a core-loss axis once rescaled: over the search range, from 0 to at most 10x it
         # (a low loss from -20 eV, or channel numbers, are not keV)
-        scaled = (e0 * factor, e1 * factor)
-        if (
-            0.0 <= scaled[0]
-            and scaled[1] <= 10.0 * hi
-            and overlaps_search_range(energy * factor, search)
-        ):
+        if 0.0 <= r0 * f and r1 * f <= 10.0 * hi and overlaps_search_range(raw * f, search):
             raise ValueError(
-                f"The energy axis runs from {e0:g} to {e1:g} in units read as eV: that "
-                f"looks like {unit}. Set s.axes_manager.signal_axes[0].units = '{unit}' "
-                f"(or {verb} the axis' scale and offset by 1000); the Mn L3 edge is "
-                f"looked for between {lo:g} and {hi:g} eV."
+                f"The energy axis runs from {r0:g} to {r1:g} in {written}: that looks like "
+                f"{unit}. Set s.axes_manager.signal_axes[0].units = '{unit}' (or convert "
+                f"the axis' scale and offset); the Mn L3 edge is looked for between "
+                f"{lo:g} and {hi:g} eV."
             )
     hint = ""
     if energy_window is not None and hi < 10 < e1:

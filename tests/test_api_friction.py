@@ -88,6 +88,21 @@ def test_energy_axis_in_mev_read_as_ev_gets_the_units_hint():
     np.testing.assert_array_equal(mnv.most_likely_valence(p).data, [3.0, 3.0])
 
 
+@pytest.mark.parametrize("wrong", ["keV", "meV"])
+def test_an_ev_axis_labelled_kev_or_mev_is_told_to_say_ev(wrong):
+    """The hint quotes the axis as written and names the units that fit it; following
+    it classifies (it used to send a keV-labelled eV axis to meV and back)."""
+    data = _spectra(3, (2,), seed=2)
+    s = _signal(data, units=wrong)
+    with pytest.raises(ValueError, match=rf"in {wrong}: that looks like eV") as err:
+        mnv.classify_mn_valence(s, model="lite")
+    assert "units = 'eV'" in str(err.value)
+    s.axes_manager.signal_axes[0].units = "eV"
+    got = mnv.classify_mn_valence(s, model="lite", show_progressbar=False)
+    ref = mnv.classify_mn_valence(_signal(data), model="lite", show_progressbar=False)
+    np.testing.assert_array_equal(got.data, ref.data)
+
+
 @pytest.mark.parametrize(
     ("offset", "scale"),
     [(100.0, 0.1), (-20.0, 0.44), (0.0, 0.2)],

@@ -80,6 +80,30 @@ def test_classify_one_file_writes_hspy_and_png(tmp_path, demo_file, truth, capsy
     assert str(out) in stdout and "Mn2+:" in stdout
 
 
+def test_out_of_range_warning_reaches_the_shell_once(tmp_path, demo_file, capsys):
+    # the 1ev model on 0.25 eV/channel data: the API warns; the command line, which
+    # silences the libraries' warnings, must print the package's own on stderr
+    rc = main(["classify", str(demo_file), "-o", str(tmp_path / "r.hspy"), "--model", "1ev",
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("mnvalence: warning:")]
+    assert len(lines) == 1
+    assert str(demo_file) in lines[0] and "1 eV per channel the model was trained on" in lines[0]
+
+
+def test_warning_words_are_the_command_line_s():
+    from hyperspy_mnvalence.cli._messages import cli_speak
+
+    msg = (
+        "pass the low-loss spectrum image (low_loss=) to deconvolve it, or use model='acquisition'"
+    )
+    assert cli_speak(msg) == (
+        "pass the low-loss spectrum image (--low-loss FILE) to deconvolve it, or use "
+        "--model acquisition"
+    )
+
+
 def test_classify_several_inputs_into_folder(tmp_path, demo_file):
     second = tmp_path / "other.hspy"
     shutil.copy(demo_file, second)

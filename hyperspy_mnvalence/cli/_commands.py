@@ -28,7 +28,9 @@ from ._messages import (
     available_memory,
     cli_speak,
     error_message,
+    nothing_classified_reason,
     one_line,
+    package_warnings,
     progress_option,
     readable_size,
 )
@@ -163,17 +165,29 @@ def _process_one(
         # --white-line with a low loss reads the spectra the classification deconvolved
         kept = [] if white and kw_s.get("low_loss") is not None else None
         try:
-            p = compute_result(run(s, **kw_s, deconvolved_out=kept), progress_option(args))
+            with package_warnings(str(inp)) as held:
+                p = compute_result(run(s, **kw_s, deconvolved_out=kept), progress_option(args))
         except ValueError as exc:
             errors.append(exc)
             continue
         if np.all(np.asarray(no_edge_mask(p).data)):
             window = kw_s.get("energy_window")
             where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
+            why = nothing_classified_reason(held)
+            if why and why.startswith("non-finite"):
+                errors.append(
+                    ValueError(
+                        f"no pixel could be classified ({why}): crop the spectra or "
+                        "interpolate over the bad channels"
+                    )
+                )
+                continue
             errors.append(
                 ValueError(
-                    f"no pixel has a Mn L2,3 edge{where}; check the energy range of the "
-                    "data, --energy-window, --background and --min-snr"
+                    f"no pixel has a Mn L2,3 edge{where}"
+                    + (f" ({why})" if why else "")
+                    + "; check the energy range of the data, --energy-window, --background "
+                    "and --min-snr"
                 )
             )
             continue
@@ -385,7 +399,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         save_hspy(s, save_input)
         print(f"spectrum image written to {save_input}")
     run = decompose_mn_valence if args.fractions else classify_mn_valence
-    p = run(s, **kw)
+    with package_warnings("demo"):
+        p = run(s, **kw)
     save_png(p, out)
     print(f"{'fraction' if args.fractions else 'valence'} maps written to {out}")
     if hspy is not None:

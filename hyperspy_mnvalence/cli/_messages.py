@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,10 @@ __all__ = [
     "available_memory",
     "cli_speak",
     "error_message",
+    "NOTHING_CLASSIFIED",
+    "nothing_classified_reason",
     "one_line",
+    "package_warnings",
     "progress_option",
     "quiet_libraries",
     "readable_size",
@@ -48,6 +52,9 @@ _CLI_SPEAK = (
     (r"\bbackground \('none'", "--background none ("),
     (r"\bbackground=", "--background "),
     (r"^background must\b", "--background must"),
+    (r"\(low_loss=\)", "(--low-loss FILE)"),
+    (r"\blow_loss=", "--low-loss "),
+    (r"\bmodel='([\w.-]+)'", r"--model \1"),
     (r"\bmodel=None\b", "no --model"),
     (r"^model must\b", "--model must"),
 )
@@ -115,6 +122,62 @@ def quiet_libraries() -> Iterator[None]:
             yield
         finally:
             logging.disable(previous)
+
+
+#: The package's own source folder: a warning attributed to a file in it is ours.
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def _ours(filename: str) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(_PACKAGE_DIR)
+    except (OSError, ValueError):
+        return False
+
+
+#: Start of the warning for a result with no spectrum classified: the command line
+#: reports that case as the input's error, with the warning's reason in it.
+NOTHING_CLASSIFIED = "No spectrum was classified"
+
+
+@contextlib.contextmanager
+def package_warnings(where: str) -> Iterator[list[str]]:
+    """Print the package's own warnings (out of range, thick sample ...) as one
+    ``mnvalence: warning: WHERE: ...`` line each on stderr, once per message.
+
+    :func:`quiet_libraries` silences every warning for the command; the ones the
+    package gives are what a user must act on, so they pass, in the command line's
+    words. The libraries' warnings stay silent. A warning that nothing was classified
+    is not printed but kept in the yielded list: the caller reports that input as
+    failed, and says why.
+    """
+    held: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield held
+        finally:
+            seen: set[str] = set()
+            for w in caught:
+                if not _ours(w.filename):
+                    continue
+                msg = cli_speak(one_line(str(w.message)))
+                if msg.startswith(NOTHING_CLASSIFIED):
+                    held.append(msg)
+                elif msg not in seen:
+                    seen.add(msg)
+                    print(f"{PROG}: warning: {where}: {msg}", file=sys.stderr, flush=True)
+
+
+def nothing_classified_reason(held: list[str]) -> str | None:
+    """The reason in a held "No spectrum was classified (REASON); ..." warning."""
+    import re
+
+    for msg in held:
+        m = re.match(re.escape(NOTHING_CLASSIFIED) + r" \((.*?)\); every value", msg)
+        if m:
+            return m.group(1)
+    return None
 
 
 def progress_option(args: argparse.Namespace) -> bool | None:
