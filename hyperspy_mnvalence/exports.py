@@ -177,6 +177,24 @@ def _csv_table(maps: dict[str, np.ndarray], axes: list[dict]) -> tuple[list[str]
     return names, np.column_stack(cols) if cols else np.zeros((n, 0))
 
 
+def _refuse_spectra(sig) -> None:
+    """A ValueError for spectra (an EELS signal, or an energy axis): export writes maps."""
+    from .signal_checks import EELS_TYPES
+
+    am = getattr(sig, "axes_manager", None)
+    if am is None:
+        return
+    energy = [
+        a for a in am.signal_axes if str(a.units or "").strip().lower() in ("ev", "kev", "mev")
+    ]
+    if sig.metadata.get_item("Signal.signal_type", "") in EELS_TYPES or energy:
+        raise ValueError(
+            f"{sig!r} holds spectra (an energy axis), not a Mn valence result or a map: "
+            "pass the result of classify_mn_valence or decompose_mn_valence, or a map "
+            "derived from it (e.g. mnv.most_likely_valence(p))."
+        )
+
+
 def export_result(
     result,
     path: str | os.PathLike,
@@ -228,6 +246,7 @@ def export_result(
             f"formats must name one or more of {', '.join(map(repr, EXPORT_FORMATS))}, "
             f"got {formats!r}"
         )
+    _refuse_spectra(result)
     stem = Path(path)
     if stem.suffix.lower() in (".tif", ".tiff", ".csv"):
         stem = stem.with_suffix("")

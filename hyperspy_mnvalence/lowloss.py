@@ -99,6 +99,14 @@ def _check_pair(core, ll) -> None:
             "same pixels."
         )
     c_ax, l_ax = core.axes_manager.signal_axes[0], ll.axes_manager.signal_axes[0]
+    e = np.asarray(l_ax.axis, dtype=np.float64)
+    if not (e.size and e.min() <= 0.0 <= e.max()):
+        raise ValueError(
+            f"The low loss's energy axis runs from {e.min():g} to {e.max():g} eV and so "
+            "holds no zero-loss peak (0 eV): pass the low-loss spectrum image recorded with "
+            "this core loss, zero-loss peak included (it is what the deconvolution divides "
+            "by), calibrated so that the peak sits at 0 eV."
+        )
     if not np.isclose(c_ax.scale, l_ax.scale, rtol=1e-3):
         raise ValueError(
             f"The low loss has {l_ax.scale:g} eV per channel but the core loss "

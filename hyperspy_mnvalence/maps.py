@@ -158,8 +158,9 @@ def result_data(p):
     axes = [] if am is None else [*am.navigation_axes, *am.signal_axes]
     first = next((a for a in axes if a.index_in_array == 0), None)
     if first is None or first.name != VALENCE_AXIS["name"] or first.size != 3:
+        what = repr(p) if am is not None else f"{type(p).__name__} of shape {np.shape(p)}"
         raise ValueError(
-            f"{p!r} is not a Mn valence result (an axis 'Mn valence' of 3 values first): "
+            f"{what} is not a Mn valence result (an axis 'Mn valence' of 3 values first): "
             "pass the result of classify_mn_valence or decompose_mn_valence (or a spatial "
             "slice of one, p.isig[...]), not one valence's map (p.inav[k]) or the spectra."
         )

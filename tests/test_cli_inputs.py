@@ -122,3 +122,22 @@ def test_same_name_in_two_folders_gives_two_outputs(folder, tmp_path, capsys):
     rc = main(["classify", str(a / "x.hspy"), str(b / "x.hspy"), "-o", str(out), "--no-progress"])
     assert rc != 0
     assert {p.name: p.read_bytes() for p in out.glob("*.hspy")} == before
+
+
+def test_a_file_name_for_several_inputs_is_refused(folder, tmp_path, capsys):
+    root, _ = folder
+    out = tmp_path / "two.hspy"
+    rc = main(["classify", str(root / "area_0.hspy"), str(root / "area_2.hspy"), "-o", str(out),
+               "--no-progress"])  # fmt: skip
+    assert rc == 1
+    assert not out.exists()  # it used to become a folder of that name
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names a file, but there are 2 inputs" in err[0]
+
+
+def test_demo_output_format_checked_before_the_work(tmp_path, capsys):
+    rc = main(["demo", "-o", str(tmp_path / "demo.txt"), "--shape", "8", "8"])
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert "demo spectrum image" not in captured.out  # nothing was built
+    assert "give a name ending in .png, .pdf or .svg" in captured.err

@@ -106,3 +106,16 @@ def test_line_scan_stack_and_white_line(small, tmp_path):
     assert f.name == "ratio_mn_l3_l2_white_line_ratio.tif"
     with pytest.raises(ValueError, match="formats must name"):
         mnv.export_result(p, tmp_path / "x", formats=("png",))
+
+
+def test_spectra_are_refused_before_anything_is_written(small, tmp_path):
+    # the input spectrum image instead of its result: one row per pixel and channel
+    # (millions for a real map) used to be written
+    s, _ = small
+    plain = hs.signals.Signal1D(np.asarray(s.data))
+    ax = plain.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = 600.0, 0.25, "eV"
+    for spectra in (s, plain):
+        with pytest.raises(ValueError, match="holds spectra .* not a Mn valence result"):
+            mnv.export_result(spectra, tmp_path / "x" / "input")
+    assert not (tmp_path / "x").exists()

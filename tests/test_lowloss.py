@@ -198,6 +198,18 @@ def test_mismatched_navigation_shapes_are_one_clear_error():
         mnv.decompose_mn_valence(thick, low_loss=low.inav[:5, :5])
 
 
+def test_a_low_loss_without_its_zero_loss_peak_is_one_clear_error():
+    # the core loss passed as its own low loss (a mixed-up file): before, every
+    # spectrum came out NaN with a warning about non-finite channels
+    thick, low, _ = _pair(1.0, seed=5)
+    with pytest.raises(ValueError, match=r"holds no zero-loss peak \(0 eV\)"):
+        mnv.classify_mn_valence(thick, low_loss=thick)
+    shifted = low.deepcopy()
+    shifted.axes_manager.signal_axes[0].offset += 50.0  # the zero loss off the axis' 0
+    with pytest.raises(ValueError, match="zero-loss peak"):
+        mnv.decompose_mn_valence(thick, low_loss=shifted)
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_cli_low_loss_equals_the_function(tmp_path, lazy):
     import hyperspy.api as hs

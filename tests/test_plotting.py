@@ -220,3 +220,28 @@ def test_class_spectra_are_aligned_means_per_valence():
     assert onset[2] < onset[0]
     with pytest.raises(ValueError, match="does not match the signal's pixels"):
         pl.plot_class_spectra(s.inav[:4, :4], p)
+
+
+def test_pixel_and_class_spectra_arguments_are_checked():
+    from hyperspy_mnvalence import classify_mn_valence
+
+    s = make_demo_spectrum_image((8, 12), seed=1)
+    p = classify_mn_valence(s, show_progressbar=False)
+    with pytest.raises(ValueError, match="pixels is empty"):
+        pl.plot_pixel_spectra(s, p, [])
+    with pytest.raises(ValueError, match=r"outside the navigation shape \(12, 8\).*x first"):
+        pl.plot_pixel_spectra(s, p, [(30, 3)])
+    fig = pl.plot_pixel_spectra(s, p, [(-1, 0), (11, 7)])  # negative indices count back
+    assert len(fig.axes[0].lines) >= 2
+    with pytest.raises(ValueError, match="max_per_class must be a whole number >= 1"):
+        pl.plot_class_spectra(s, p, max_per_class=0)
+
+
+def test_maps_of_a_plain_array_say_so_in_one_line():
+    import hyperspy_mnvalence as mnv
+
+    for f in (mnv.mean_oxidation_state, mnv.uncertainty):
+        with pytest.raises(ValueError) as err:
+            f(np.ones((3, 4)))
+        msg = str(err.value)
+        assert "\n" not in msg and msg.startswith("ndarray of shape (3, 4) is not a Mn valence")

@@ -384,6 +384,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     outputs = Outputs([], args.overwrite)  # all checked before any work
     out = outputs.claim(Path(args.output))
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lower().lstrip(".") not in kinds:
+        raise CLIError(
+            f"-o {out}: the demo writes a figure; give a name ending in .png, .pdf or .svg "
+            f"(any of {', '.join('.' + k for k in sorted(kinds))})"
+        )
     if hspy is not None:
         outputs.claim(hspy, "--hspy")
     if save_input is not None:

@@ -77,6 +77,11 @@ def output_paths(inputs: list[Path], output: str, suffix: str = "mn_valence") ->
         return [check_hspy_path("-o", output, folder_ok=True)]
     if output.exists() and not output.is_dir():
         raise CLIError(f"{output} exists and is not a folder; with several inputs -o is a folder")
+    if not output.exists() and not folder and output.suffix.lower() in (".hspy", ".zspy", ".png"):
+        raise CLIError(
+            f"-o {output} names a file, but there are {len(inputs)} inputs: give a folder "
+            f"for their results (e.g. -o {output.with_suffix('')}/)"
+        )
     output.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for inp in inputs:

@@ -184,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Classify every pixel of EELS spectrum images (any format RosettaSciIO reads) "
             "and write the Mn2+/Mn3+/Mn4+ probabilities as .hspy (NaN where no Mn edge). "
-            "Files holding several signals: every EELS spectrum signal with a Mn edge is "
-            "classified."
+            "Every spectrum signal in a file (signal dimension 1) is read as EELS, whatever "
+            "signal type the file records (many formats record none); files holding several "
+            "signals: each one with a Mn edge is classified."
         ),
     )
     _add_file_options(c, fractions=False)

@@ -145,11 +145,19 @@ def plot_pixel_spectra(
     e_ax = s.axes_manager.signal_axes[0]
     energy = energy_axis(s)  # eV whatever the axis' units
     pixels = list(pixels) if nav_dim else [()]
+    if not pixels:
+        raise ValueError("pixels is empty: give at least one pixel, e.g. [(x, y)].")
+    sizes = tuple(a.size for a in s.axes_manager.navigation_axes)  # HyperSpy order (x, y)
     idxs, spectra = [], []
     for pix in pixels:
         idx = (pix,) if np.ndim(pix) == 0 and nav_dim else tuple(pix)
         if len(idx) != nav_dim:
             raise ValueError(f"Pixel {pix!r} needs {nav_dim} indices (HyperSpy order).")
+        if any(not -n <= int(i) < n for i, n in zip(idx, sizes, strict=True)):
+            raise ValueError(
+                f"Pixel {pix!r} is outside the navigation shape {sizes} (HyperSpy order: "
+                "x first, as for s.inav)."
+            )
         sub = s.inav[idx] if nav_dim else s
         y = sub.data.compute() if getattr(sub, "_lazy", False) else sub.data
         idxs.append(idx)
@@ -273,6 +281,8 @@ def plot_class_spectra(
     -------
     matplotlib.figure.Figure
     """
+    if isinstance(max_per_class, bool) or int(max_per_class) != max_per_class or max_per_class < 1:
+        raise ValueError(f"max_per_class must be a whole number >= 1, got {max_per_class!r}")
     from ..preprocessing import DEFAULT_PREPROCESSING, preprocess
     from ..signal_checks import energy_axis
 
