@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -410,6 +411,13 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
     if model is None and task == "classification":
         model = _specialist(low_loss is not None, resolution_eV, energy)
     m = load_model(model, name=model_name)
+    if (m.metadata.get("training") or {}).get("smoke"):
+        warnings.warn(
+            f"{m.path.name} is a smoke-test model (a tiny pipeline check, trained for "
+            "seconds): its valences mean nothing; train a real model for data.",
+            UserWarning,
+            stacklevel=3,
+        )
     if m.task != task:
         raise ValueError(
             f"The model {m.path.name} is a {m.task!r} model, not a {task!r} model: use "

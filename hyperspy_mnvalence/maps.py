@@ -60,10 +60,11 @@ def warn_if_nothing_found(reason, search: tuple[float, float], params: dict | No
     why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
     lo, hi = search
     if set(codes.tolist()) == {1}:
-        r0, r1 = read_range({**DEFAULT_PREPROCESSING, **(params or {})}, search)
+        r0, r1 = read_range({**DEFAULT_PREPROCESSING, **(params or {})}, (0.0, 0.0))
         advice = (
-            f"the channels from about {r0:g} to {r1:g} eV must be finite: crop the "
-            "spectra or interpolate over the bad channels"
+            f"every spectrum has non-finite channels within what it reads (from about "
+            f"{-r0:g} eV below its L3 peak to {r1:g} eV above it; bad channels elsewhere "
+            "do not matter): crop the spectra or interpolate over the bad channels"
         )
     else:
         advice = (

@@ -100,6 +100,50 @@ class Preprocessed:
     edge_snr: np.ndarray | None = None
 
 
+def _bridge_gaps(spectra: np.ndarray, read: slice, rows: np.ndarray, e: np.ndarray):
+    """Non-finite channels of ``rows`` bridged linearly over the channels ``read``.
+
+    A dead or saturated channel far from a spectrum's edge must not cost the pixel (a
+    dead detector column used to blank a whole map): the gaps are bridged so that the
+    resampling and the L3 search run, and :func:`preprocess` then rejects only the rows
+    whose own span holds a gap. Rows with no finite channel in ``read`` stay zero and
+    are rejected. A linear bridge cannot raise a peak above its ends.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        A copy of ``spectra`` with the bridged rows (and zeros for hopeless ones).
+    gaps : tuple of numpy.ndarray
+        The bridged rows, where their gaps are (over the channels ``read``), and which of
+        them had a finite channel there at all.
+    """
+    dtype = np.promote_types(spectra.dtype, np.float32)
+    data = spectra.astype(dtype)  # a copy
+    part = data[rows, read]
+    good = np.isfinite(part)
+    usable = good.any(axis=1)
+    m = part.shape[1]
+    idx = np.arange(m)
+    prev = np.maximum.accumulate(np.where(good, idx, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(good, idx, m)[:, ::-1], axis=1)[:, ::-1]
+    p0, n0 = np.clip(prev, 0, m - 1), np.clip(nxt, 0, m - 1)
+    r = np.arange(part.shape[0])[:, None]
+    e_read = e[read]
+    span = e_read[n0] - e_read[p0]
+    w = np.where(span != 0, (e_read[None, :] - e_read[p0]) / np.where(span != 0, span, 1), 0.0)
+    w = np.where(prev < 0, 1.0, np.where(nxt >= m, 0.0, w))
+    fill = (1 - w) * np.nan_to_num(part[r, p0]) + w * np.nan_to_num(part[r, n0])
+    part = np.where(good, part, fill)
+    part[~usable] = 0.0
+    data[rows, read] = part
+    outside = np.ones(data.shape[1], dtype=bool)
+    outside[read] = False
+    data[np.ix_(rows, np.nonzero(outside)[0])] = np.nan_to_num(
+        data[np.ix_(rows, np.nonzero(outside)[0])], nan=0.0, posinf=0.0, neginf=0.0
+    )
+    return data, (rows, ~good, usable)
+
+
 def preprocess(
     spectra: np.ndarray,
     energy: np.ndarray,
@@ -180,9 +224,14 @@ def preprocess(
     # overflow, which the exact test of the rows that fail settles)
     acc = np.float64 if spectra.dtype == np.float16 else None  # float16 sums overflow
     finite = np.isfinite(spectra[:, read].sum(axis=1, dtype=acc))
+    gaps = None  # rows with non-finite channels, bridged for now (see _bridge_gaps)
     if not finite.all():
         finite[~finite] = np.all(np.isfinite(spectra[~finite, read]), axis=1)
-    data = spectra if finite.all() else np.where(finite[:, None], spectra, 0)
+    if finite.all():
+        data = spectra
+    else:
+        data, gaps = _bridge_gaps(spectra, read, np.nonzero(~finite)[0], e)
+        finite[gaps[0]] = True  # until the rows' own spans are known (below)
     data = _rescale_extremes(data, read)
     # the input's dispersion (eV per channel) where the edge is read
     disp = float(np.median(np.abs(np.diff(e[read])))) if read.stop - read.start > 1 else step
@@ -199,6 +248,15 @@ def preprocess(
     y, grid = to_uniform_grid(data, energy, step, (lo, hi))
     peak = locate_l3(y, grid, search)
     off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
+    # the grid channels each row reads, relative to its L3 peak: from its background fit
+    # (or its window) to the end of its edge tests (or its window) and the smoothing
+    lo_ch_span = (
+        min(-int(round(pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step)))
+        - 1
+    )
+    reach = max(w[1] for w in EDGE_WINDOWS_EV.values())
+    hi_ch_span = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
+    hi_ch_span += gauss_radius(0.3 / step) + 2
     # the raw channels inside the grid are contiguous (monotonic axis): slice, not mask
     inside = channels_between(e, grid[0], grid[-1])
     used = data[:, inside]
@@ -209,6 +267,20 @@ def preprocess(
     if constant.any():
         maybe = used[constant]
         constant[constant] = maybe.min(axis=1) == maybe.max(axis=1)
+    if gaps is not None:
+        # a bridged row counts as non-finite only where a gap lies in what it reads
+        rows_g, bad, usable = gaps
+        if background_window is None:
+            span_lo = grid[np.clip(peak[rows_g] + lo_ch_span, 0, grid.size - 1)]
+            span_hi = grid[np.clip(peak[rows_g] + hi_ch_span, 0, grid.size - 1)]
+        else:  # a fixed background window: the whole grid is read
+            span_lo = np.full(rows_g.size, grid[0])
+            span_hi = np.full(rows_g.size, grid[-1])
+        pad = 2.0 * max(step, disp)  # the resampling reads a channel or two beyond
+        e_read = e[read][None, :]
+        near = (e_read >= (span_lo - pad)[:, None]) & (e_read <= (span_hi + pad)[:, None])
+        hit = ~usable | (bad & near).any(axis=1)
+        finite[rows_g[hit]] = False
     reason = np.zeros(n, dtype=np.int8)
     reason[~finite] = 1
     reason[finite & constant] = 2
@@ -233,13 +305,7 @@ def preprocess(
     # inside the grid are processed as that segment alone (exactly the same numbers,
     # a fraction of the work); the others, near a grid end, from that end to the
     # farthest channel any of them reads (the same numbers as whole rows).
-    lo_ch = min(
-        -int(round(pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step))
-    )
-    lo_ch -= 1
-    reach = max(w[1] for w in EDGE_WINDOWS_EV.values())
-    hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
-    hi_ch += gauss_radius(0.3 / step) + 2
+    lo_ch, hi_ch = lo_ch_span, hi_ch_span
     inner = (peak + lo_ch >= 0) & (peak + hi_ch <= grid.size)
     if background_window is not None:
         inner[:] = False

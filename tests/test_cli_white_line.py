@@ -31,3 +31,21 @@ def test_an_existing_white_line_file_is_never_replaced(tmp_path, demo_small, cap
     assert "--white-line" in capsys.readouterr().err
     assert taken.read_bytes() == b"someone's file"
     assert not (tmp_path / "b.hspy").exists()  # refused before any work
+
+
+def test_export_holds_the_white_line_maps_too(tmp_path, demo_small):
+    src = tmp_path / "demo.hspy"
+    demo_small.save(src)
+    out = tmp_path / "out.hspy"
+    assert main(["classify", str(src), "-o", str(out), "--white-line", "--export", "tiff", "csv",
+                 "--no-progress"]) == 0  # fmt: skip
+    tifs = {f.name for f in tmp_path.glob("out_*.tif")}
+    assert {"out_white_line_ratio.tif", "out_white_line_l3_eV.tif"} <= tifs
+    header = (tmp_path / "out.csv").read_text().splitlines()[0].split(",")
+    assert "white_line_ratio" in header
+    # the same files as the Python call with white_line=
+    p = mnv.classify_mn_valence(demo_small, show_progressbar=False)
+    files = mnv.export_result(
+        p, tmp_path / "py" / "out", white_line=mnv.white_line_ratio(demo_small)
+    )
+    assert {f.name for f in files if f.suffix == ".tif"} == tifs

@@ -228,7 +228,7 @@ def test_bad_pixels_give_nan_not_errors(spectra3):
     e, y = spectra3
     data = np.stack([y[0], y[0], y[0], y[0], y[0], -y[0], y[0]])
     data[1, 500] = np.nan  # 640 eV: at the edge
-    data[2, 300] = np.inf  # 620 eV: pre-edge
+    data[2, 350] = np.inf  # 625 eV: in the pre-edge fit
     data[3] = 0.0
     data[4] = 7.0
     data[6, :40] = np.nan  # 590-594 eV, far below what is read (drift-correction padding)
@@ -264,6 +264,29 @@ def test_nothing_classified_warns_with_the_reasons(spectra3):
     with pytest.warns(UserWarning, match=r"No spectrum was classified \(non-finite.*: 3\)"):
         p = mnv.classify_mn_valence(eels(data, e))
     assert np.all(np.isnan(p.data))
+
+
+def test_dead_channels_cost_only_the_pixels_that_read_them():
+    # a dead detector column (NaN in every pixel) used to blank the whole map whenever it
+    # fell anywhere between about 599 and 694 eV; now a pixel is lost only if the column
+    # lies in what it reads (its pre-edge fit to its edge tests)
+    s = mnv.make_demo_spectrum_image(shape=(8, 12), seed=1)
+    ref = mnv.classify_mn_valence(s, show_progressbar=False)
+    e = s.axes_manager.signal_axes[0].axis
+    grain = np.isfinite(ref.data[0])
+    for at in (605.0, 680.0):  # far below and above every pixel's L3 (636-650 eV)
+        t = s.deepcopy()
+        k = int(np.argmin(np.abs(e - at)))
+        t.data[..., k : k + 2] = np.nan
+        p = mnv.classify_mn_valence(t, show_progressbar=False)
+        np.testing.assert_array_equal(np.isfinite(p.data[0]), grain)
+        np.testing.assert_allclose(p.data[:, grain], ref.data[:, grain], atol=1e-6)
+    t = s.deepcopy()
+    t.data[..., int(np.argmin(np.abs(e - 642.0)))] = np.nan  # at the edge: every pixel
+    with pytest.warns(UserWarning, match=r"No spectrum was classified \(non-finite"):
+        p = mnv.classify_mn_valence(t, show_progressbar=False)
+    assert np.all(np.isnan(p.data))
+    assert np.all(p.metadata.MnValence.reason.data[grain] == 1)
 
 
 def test_misuse_gets_clear_errors(spectra3):

@@ -89,9 +89,9 @@ def test_bad_pixels_are_flagged_not_crashed_on(toy_edge):
     rng = np.random.default_rng(3)
     noise_only = rng.poisson(2000 * (e / 600) ** -3).astype(float)
     nan = good.copy()
-    nan[10] = np.nan
+    nan[205] = np.nan  # 641 eV: at the L3 peak
     inf = good.copy()
-    inf[50] = np.inf
+    inf[150] = np.inf  # 630 eV: in the pre-edge fit
     data = np.stack([good, nan, inf, np.zeros_like(e), -good, noise_only])
     out = P.preprocess(data, e)
     assert out.valid.tolist() == [True, False, False, False, False, False]
@@ -238,3 +238,19 @@ def test_l3_refinement_equals_the_smoothed_rows_maximum(dtype, perturbed, monkey
         t = np.arange(2 * r + 1) / (2 * r)
         seg = seg - (seg[0] * (1 - t) + seg[-1] * t)
         assert peak[k] == idx[np.argmax(seg)], k
+
+
+def test_a_bad_channel_outside_what_a_spectrum_reads_is_bridged(toy_edge):
+    e = np.arange(600.0, 700.0, 0.2)
+    good = toy_edge(e, 641.0) * 1000 + 2000 * (e / 600) ** -3
+    rows = np.stack([good] * 4)
+    rows[1, 10] = np.nan  # 602 eV: below the pre-edge fit
+    rows[2, 400] = np.inf  # 680 eV: past the edge tests
+    rows[3, 300:305] = -np.inf  # 660-661 eV: in the edge tests
+    out = P.preprocess(rows, e)
+    assert out.valid.tolist() == [True, True, True, False]
+    assert out.reason.tolist() == [0, 0, 0, 1]
+    np.testing.assert_array_equal(out.x[1], out.x[0])
+    np.testing.assert_array_equal(out.x[2], out.x[0])
+    assert np.all(np.isfinite(rows[0]))  # the input is not changed
+    assert np.isnan(rows[1, 10])

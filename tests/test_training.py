@@ -592,3 +592,11 @@ def test_acquisition_fraction_model_exports_as_a_shipped_fraction_model(tmp_path
     np.testing.assert_allclose(m.predict(x)[0], net.predict(x[..., None], verbose=0), atol=1e-5)
     with pytest.raises(SystemExit):
         af.main(["--out", str(full), "--export", str(out)])  # no --all-data / --held-out
+
+
+def test_a_smoke_model_warns_when_it_reads_data(folder_smoke):
+    import hyperspy_mnvalence as mnv
+
+    s = mnv.make_demo_spectrum_image((8, 8), seed=1)
+    with pytest.warns(UserWarning, match="smoke-test model .* its valences mean nothing"):
+        mnv.classify_mn_valence(s, model=str(folder_smoke["out"]), show_progressbar=False)

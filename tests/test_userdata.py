@@ -75,7 +75,7 @@ def test_load_folder_common_grid_labels_records(folder):
 def test_labels_csv(folder):
     root, files = folder
     (root / "si_mn2.hspy").rename(root / "area_a.hspy")
-    rows = ["file,valence", "area_a.hspy,2"] + [
+    rows = ["file,valence", "area_a.hspy,Mn2+"] + [  # the README's label forms
         f"{name},{v[0]}" for name, v in files.items() if name != "si_mn2.hspy"
     ]
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
@@ -298,3 +298,12 @@ def test_empty_folder(tmp_path):
         load_labelled_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_labelled_folder(tmp_path / "nope")
+
+
+def test_every_label_source_takes_the_same_forms():
+    from hyperspy_mnvalence.training.userdata import as_valence
+
+    for text, v in ((2, 2), (3.0, 3), ("4", 4), ("3+", 3), ("Mn2+", 2), ("mn4+", 4)):
+        assert as_valence(text) == v
+    for bad in ("Mn5+", "x", "", "Fe3+"):
+        assert as_valence(bad) is None

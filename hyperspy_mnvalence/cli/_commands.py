@@ -19,6 +19,7 @@ from ._files import (
     save_hspy,
     save_png,
     save_white_line,
+    white_line_map,
     white_line_path,
 )
 from ._messages import (
@@ -206,7 +207,8 @@ def _process_one(
         if white:
             outputs.claim(white_line_path(target), "--white-line")
     for (p, s, kw_s), target in zip(results, targets, strict=True):
-        exported = export_files(p, target, args, outputs)  # first: it checks its own files
+        w = white_line_map(s, kw_s) if white else None
+        exported = export_files(p, target, args, outputs, w)  # first: checks its own files
         save_hspy(p, target)
         written = [str(target)]
         if args.png:
@@ -214,7 +216,7 @@ def _process_one(
         if exported:
             written.append(f"{len(exported)} export files ({', '.join(args.export)})")
         if white:
-            written.append(save_white_line(s, kw_s, white_line_path(target)))
+            written.append(save_white_line(w, white_line_path(target)))
         print(f"{inp} -> {', '.join(written)}")
         summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
         print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")

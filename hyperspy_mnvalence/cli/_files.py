@@ -24,6 +24,7 @@ __all__ = [
     "save_hspy",
     "save_png",
     "save_white_line",
+    "white_line_map",
     "white_line_path",
 ]
 
@@ -189,8 +190,9 @@ def check_hspy_path(option: str, path: str | Path, folder_ok: bool = False) -> P
     return p
 
 
-def export_files(p, target: Path, args, outputs: Outputs) -> list[str]:
-    """TIFF/CSV files of a result beside its .hspy (``--export``); never over an input."""
+def export_files(p, target: Path, args, outputs: Outputs, white_line=None) -> list[str]:
+    """TIFF/CSV files of a result beside its .hspy (``--export``; with ``--white-line``,
+    its ratio and L3 maps too); never over an input."""
     if not args.export:
         return []
     from ..exports import export_result
@@ -204,7 +206,9 @@ def export_files(p, target: Path, args, outputs: Outputs) -> list[str]:
                 f"--export would write {stem}_*.tif/{stem.name}.csv beside the input {inp}; "
                 "choose another -o"
             )
-    files = export_result(p, stem, formats=tuple(args.export), overwrite=args.overwrite)
+    files = export_result(
+        p, stem, formats=tuple(args.export), white_line=white_line, overwrite=args.overwrite
+    )
     return [str(f) for f in files]
 
 
@@ -212,15 +216,20 @@ def white_line_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}_white_line.hspy")
 
 
-def save_white_line(s, kw: dict, path: Path) -> str:
-    """Write the white-line ratio map of the spectra ``s`` (``--white-line``; with a low
-    loss, ``s`` are the spectra the classification deconvolved)."""
+def white_line_map(s, kw: dict):
+    """The white-line ratio map of the spectra ``s`` (``--white-line``; with a low loss,
+    ``s`` are the spectra the classification deconvolved), computed."""
     from ..white_line import white_line_ratio
 
     opts = ("background", "background_window", "energy_window", "min_snr")
     w = white_line_ratio(s, **{k: kw[k] for k in opts if k in kw})
     if w._lazy:
         w.compute()
+    return w
+
+
+def save_white_line(w, path: Path) -> str:
+    """Write a white-line ratio map (``--white-line``); the line the command prints."""
     with _written_atomically(path) as tmp:
         w.save(tmp, overwrite=True)
     ratio = np.asarray(w.data, dtype=float)

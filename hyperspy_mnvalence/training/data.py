@@ -168,7 +168,7 @@ def _valence_labels(raw: np.ndarray, name: str) -> np.ndarray:
     from .userdata import as_valence
 
     raw = np.asarray(raw).ravel()
-    out = np.array([as_valence(str(v).strip().removeprefix("Mn")) for v in raw], dtype=object)
+    out = np.array([as_valence(v) for v in raw], dtype=object)
     bad = np.array([v is None for v in out], dtype=bool)
     if bad.any():
         shown = ", ".join(repr(str(v)) for v in np.unique(raw[bad].astype(str))[:5])

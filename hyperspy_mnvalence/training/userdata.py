@@ -107,9 +107,13 @@ def label_from_name(name: str) -> int | None:
 
 
 def as_valence(value) -> int | None:
-    """``value`` (``3``, ``3.0``, ``"3"``, ``"3+"``) as a valence 2/3/4, else ``None``."""
+    """``value`` (``3``, ``3.0``, ``"3"``, ``"3+"``, ``"Mn3+"``) as a valence 2/3/4, else
+    ``None``: the same forms for an .npz, a labels.csv and ``metadata.Sample.mn_valence``."""
+    text = str(value).strip()
+    if text[:2].lower() == "mn":
+        text = text[2:].strip()
     try:
-        v = float(str(value).strip().rstrip("+"))
+        v = float(text.rstrip("+"))
     except ValueError:
         return None
     return int(v) if v in VALENCES else None
@@ -133,7 +137,7 @@ def _read_labels_csv(path: Path) -> dict[str, int]:
             valence = as_valence(row.get("valence", ""))
             if valence is None:
                 raise ValueError(
-                    f"{path}, line {i}: the valence of {name} must be 2, 3 or 4, "
+                    f"{path}, line {i}: the valence of {name} must be 2, 3 or 4 (or '3+', 'Mn3+'), "
                     f"not {row.get('valence')!r}"
                 )
             if name in labels and labels[name] != valence:
@@ -149,7 +153,9 @@ def _metadata_label(signal, name: str) -> int | None:
         return None
     valence = as_valence(value)
     if valence is None or isinstance(value, bool):
-        raise ValueError(f"{name}: metadata.Sample.mn_valence must be 2, 3 or 4, not {value!r}")
+        raise ValueError(
+            f"{name}: metadata.Sample.mn_valence must be 2, 3 or 4 (or '3+', 'Mn3+'), not {value!r}"
+        )
     return valence
 
 
