@@ -179,14 +179,12 @@ def _csv_table(maps: dict[str, np.ndarray], axes: list[dict]) -> tuple[list[str]
 
 def _refuse_spectra(sig) -> None:
     """A ValueError for spectra (an EELS signal, or an energy axis): export writes maps."""
-    from .signal_checks import EELS_TYPES
+    from .signal_checks import EELS_TYPES, is_energy_unit
 
     am = getattr(sig, "axes_manager", None)
     if am is None:
         return
-    energy = [
-        a for a in am.signal_axes if str(a.units or "").strip().lower() in ("ev", "kev", "mev")
-    ]
+    energy = any(is_energy_unit(a.units) for a in am.signal_axes)
     if sig.metadata.get_item("Signal.signal_type", "") in EELS_TYPES or energy:
         raise ValueError(
             f"{sig!r} holds spectra (an energy axis), not a Mn valence result or a map: "

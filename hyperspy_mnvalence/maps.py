@@ -45,21 +45,44 @@ def search_range(params: dict | None) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+#: Start of the warning for a result with no spectrum classified (the command line,
+#: which reports that case as the input's error, does not print it again).
+NOTHING_CLASSIFIED = "No spectrum was classified"
+
+
+def nothing_classified(reason) -> tuple[str, set[int]] | None:
+    """Why no spectrum was classified: ``("<reason>: <count>; ...", codes)``, or None
+    when some spectrum was (or there is none).
+
+    Parameters
+    ----------
+    reason : array-like
+        The reason codes of a result (``metadata.MnValence.reason``).
+    """
+    from .preprocessing import REASONS
+
+    reason = np.asarray(reason)
+    if reason.size == 0 or np.any(reason == 0):
+        return None
+    codes, counts = np.unique(reason[np.isfinite(reason)].astype(int), return_counts=True)
+    why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
+    return why, set(codes.tolist())
+
+
 def warn_if_nothing_found(reason, search: tuple[float, float], params: dict | None = None) -> None:
     """A warning, with the reasons, when no spectrum at all was classified.
 
     ``search`` is where the L3 edge was looked for; ``params`` the model's preprocessing
     parameters (default: the shipped models').
     """
-    from .preprocessing import DEFAULT_PREPROCESSING, REASONS, read_range
+    from .preprocessing import DEFAULT_PREPROCESSING, read_range
 
-    reason = np.asarray(reason)
-    if reason.size == 0 or np.any(reason == 0):
+    found = nothing_classified(reason)
+    if found is None:
         return
-    codes, counts = np.unique(reason[np.isfinite(reason)].astype(int), return_counts=True)
-    why = "; ".join(f"{REASONS.get(c, c)}: {n}" for c, n in zip(codes, counts, strict=True))
+    why, codes = found
     lo, hi = search
-    if set(codes.tolist()) == {1}:
+    if codes == {1}:
         r0, r1 = read_range({**DEFAULT_PREPROCESSING, **(params or {})}, (0.0, 0.0))
         advice = (
             f"every spectrum has non-finite channels within what it reads (from about "
@@ -73,7 +96,7 @@ def warn_if_nothing_found(reason, search: tuple[float, float], params: dict | No
             "for background-subtracted data)"
         )
     warnings.warn(
-        f"No spectrum was classified ({why}); every value of the result is NaN. "
+        f"{NOTHING_CLASSIFIED} ({why}); every value of the result is NaN. "
         f"{advice[0].upper()}{advice[1:]}.",
         stacklevel=3,
     )

@@ -112,7 +112,8 @@ def _bridge_gaps(spectra: np.ndarray, read: slice, rows: np.ndarray, e: np.ndarr
     Returns
     -------
     data : numpy.ndarray
-        A copy of ``spectra`` with the bridged rows (and zeros for hopeless ones).
+        A copy of ``spectra`` with the bridged rows (and zeros for hopeless ones); the
+        channels outside ``read`` are left as they are (nothing reads them).
     gaps : tuple of numpy.ndarray
         The bridged rows, where their gaps are (over the channels ``read``), and which of
         them had a finite channel there at all.
@@ -136,11 +137,6 @@ def _bridge_gaps(spectra: np.ndarray, read: slice, rows: np.ndarray, e: np.ndarr
     part = np.where(good, part, fill)
     part[~usable] = 0.0
     data[rows, read] = part
-    outside = np.ones(data.shape[1], dtype=bool)
-    outside[read] = False
-    data[np.ix_(rows, np.nonzero(outside)[0])] = np.nan_to_num(
-        data[np.ix_(rows, np.nonzero(outside)[0])], nan=0.0, posinf=0.0, neginf=0.0
-    )
     return data, (rows, ~good, usable)
 
 
@@ -250,13 +246,13 @@ def preprocess(
     off = np.zeros(n) if center_offset_eV is None else np.broadcast_to(center_offset_eV, (n,))
     # the grid channels each row reads, relative to its L3 peak: from its background fit
     # (or its window) to the end of its edge tests (or its window) and the smoothing
-    lo_ch_span = (
+    lo_ch = (
         min(-int(round(pre_edge_margin(p) / step)), int(np.floor((w0 + off.min(initial=0)) / step)))
         - 1
     )
     reach = max(w[1] for w in EDGE_WINDOWS_EV.values())
-    hi_ch_span = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
-    hi_ch_span += gauss_radius(0.3 / step) + 2
+    hi_ch = max(int(round(reach / step)), int(np.ceil((w1 + off.max(initial=0)) / step)))
+    hi_ch += gauss_radius(0.3 / step) + 2
     # the raw channels inside the grid are contiguous (monotonic axis): slice, not mask
     inside = channels_between(e, grid[0], grid[-1])
     used = data[:, inside]
@@ -271,8 +267,8 @@ def preprocess(
         # a bridged row counts as non-finite only where a gap lies in what it reads
         rows_g, bad, usable = gaps
         if background_window is None:
-            span_lo = grid[np.clip(peak[rows_g] + lo_ch_span, 0, grid.size - 1)]
-            span_hi = grid[np.clip(peak[rows_g] + hi_ch_span, 0, grid.size - 1)]
+            span_lo = grid[np.clip(peak[rows_g] + lo_ch, 0, grid.size - 1)]
+            span_hi = grid[np.clip(peak[rows_g] + hi_ch, 0, grid.size - 1)]
         else:  # a fixed background window: the whole grid is read
             span_lo = np.full(rows_g.size, grid[0])
             span_hi = np.full(rows_g.size, grid[-1])
@@ -304,8 +300,8 @@ def preprocess(
     # (+22 eV and the smoothing radius) or of its cut window. Rows whose span lies
     # inside the grid are processed as that segment alone (exactly the same numbers,
     # a fraction of the work); the others, near a grid end, from that end to the
-    # farthest channel any of them reads (the same numbers as whole rows).
-    lo_ch, hi_ch = lo_ch_span, hi_ch_span
+    # farthest channel any of them reads (the same numbers as whole rows); lo_ch and
+    # hi_ch, the span each row reads around its peak, are set above.
     inner = (peak + lo_ch >= 0) & (peak + hi_ch <= grid.size)
     if background_window is not None:
         inner[:] = False

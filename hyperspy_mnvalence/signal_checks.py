@@ -26,6 +26,7 @@ __all__ = [
     "check_signal",
     "check_window",
     "energy_axis",
+    "is_energy_unit",
 ]
 
 #: Signal types read as EELS spectra.
@@ -33,6 +34,11 @@ EELS_TYPES = ("EELS", "EELS_MnValence", "TEM EELS")
 
 #: Energy-axis units understood, and their factor to eV (unset units are read as eV).
 ENERGY_UNITS = {"ev": 1.0, "kev": 1000.0, "mev": 1e-3, "": 1.0, "<undefined>": 1.0}
+
+
+def is_energy_unit(units) -> bool:
+    """True for units an energy axis is written in (eV, keV, meV), not for unset ones."""
+    return str(units or "").strip().lower() in ("ev", "kev", "mev")
 
 
 def energy_axis(s) -> np.ndarray:
@@ -222,7 +228,7 @@ def check_energy_range(
     factor = ENERGY_UNITS.get(label.lower(), 1.0)
     raw = np.asarray(energy, dtype=np.float64) / factor  # the axis' own numbers
     r0, r1 = float(np.min(raw)), float(np.max(raw))
-    written = f"{label}" if label.lower() in ("ev", "kev", "mev") else "units read as eV"
+    written = label if is_energy_unit(label) else "units read as eV"
     for unit, f in (("eV", 1.0), ("keV", 1000.0), ("meV", 1e-3)):
         if f == factor:
             continue

@@ -29,7 +29,6 @@ from ._messages import (
     available_memory,
     cli_speak,
     error_message,
-    nothing_classified_reason,
     one_line,
     package_warnings,
     progress_option,
@@ -141,7 +140,7 @@ def _process_one(
     inp: Path, out: Path, run, kw: dict, args, fractions: bool, outputs, low_loss=None
 ) -> None:
     """Classify (or decompose) one input file and write its result(s)."""
-    from ..maps import compute_result, no_edge_mask
+    from ..maps import compute_result, metadata_map, no_edge_mask, nothing_classified
 
     t0 = time.perf_counter()
     if not inp.exists():
@@ -166,7 +165,7 @@ def _process_one(
         # --white-line with a low loss reads the spectra the classification deconvolved
         kept = [] if white and kw_s.get("low_loss") is not None else None
         try:
-            with package_warnings(str(inp)) as held:
+            with package_warnings(str(inp)):
                 p = compute_result(run(s, **kw_s, deconvolved_out=kept), progress_option(args))
         except ValueError as exc:
             errors.append(exc)
@@ -174,8 +173,9 @@ def _process_one(
         if np.all(np.asarray(no_edge_mask(p).data)):
             window = kw_s.get("energy_window")
             where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
-            why = nothing_classified_reason(held)
-            if why and why.startswith("non-finite"):
+            found = nothing_classified(metadata_map(p, "reason").data)
+            why, codes = found if found else (None, set())
+            if 1 in codes:  # non-finite channels (the reason listed first)
                 errors.append(
                     ValueError(
                         f"no pixel could be classified ({why}): crop the spectra or "

@@ -18,8 +18,6 @@ __all__ = [
     "available_memory",
     "cli_speak",
     "error_message",
-    "NOTHING_CLASSIFIED",
-    "nothing_classified_reason",
     "one_line",
     "package_warnings",
     "progress_option",
@@ -135,49 +133,29 @@ def _ours(filename: str) -> bool:
         return False
 
 
-#: Start of the warning for a result with no spectrum classified: the command line
-#: reports that case as the input's error, with the warning's reason in it.
-NOTHING_CLASSIFIED = "No spectrum was classified"
-
-
 @contextlib.contextmanager
-def package_warnings(where: str) -> Iterator[list[str]]:
+def package_warnings(where: str) -> Iterator[None]:
     """Print the package's own warnings (out of range, thick sample ...) as one
     ``mnvalence: warning: WHERE: ...`` line each on stderr, once per message.
 
     :func:`quiet_libraries` silences every warning for the command; the ones the
     package gives are what a user must act on, so they pass, in the command line's
-    words. The libraries' warnings stay silent. A warning that nothing was classified
-    is not printed but kept in the yielded list: the caller reports that input as
-    failed, and says why.
+    words. The libraries' warnings stay silent. The warning that nothing was classified
+    is not printed: the caller reports that input as failed, with the reasons.
     """
-    held: list[str] = []
+    from ..maps import NOTHING_CLASSIFIED
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            yield held
+            yield
         finally:
             seen: set[str] = set()
             for w in caught:
-                if not _ours(w.filename):
-                    continue
                 msg = cli_speak(one_line(str(w.message)))
-                if msg.startswith(NOTHING_CLASSIFIED):
-                    held.append(msg)
-                elif msg not in seen:
+                if _ours(w.filename) and not msg.startswith(NOTHING_CLASSIFIED) and msg not in seen:
                     seen.add(msg)
                     print(f"{PROG}: warning: {where}: {msg}", file=sys.stderr, flush=True)
-
-
-def nothing_classified_reason(held: list[str]) -> str | None:
-    """The reason in a held "No spectrum was classified (REASON); ..." warning."""
-    import re
-
-    for msg in held:
-        m = re.match(re.escape(NOTHING_CLASSIFIED) + r" \((.*?)\); every value", msg)
-        if m:
-            return m.group(1)
-    return None
 
 
 def progress_option(args: argparse.Namespace) -> bool | None:
