@@ -140,7 +140,7 @@ def _process_one(
     inp: Path, out: Path, run, kw: dict, args, fractions: bool, outputs, low_loss=None
 ) -> None:
     """Classify (or decompose) one input file and write its result(s)."""
-    from ..maps import compute_result, metadata_map, no_edge_mask, nothing_classified
+    from ..maps import compute_result, metadata_map, nothing_classified
 
     t0 = time.perf_counter()
     if not inp.exists():
@@ -170,11 +170,11 @@ def _process_one(
         except ValueError as exc:
             errors.append(exc)
             continue
-        if np.all(np.asarray(no_edge_mask(p).data)):
+        found = nothing_classified(metadata_map(p, "reason").data)
+        if found is not None:  # every pixel without a Mn edge, and why
             window = kw_s.get("energy_window")
             where = f" between {window[0]:g} and {window[1]:g} eV" if window else ""
-            found = nothing_classified(metadata_map(p, "reason").data)
-            why, codes = found if found else (None, set())
+            why, codes = found
             if 1 in codes:  # non-finite channels (the reason listed first)
                 errors.append(
                     ValueError(
@@ -185,10 +185,8 @@ def _process_one(
                 continue
             errors.append(
                 ValueError(
-                    f"no pixel has a Mn L2,3 edge{where}"
-                    + (f" ({why})" if why else "")
-                    + "; check the energy range of the data, --energy-window, --background "
-                    "and --min-snr"
+                    f"no pixel has a Mn L2,3 edge{where} ({why}); check the energy range of "
+                    "the data, --energy-window, --background and --min-snr"
                 )
             )
             continue
