@@ -11,6 +11,9 @@ Prints tables and writes ``benchmarks/edge_decision.json``:
   background, at 8e4 electrons per eV;
 * **ROC** - both against the threshold ``min_snr`` (from each spectrum's ``edge_snr``);
 * **spikes** - how many more no-edge pixels one spike per spectrum costs;
+* **by dispersion** - the worst cell's false Mn over the same negative grid, and the
+  detection at L3/background 3, 6 and 12 %, at 0.05-1.5 eV per channel (``--dispersions``;
+  the flank test reads farther at coarse dispersion, ``decisions.flank_test``);
 * **cost** - CPU microseconds per 2048-channel spectrum of :func:`preprocess`
   (``time.process_time``, one BLAS thread, batches of 512, the eager benchmark's data).
 
@@ -49,7 +52,7 @@ def _scores(acq) -> tuple[np.ndarray, np.ndarray]:
     return pre.valid, np.nan_to_num(pre.edge_snr, nan=-np.inf)
 
 
-def negatives(n: int, seed: int = 0) -> list[dict]:
+def negatives(n: int, seed: int = 0, dispersion: float = DISPERSION) -> list[dict]:
     rows = []
     for k, (family, det, dpc, spikes) in enumerate(
         (f, d, q, s)
@@ -68,8 +71,8 @@ def negatives(n: int, seed: int = 0) -> list[dict]:
             family,
             n,
             rng=rng,
-            dose=dpc / DISPERSION,
-            dispersion_eV=DISPERSION,
+            dose=dpc / dispersion,
+            dispersion_eV=dispersion,
             offset_eV=rng.uniform(-10, 10, n),
             background_exponent=rng.uniform(2, 5, n),
             **kw,
@@ -81,10 +84,12 @@ def negatives(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def positives(n: int, seed: int = 1000) -> list[dict]:
+def positives(
+    n: int, seed: int = 1000, dispersion: float = DISPERSION, ratios: tuple = L3_RATIOS
+) -> list[dict]:
     rows = []
     for k, (ratio, det, spikes) in enumerate(
-        (r, d, s) for r in L3_RATIOS for d in DETECTORS for s in (0.0, 1.0)
+        (r, d, s) for r in ratios for d in DETECTORS for s in (0.0, 1.0)
     ):
         # the same spectra with and without spikes (the simulator draws them last)
         rng = np.random.default_rng(seed + k // 2)
@@ -93,7 +98,7 @@ def positives(n: int, seed: int = 1000) -> list[dict]:
             valence=rng.integers(2, 5, n),
             l3_over_background=ratio,
             dose=8e4,
-            dispersion_eV=DISPERSION,
+            dispersion_eV=dispersion,
             offset_eV=rng.uniform(-10, 10, n),
             background_exponent=rng.uniform(2, 5, n),
             resolution_eV=np.exp(rng.uniform(np.log(0.2), np.log(1.0), n)),
@@ -130,10 +135,45 @@ def cost_us_per_spectrum(repeat: int = 3) -> dict:
     return out
 
 
+def by_dispersion(n: int, dispersions: tuple[float, ...], t: float = EDGE_MIN_SNR) -> list[dict]:
+    """Worst-cell false Mn and detection (3, 6, 12 %) at each dispersion."""
+    out = []
+    for disp in dispersions:
+        neg = negatives(n, dispersion=disp)
+        worst = max(neg, key=lambda r: rate(r, t))
+        pos = positives(n, dispersion=disp, ratios=(0.03, 0.06, 0.12))
+        det = {
+            str(ratio): float(
+                np.mean([rate(r, t) for r in pos if r["l3_over_background"] == ratio])
+            )
+            for ratio in (0.03, 0.06, 0.12)
+        }
+        row = {
+            "dispersion_eV": disp,
+            "false_mn_worst": rate(worst, t),
+            "false_mn_worst_cell": {
+                k: worst[k] for k in ("family", "detector", "dose_per_channel", "spikes")
+            },
+            "false_mn_mean": float(np.mean([rate(r, t) for r in neg])),
+            "detection": det,
+        }
+        out.append(row)
+        print(
+            f"{disp:5.2f} eV/channel: false Mn worst {100 * row['false_mn_worst']:.2f}% "
+            f"({worst['family']}, {worst['detector']}, {worst['dose_per_channel']:g}/channel"
+            f"{', spike' if worst['spikes'] else ''}), mean {100 * row['false_mn_mean']:.2f}%; "
+            "detection " + ", ".join(f"{k}: {100 * v:.1f}%" for k, v in det.items()),
+            flush=True,
+        )
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=400, help="spectra per condition")
     ap.add_argument("--no-cost", action="store_true", help="skip the timing")
+    ap.add_argument("--dispersions", type=float, nargs="*", default=[0.05, 0.25, 0.5, 0.75, 1.0, 1.5],
+                    help="eV per channel of the by-dispersion table (none: skip it)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=HERE / "edge_decision.json")
     args = ap.parse_args(argv)
     t = EDGE_MIN_SNR
@@ -214,6 +254,9 @@ def main(argv=None) -> dict:
         "\nWorst false Mn per family:",
         {k: f"{100 * v:.2f}%" for k, v in result["false_mn_worst_per_family"].items()},
     )
+    if args.dispersions:
+        print("\nBy dispersion (the same negative grid; detection at 8e4 e/eV, both detectors)")
+        result["by_dispersion"] = by_dispersion(args.n, tuple(args.dispersions), t)
     if not args.no_cost:
         result["cpu_us_per_spectrum"] = cost_us_per_spectrum()
         print(

@@ -291,7 +291,8 @@ def preprocess(
             np.asarray(yy, np.float64), gg, pk, background, window=background_window
         )
         if check_edge:
-            for k, v in edge_features(yy, grid, pk, lag_eV=noise_lag(disp)).items():
+            feats = edge_features(yy, grid, pk, lag_eV=noise_lag(disp), dispersion=disp)
+            for k, v in feats.items():
                 features.setdefault(k, np.full(n, np.nan))[rows] = v
         start = pk + np.round((w0 + off[rows]) / step).astype(int)
         x[rows] = normalise(extract_window(yy, start, n_win))
@@ -336,6 +337,7 @@ def preprocess(
             raw_channel_noise(used)[ok],
             grid[peak[ok]],
             search,
+            disp,
         )
         edge_snr[ok] = snr
     reason[(reason == 0) & ~has_edge] = 3

@@ -73,3 +73,23 @@ def test_suite_metrics_of_a_run_without_negatives():
     assert suite_metrics(_suite(0.5))["false_mn"] == {
         "background": {"white": 0.0, "correlated": 0.01}
     }
+
+
+@pytest.mark.usefixtures("real_data")
+def test_refresh_replaces_a_suite_recorded_at_one_value(tmp_path):
+    # a specialist's card quotes the suite recorded where it is used (metrics[KEY]);
+    # after an edge-decision change that figure is refreshed with the main one
+    model = tmp_path / "single.onnx"
+    shutil.copy(default_model_path("mn_valence_fcn_fast.onnx"), model)
+    main_suite, at_1ev = tmp_path / "suite_x.json", tmp_path / "suite_at1.json"
+    main_suite.write_text(json.dumps(_suite(0.123)))
+    other = _suite(0.456)
+    del other["false_mn"]
+    other["clean_at_dispersion"] = {"accuracy": 0.875, "no_edge": 0.0}
+    at_1ev.write_text(json.dumps(other))
+    refresh(model, main_suite, tmp_path / "r", card="c.json", also={"acquisition_at_1eV": at_1ev})
+    m = read_metadata(model)["metrics"]
+    assert m["acquisition"]["score"] == 0.123
+    assert m["acquisition_at_1eV"]["score"] == 0.456
+    assert m["acquisition_at_1eV"]["clean_at_dispersion"] == 0.875
+    assert "false_mn" not in m["acquisition_at_1eV"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "refresh", "suite_metrics"]
+__all__ = ["also_suite_metrics", "main", "refresh", "suite_metrics"]
 
 
 def _merge_folds(dirs: list[Path]) -> Path:
@@ -50,13 +50,30 @@ def suite_metrics(suite: dict) -> dict:
     )
 
 
-def refresh(model: Path, suite_json: Path, reports: Path, card: str = "model_card.json") -> dict:
+def also_suite_metrics(suite: dict) -> dict:
+    """A card's ``metrics[KEY]`` for a suite recorded at one value of a knob
+    (``--at-dispersion``, ``--at-resolution``): :func:`suite_metrics` and its noise-free
+    row (``clean_at_*``)."""
+    return suite_metrics(suite) | {
+        k: v["accuracy"] for k, v in suite.items() if k.startswith("clean_at_")
+    }
+
+
+def refresh(
+    model: Path,
+    suite_json: Path,
+    reports: Path,
+    card: str = "model_card.json",
+    also: dict[str, Path] | None = None,
+    digitized: bool = False,
+) -> dict:
     """Replace an exported model's suite figures by those of a new suite run.
 
     For a suite re-run with the same fold models (after a change of the simulator or of
     the edge decision): the card's ``metrics["acquisition"]`` (with the error per
     uncertainty quartile measured afresh), the model file (re-stamped) and
-    ``reports/model_card.json`` and ``reports/suite.json``.
+    ``reports/model_card.json`` and ``reports/suite.json``; the model's weights and graph
+    are not touched.
 
     Parameters
     ----------
@@ -68,6 +85,13 @@ def refresh(model: Path, suite_json: Path, reports: Path, card: str = "model_car
         The reports folder.
     card : str
         Name of the card written there (``model_card.json`` for the default ensemble).
+    also : dict, optional
+        ``{KEY: suite json}``: suites recorded at one value of a knob, for the card's
+        ``metrics[KEY]`` (as the export's ``--also-suite``).
+    digitized : bool
+        Also score the digitized literature references and the Titan Mn2+ line afresh
+        through the inference path (evaluation data; the card's ``digitized_pipeline``
+        and ``mn2_wide_line``).
 
     Returns
     -------
@@ -88,6 +112,13 @@ def refresh(model: Path, suite_json: Path, reports: Path, card: str = "model_car
             str(model), d["spectra"].astype(np.float64), d["valence"].astype(int) - 2, d["energy"]
         )
     meta["metrics"]["acquisition"] = acq
+    for key, path in (also or {}).items():
+        meta["metrics"][key] = also_suite_metrics(json.loads(Path(path).read_text()))
+    if digitized:
+        from .acquisition_report import digitized_through_pipeline, mn2_line
+
+        meta["metrics"]["digitized_pipeline"] = digitized_through_pipeline(str(model))
+        meta["metrics"]["mn2_wide_line"] = mn2_line(str(model))
     write_metadata(model, meta)
     reports.mkdir(parents=True, exist_ok=True)
     if card == "model_card.json":
@@ -108,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                     "run's (see refresh())")  # fmt: skip
     ap.add_argument("--card", default="model_card.json",
                     help="with --refresh: the card's file name in --reports")  # fmt: skip
+    ap.add_argument("--digitized", action="store_true",
+                    help="with --refresh: also score the digitized references and the Mn2+ "
+                    "line afresh (evaluation data)")  # fmt: skip
     ap.add_argument("--suite", type=Path, metavar="SUITE_JSON",
                     help="the suite run of these fold models (suite_<name>.json written by "
                     "training.suite), used instead of scoring them again")  # fmt: skip
@@ -119,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copies", type=int, default=2)
     args = ap.parse_args(argv)
     if args.refresh is not None:
-        acq = refresh(args.out, args.refresh, args.reports, args.card)
+        also = dict(item.split("=", 1) for item in args.also_suite)
+        acq = refresh(args.out, args.refresh, args.reports, args.card, also, args.digitized)
         print(json.dumps(acq, indent=1, default=str))
         return 0
     if not args.folds:
@@ -190,10 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for item in args.also_suite:  # where a specialist is used: the suite recorded there
         key, path = item.split("=", 1)
-        other = json.loads(Path(path).read_text())
-        metrics[key] = suite_metrics(other) | {
-            k: v["accuracy"] for k, v in other.items() if k.startswith("clean_at_")
-        }
+        metrics[key] = also_suite_metrics(json.loads(Path(path).read_text()))
     data_rec = [
         {"file": "train/titan_mn_valence.npz", "sha256": d["sha256"], "n_spectra": int(labels.size)}
     ]
