@@ -111,3 +111,25 @@ def test_the_suite_at_one_resolution_records_every_condition_there(clean_titan_l
         # the sharpest curvature of the raw spectra (the L3 peak): blur lowers it
         contrast[fwhm] = np.median(np.abs(np.diff(np.vstack(got), 2, axis=1)).max(1))
     assert contrast[2.0] < 0.7 * contrast[0.3]
+
+
+def test_a_mean_of_predictors_averages_and_keeps_the_flags(clean_titan_like):
+    # NAME=DIR1+DIR2: two fold ensembles read as one; the mean of an oracle and a constant
+    # model is right wherever the oracle is (its probability 0.5-1 is the largest)
+    from hyperspy_mnvalence.training.suite import mean_predictor
+
+    spectra, labels, e = clean_titan_like
+    oracle = _oracle(labels)
+
+    def uniform(raw, energy, source):
+        out = oracle(raw, energy, source)
+        out[np.isfinite(out).all(1)] = 1.0 / 3.0
+        return out
+
+    both = mean_predictor([oracle, uniform])
+    p = both(spectra, e, None)
+    ok = np.isfinite(p).all(1)
+    np.testing.assert_array_equal(ok, preprocess(spectra, e).valid)
+    np.testing.assert_allclose(p[ok].sum(1), 1.0)
+    np.testing.assert_array_equal(p[ok].argmax(1), labels[ok])
+    np.testing.assert_allclose(p[ok].max(1), 2.0 / 3.0)

@@ -51,6 +51,7 @@ __all__ = [
     "edge_roc",
     "keras_fold_predictor",
     "keras_predictor",
+    "mean_predictor",
     "main",
     "negatives_false_mn",
     "onnx_predictor",
@@ -507,6 +508,17 @@ def keras_fold_predictor(fold_dir: Path, n_spectra: int) -> Predictor:
     return predict
 
 
+def mean_predictor(predictors: list[Predictor]) -> Predictor:
+    """A predictor that averages the class probabilities of several (one ensemble of two
+    fold folders: ``--folds NAME=DIR1+DIR2``). Every predictor reads the same
+    ``preprocess``, so they flag the same spectra (NaN rows)."""
+
+    def predict(raw, energy, source=None):
+        return np.mean([p(raw, energy, source) for p in predictors], axis=0)
+
+    return predict
+
+
 def keras_predictor(model) -> Predictor:
     """A predictor of one Keras model (or a saved ``.keras`` file) through ``preprocess``."""
     from hyperspy_mnvalence.preprocessing import preprocess
@@ -544,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hyperspy_mnvalence.training.suite", description=__doc__
     )
     ap.add_argument("--folds", nargs="*", default=[], metavar="NAME=DIR",
-                    help="fold models (folder written by acquisition_cv)")  # fmt: skip
+                    help="fold models (folder written by acquisition_cv); NAME=DIR1+DIR2 "
+                    "averages the probabilities of several folders of the same folds")  # fmt: skip
     ap.add_argument("--onnx", nargs="*", default=[], metavar="NAME=MODEL",
                     help="ONNX model file or shipped name, scored on every spectrum")  # fmt: skip
     ap.add_argument("--keras", nargs="*", default=[], metavar="NAME=FILE",
@@ -579,7 +592,16 @@ def main(argv: list[str] | None = None) -> int:
     preds = {}
     for item in args.folds:
         name, path = item.split("=", 1)
-        preds[name] = keras_fold_predictor(Path(path), spectra.shape[0])
+        dirs = [Path(d) for d in path.split("+")]
+        held = [json.loads((d / "folds.json").read_text())["folds"] for d in dirs]
+        if any(
+            sorted(h) != sorted(held[0])
+            or any(sorted(h[k]["held_out"]) != sorted(held[0][k]["held_out"]) for k in h)
+            for h in held[1:]
+        ):
+            ap.error(f"{path}: the fold folders must hold out the same spectra per fold")
+        fold_preds = [keras_fold_predictor(d, spectra.shape[0]) for d in dirs]
+        preds[name] = fold_preds[0] if len(dirs) == 1 else mean_predictor(fold_preds)
     for item in args.keras:
         name, path = item.split("=", 1)
         preds[name] = keras_predictor(path)
