@@ -17,6 +17,11 @@ channels of the pair are replaced. What a spill leaves is also found in a second
 map) are found on the mean spectrum of the batch and confirmed in most spectra.
 Replaced values are the mean of the channels two away (the lower of the two pairs
 around), so the spectrum's noise level is kept.
+
+Spikes below the threshold (5-8 sigma of the channel noise) stay. At 0.25 eV per channel
+and finer the edge decision's flank test rejects them as L3 peaks (narrower than a white
+line); at 0.5 eV per channel and coarser, where such a spike is 0.5-3 eV wide, that test
+reads farther out (:func:`~hyperspy_mnvalence.decisions.flank_test`).
 """
 
 from __future__ import annotations
