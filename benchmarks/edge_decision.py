@@ -32,11 +32,7 @@ import numpy as np
 
 from hyperspy_mnvalence.decisions import EDGE_MIN_SNR
 from hyperspy_mnvalence.preprocessing import preprocess, single_threaded_blas
-from hyperspy_mnvalence.simulations import (
-    NEGATIVE_FAMILIES,
-    simulate_acquisition,
-    simulate_negatives,
-)
+from hyperspy_mnvalence.simulations import NEGATIVE_FAMILIES, edge_negatives, edge_positives
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 HERE = Path(__file__).resolve().parent
@@ -61,21 +57,16 @@ def negatives(n: int, seed: int = 0, dispersion: float = DISPERSION) -> list[dic
         for q in DOSES_PER_CHANNEL
         for s in (0.0, 1.0)
     ):
-        rng = np.random.default_rng(seed + k)
-        kw = dict(DETECTORS[det])
-        if family != "spikes":
-            kw["spikes_per_spectrum"] = spikes
-        elif spikes == 0.0:
+        if family == "spikes" and spikes == 0.0:
             continue  # the spikes family always has spikes
-        acq = simulate_negatives(
+        acq = edge_negatives(
             family,
             n,
-            rng=rng,
-            dose=dpc / dispersion,
+            detector=det,
+            dose_per_channel=dpc,
+            spikes=spikes,
             dispersion_eV=dispersion,
-            offset_eV=rng.uniform(-10, 10, n),
-            background_exponent=rng.uniform(2, 5, n),
-            **kw,
+            rng=seed + k,
         )
         ok, snr = _scores(acq)
         rows.append(
@@ -92,19 +83,13 @@ def positives(
         (r, d, s) for r in ratios for d in DETECTORS for s in (0.0, 1.0)
     ):
         # the same spectra with and without spikes (the simulator draws them last)
-        rng = np.random.default_rng(seed + k // 2)
-        acq = simulate_acquisition(
+        acq = edge_positives(
             n,
-            valence=rng.integers(2, 5, n),
             l3_over_background=ratio,
-            dose=8e4,
+            detector=det,
+            spikes=spikes,
             dispersion_eV=dispersion,
-            offset_eV=rng.uniform(-10, 10, n),
-            background_exponent=rng.uniform(2, 5, n),
-            resolution_eV=np.exp(rng.uniform(np.log(0.2), np.log(1.0), n)),
-            spikes_per_spectrum=spikes,
-            rng=rng,
-            **DETECTORS[det],
+            rng=seed + k // 2,
         )
         ok, snr = _scores(acq)
         rows.append(dict(l3_over_background=ratio, detector=det, spikes=spikes, ok=ok, snr=snr))

@@ -17,46 +17,13 @@ from hyperspy_mnvalence.preprocessing import (
 )
 from hyperspy_mnvalence.simulations import (
     NEGATIVE_FAMILIES,
+    edge_negatives,
+    edge_positives,
     simulate_acquisition,
-    simulate_negatives,
 )
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 DISPERSION = 0.25
-
-
-def _negatives(family, detector, dose_per_channel, spikes, n, seed, dispersion=DISPERSION):
-    rng = np.random.default_rng(seed)
-    kw = dict(DETECTORS[detector])
-    if family != "spikes":
-        kw["spikes_per_spectrum"] = spikes
-    return simulate_negatives(
-        family,
-        n,
-        rng=rng,
-        dose=dose_per_channel / dispersion,
-        dispersion_eV=dispersion,
-        offset_eV=rng.uniform(-10, 10, n),
-        background_exponent=rng.uniform(2, 5, n),
-        **kw,
-    )
-
-
-def _mn_spectra(ratio, dispersion, detector, seed, n=300):
-    """Parametric Mn edges of every valence at 8e4 electrons per eV (resolution 0.2-1 eV)."""
-    rng = np.random.default_rng(seed)
-    return simulate_acquisition(
-        n,
-        valence=rng.integers(2, 5, n),
-        l3_over_background=ratio,
-        dose=8e4,
-        dispersion_eV=dispersion,
-        offset_eV=rng.uniform(-10, 10, n),
-        background_exponent=rng.uniform(2, 5, n),
-        resolution_eV=np.exp(rng.uniform(np.log(0.2), 0.0, n)),
-        rng=rng,
-        **DETECTORS[detector],
-    )
 
 
 @pytest.mark.parametrize("family", NEGATIVE_FAMILIES)
@@ -67,7 +34,10 @@ def test_false_mn_per_negative_family(family):
     for k, (det, dose, spikes) in enumerate(
         (d, q, s) for d in DETECTORS for q in (50.0, 1e5) for s in (0.0, 1.0)
     ):
-        acq = _negatives(family, det, dose, spikes, 100, 100 * k + len(family))
+        acq = edge_negatives(
+            family, 100, detector=det, dose_per_channel=dose, spikes=spikes,
+            rng=100 * k + len(family),
+        )  # fmt: skip
         called += int(preprocess(acq.spectra, acq.energy).valid.sum())
         total += acq.spectra.shape[0]
     assert called / total <= 0.01, f"{family}: {called}/{total} called Mn"
@@ -77,7 +47,9 @@ def test_false_mn_per_negative_family(family):
 def test_detection_against_l3_over_background(detector):
     rates = {}
     for ratio in (0.03, 0.06):
-        acq = _mn_spectra(ratio, DISPERSION, detector, int(ratio * 1000))
+        acq = edge_positives(
+            300, l3_over_background=ratio, detector=detector, rng=int(ratio * 1000)
+        )
         rates[ratio] = preprocess(acq.spectra, acq.energy).valid.mean()
     # targets: >= 98 % at 6 %, >= 80 % at 3 % (benchmark: 98.2 % and 84.9 %)
     assert rates[0.06] >= 0.965, rates
@@ -184,7 +156,10 @@ def test_false_mn_of_spikes_at_coarse_dispersion(dispersion):
     called = total = 0
     for k, family in enumerate(NEGATIVE_FAMILIES):
         for dose in (50.0, 500.0):
-            acq = _negatives(family, "white", dose, 1.0, 100, 7 * k + int(dose), dispersion)
+            acq = edge_negatives(
+                family, 100, detector="white", dose_per_channel=dose, spikes=1.0,
+                dispersion_eV=dispersion, rng=7 * k + int(dose),
+            )  # fmt: skip
             called += int(preprocess(acq.spectra, acq.energy).valid.sum())
             total += acq.spectra.shape[0]
     assert called / total <= 0.01, f"{called}/{total} called Mn at {dispersion} eV/channel"
@@ -193,5 +168,7 @@ def test_false_mn_of_spikes_at_coarse_dispersion(dispersion):
 @pytest.mark.parametrize("dispersion", [0.5, 1.0])
 def test_detection_at_coarse_dispersion(dispersion):
     # the farther, higher flank test keeps real white lines (L3 6 % above the background)
-    acq = _mn_spectra(0.06, dispersion, "white", 61)
+    acq = edge_positives(
+        300, l3_over_background=0.06, detector="white", dispersion_eV=dispersion, rng=61
+    )
     assert preprocess(acq.spectra, acq.energy).valid.mean() >= 0.965

@@ -5,6 +5,7 @@ suite, benchmarks and tests.
 * :mod:`.acquisition` - :func:`simulate_acquisition`: plural scattering, resolution,
   background, offset and dispersion, dose, detector, spikes, in physical order;
 * :mod:`.negatives` - edge-free spectra for the edge decision;
+* :mod:`.edge_cases` - the recordings the edge decision is calibrated and tested on;
 * :mod:`.conditions` - named acquisition conditions and random draws of them;
 * :mod:`.demo` - the demo spectrum image;
 * :mod:`.signal` - simulated spectra as HyperSpy signals; :mod:`.lazy_map` - a lazy
@@ -14,6 +15,7 @@ suite, benchmarks and tests.
 from .acquisition import Acquisition, simulate_acquisition
 from .conditions import CONDITION_RANGES, draw_conditions
 from .demo import demo_ground_truth, make_demo_spectrum_image, synthetic_spectra
+from .edge_cases import edge_negatives, edge_positives
 from .edges import EDGE_PARAMETERS, L3_POSITIONS_EV, VALENCES, mn_l23_edge
 from .lazy_map import simulate_lazy_map
 from .negatives import NEGATIVE_FAMILIES, simulate_negatives
@@ -27,6 +29,8 @@ __all__ = [
     "VALENCES",
     "demo_ground_truth",
     "draw_conditions",
+    "edge_negatives",
+    "edge_positives",
     "make_demo_spectrum_image",
     "mn_l23_edge",
     "simulate_acquisition",
