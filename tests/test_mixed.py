@@ -206,7 +206,9 @@ def test_fraction_training_smoke(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from hyperspy_mnvalence.preprocessing import preprocess
     from hyperspy_mnvalence.training.data import load_training_data
-    from hyperspy_mnvalence.training.fractions import FractionConfig, make_mixtures, run
+    from hyperspy_mnvalence.training.fraction_config import FractionConfig
+    from hyperspy_mnvalence.training.fractions import run
+    from hyperspy_mnvalence.training.mixtures import make_mixtures
 
     # tiny labelled set from the parametric edge model, on the Titan's axis
     e = np.round(np.arange(635.0, 665.0, 0.1), 2)

@@ -1,6 +1,6 @@
 """The fraction model trained on simulated acquisitions of mixtures, and its baseline.
 
-Mixtures of clean Titan spectra (:func:`.fractions.make_mixtures`: atomic fractions on
+Mixtures of clean Titan spectra (:func:`.mixtures.make_mixtures`: atomic fractions on
 the simplex) are recorded every epoch through the acquisition simulator and
 ``preprocess`` (:func:`.acquisitions.acquisition_epoch`), exactly as the classifier's
 inputs. The model is scored on mixtures of *held-out* spectra recorded at the robustness
@@ -41,7 +41,7 @@ def nnls_fractions(x: np.ndarray, basis: np.ndarray, scale: np.ndarray) -> np.nd
     basis : numpy.ndarray
         Preprocessed class means ``(3, L)`` of the peak-normalised clean spectra.
     scale : numpy.ndarray
-        Per-atom scale of each class (:func:`.fractions.per_atom_scale`).
+        Per-atom scale of each class (:func:`.mixtures.per_atom_scale`).
 
     Returns
     -------
@@ -86,7 +86,8 @@ def evaluate_fraction_suite(
     from hyperspy_mnvalence.simulations import simulate_acquisition
     from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
-    from .fractions import FractionConfig, make_mixtures, per_atom_scale
+    from .fraction_config import FractionConfig
+    from .mixtures import make_mixtures, per_atom_scale
 
     rng = np.random.default_rng(seed)
     mixed, w = make_mixtures(spectra, y, n, FractionConfig(), rng)
@@ -148,19 +149,15 @@ def export_fraction_model(
     from hyperspy_mnvalence.preprocessing import DEFAULT_PREPROCESSING
 
     from .cv import cv_splits
+    from .evaluation import predict
     from .export import build_metadata, export_onnx
-    from .fractions import (
-        _predict,
-        digitized_mean_valence,
-        evaluate_invariance,
-        evaluate_mixtures,
-    )
+    from .fraction_scores import digitized_mean_valence, evaluate_invariance, evaluate_mixtures
 
     spectra, energy, y = titan_training_set()
     _, te = cv_splits(y, None, 5, 0)[0]
     ev = evaluate_mixtures(fold_model, spectra[te], y[te], energy, 2000, 4321, cfg)
-    inv = evaluate_invariance(lambda x: _predict(fold_model, x), spectra[te], y[te], energy)
-    dig = digitized_mean_valence(lambda x: _predict(model, x))
+    inv = evaluate_invariance(lambda x: predict(fold_model, x), spectra[te], y[te], energy)
+    dig = digitized_mean_valence(lambda x: predict(model, x))
     metrics = {
         "mixture_mae_mean_valence": ev["clean"]["mae_mean_valence"],
         "mixture_mae_fractions": ev["clean"]["mae_fractions"],
@@ -256,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     from .acquisitions import acquisition_epoch, conditions_from_arguments, titan_training_set
     from .cv import cv_splits
     from .evaluation import predict
-    from .fractions import FractionConfig, make_mixtures
+    from .fraction_config import FractionConfig
     from .loop import train_loop
+    from .mixtures import make_mixtures
 
     spectra, energy, y = titan_training_set()
     tr, te = cv_splits(y, None, 5, 0)[0]

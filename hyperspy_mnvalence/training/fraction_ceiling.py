@@ -2,7 +2,7 @@
 
 One network trained on the mixtures of fold 1's training spectra (StratifiedKFold(5,
 seed 0)) with every augmentation off, scored on clean mixtures of the held-out spectra
-and of its own training spectra, both exactly as ``fractions.evaluate_mixtures`` draws
+and of its own training spectra, both exactly as ``fraction_scores.evaluate_mixtures`` draws
 them (single spectra, seed 4321, no recording). No acquisition effect is left: no
 background, noise, blur, offset or resampling, so the held-out figure bounds what the
 same network can reach on recorded spectra (issue 13's fraction target is set at
@@ -57,13 +57,9 @@ def ceiling(
 
     from .cv import cv_splits
     from .evaluation import predict
-    from .fractions import (
-        CLASSES,
-        FRACTION_AUGMENTATION,
-        FractionConfig,
-        make_mixtures,
-        train_fraction_model,
-    )
+    from .fraction_config import CLASSES, FRACTION_AUGMENTATION, FractionConfig
+    from .fractions import train_fraction_model
+    from .mixtures import make_mixtures
 
     s, y, e = data["spectra"], data["y"], data["energy"]
     tr, te = cv_splits(y, None, 5, 0)[0]

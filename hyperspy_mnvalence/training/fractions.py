@@ -6,19 +6,15 @@ fully convolutional network as the classifier (convolution blocks, global averag
 pooling, softmax), so it inherits its invariance to the energy calibration.
 
 Training data are synthetic *linear mixtures* of real single-valence Titan spectra
-(``train/titan_mn_valence.npz``). All those spectra share one energy axis in one
-instrument calibration, so the chemical shifts between valences are preserved by
-mixing them channel by channel. Each [0, 1]-scaled spectrum is first put on a
-per-atom scale: divided by the L3 height per unit continuum step of its valence
-(:data:`hyperspy_mnvalence.synthetic.EDGE_PARAMETERS` was fitted to the class means
-of the same data), so the mixing weights are *atomic* fractions, the convention of
-:func:`hyperspy_mnvalence.synthetic.synthetic_spectra`. The weights are drawn on the
-simplex: a share of pure spectra, a share of binary mixtures (uniform weight) and
-ternary mixtures (flat Dirichlet). The mixed raw spectra then go through the
-classifier's instrument augmentations
+(``train/titan_mn_valence.npz``), drawn afresh every epoch by :mod:`.mixtures` (atomic
+fractions on the simplex: pure spectra, binary and ternary mixtures). The mixed raw
+spectra then go through the classifier's instrument augmentations
 (:func:`hyperspy_mnvalence.training.augment.augment_and_preprocess`: background,
 plural scattering, broadening, truncation, dispersion, noise, translation) and the
-package's one :func:`~hyperspy_mnvalence.preprocessing.preprocess`.
+package's one :func:`~hyperspy_mnvalence.preprocessing.preprocess`. The
+hyper-parameters and augmentations are in :mod:`.fraction_config`; the scores of a
+model (held-out mixtures, calibration invariance, digitized references) in
+:mod:`.fraction_scores`.
 
 The loss is the cross-entropy against the soft fraction targets (KL divergence plus a
 constant); ``--loss mse`` trains on the squared error of the fractions instead, and
@@ -35,240 +31,30 @@ Run ``python -m hyperspy_mnvalence.training.fractions --help``.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from hyperspy_mnvalence import datasets
-from hyperspy_mnvalence.preprocessing import preprocess, resampling_matrix
 
 from .augment import augment_and_preprocess, augmentation_config
+from .evaluation import predict
+from .fraction_config import FractionConfig
+from .fraction_scores import (
+    digitized_mean_valence,
+    evaluate_invariance,
+    evaluate_mixtures,
+    fraction_figure,
+    mixture_scores,
+)
+from .mixtures import make_mixtures
 
-__all__ = [
-    "EVAL_AUGMENTATION",
-    "FRACTION_AUGMENTATION",
-    "FractionConfig",
-    "digitized_mean_valence",
-    "evaluate_invariance",
-    "evaluate_mixtures",
-    "fraction_l1",
-    "main",
-    "make_mixtures",
-    "per_atom_scale",
-    "run",
-    "train_fraction_model",
-]
-
-CLASSES = np.array([2.0, 3.0, 4.0])
-
-#: Full augmentation configuration of the fraction model, explicit so that it does not
-#: follow changes of the classifier's defaults: every physical augmentation on, at about
-#: half the probabilities of the classifier's original settings (on held-out fold-1
-#: mixtures, 40 epochs: mean-valence MAE 0.183 against 0.195 at the full probabilities;
-#: see training/reports/fractions_experiments.json).
-FRACTION_AUGMENTATION: dict = {
-    "translation": {"enabled": True, "p": 1.0, "max_shift_eV": 5.0},
-    "background": {
-        "enabled": True,
-        "p": 0.15,
-        "power_law_amplitude": [0.0, 3.0],
-        "power_law_exponent": [2.0, 5.0],
-        "residual_slope": [-0.3, 0.3],
-    },
-    "plural_scattering": {
-        "enabled": True,
-        "p": 0.15,
-        "thickness_t_over_lambda": [0.0, 1.5],
-        "plasmon_eV": [15.0, 25.0],
-        "plasmon_fwhm_eV": [4.0, 10.0],
-    },
-    "broadening": {"enabled": True, "p": 0.25, "fwhm_eV": [0.1, 1.5]},
-    "truncation": {
-        "enabled": True,
-        "p": 0.3,
-        "pre_edge_eV": [3.0, 8.0],
-        "post_edge_eV": [15.0, 22.0],
-    },
-    "dispersion": {"enabled": True, "p": 0.3, "step_eV": [0.05, 0.35], "n_groups": 6},
-    "poisson_noise": {"enabled": True, "p": 0.15, "counts_at_peak": [200.0, 20000.0]},
-    "gaussian_noise": {"enabled": True, "p": 0.15, "sigma": [0.0, 0.03]},
-    "pca_noise": {"enabled": True, "p": 0.25, "multiple": [0.0, 5.0]},
-}
-
-#: The harder test setting of :func:`evaluate_mixtures`: the same ranges at the
-#: classifier's original probabilities (about twice the fraction model's).
-_EVAL_P = {
-    "background": 0.3,
-    "plural_scattering": 0.3,
-    "broadening": 0.5,
-    "truncation": 0.3,
-    "dispersion": 0.5,
-    "poisson_noise": 0.3,
-    "gaussian_noise": 0.3,
-    "pca_noise": 0.5,
-}
-EVAL_AUGMENTATION: dict = {
-    k: {**v, "p": _EVAL_P.get(k, v["p"])} for k, v in FRACTION_AUGMENTATION.items()
-}
-
-
-@dataclass
-class FractionConfig:
-    """Hyper-parameters of the fraction model.
-
-    Attributes
-    ----------
-    arch : str
-        Architecture (see :mod:`.architectures`).
-    epochs : int
-        Epochs; every epoch draws ``n_mixtures`` fresh mixtures.
-    n_mixtures : int
-        Mixtures per epoch.
-    p_pure, p_binary : float
-        Shares of pure spectra and binary mixtures; the rest are ternary.
-    dirichlet_alpha : float
-        Concentration of the ternary Dirichlet weights.
-    batch_size : int
-    learning_rate : float
-        Initial Adam learning rate (cosine decay to 1 %).
-    loss : str
-        ``"cce"`` (cross-entropy on soft targets), ``"mse"`` or ``"l1"``
-        (:func:`fraction_l1`).
-    max_average : int
-        Each mixture component is the mean of 1 ... ``max_average`` random spectra of
-        its valence (training only; 1 mixes single spectra).
-    augmentation : dict
-        Overrides of the instrument augmentations (default
-        :data:`FRACTION_AUGMENTATION`).
-    seed : int
-    smoke : bool
-        A tiny pipeline check (recorded in the model card), not a usable model.
-    """
-
-    arch: str = "fcn_wide"
-    epochs: int = 120
-    n_mixtures: int = 10000
-    p_pure: float = 0.2
-    p_binary: float = 0.3
-    dirichlet_alpha: float = 1.0
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    loss: str = "cce"
-    max_average: int = 1
-    augmentation: dict = field(default_factory=lambda: copy.deepcopy(FRACTION_AUGMENTATION))
-    seed: int = 0
-    smoke: bool = False
-
-
-def per_atom_scale() -> np.ndarray:
-    """Factors that put [0, 1]-scaled spectra of Mn2+, Mn3+, Mn4+ on a per-atom scale.
-
-    The inverse of the L3 height per unit continuum step of each valence at the Titan
-    resolution (from the edge model fitted to the class means of the Titan data).
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(3,)``.
-    """
-    from hyperspy_mnvalence.simulations.edges import REFERENCE_RESOLUTION_EV
-    from hyperspy_mnvalence.simulations.edges import peak_heights as _peak_heights
-
-    return 1.0 / _peak_heights(REFERENCE_RESOLUTION_EV)
-
-
-def draw_weights(n: int, cfg: FractionConfig, rng: np.random.Generator) -> np.ndarray:
-    """Fractions on the simplex: pure, binary and ternary mixtures.
-
-    Parameters
-    ----------
-    n : int
-    cfg : FractionConfig
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, 3)``, rows summing to 1.
-    """
-    w = rng.dirichlet(np.full(3, cfg.dirichlet_alpha), size=n)
-    kind = rng.random(n)
-    pure = kind < cfg.p_pure
-    binary = (~pure) & (kind < cfg.p_pure + cfg.p_binary)
-    if np.any(pure):
-        w[pure] = np.eye(3)[rng.integers(0, 3, int(pure.sum()))]
-    if np.any(binary):
-        k = int(binary.sum())
-        drop = rng.integers(0, 3, k)
-        a = rng.random(k)
-        wb = np.zeros((k, 3))
-        keep = np.array([[1, 2], [0, 2], [0, 1]])[drop]
-        wb[np.arange(k), keep[:, 0]] = a
-        wb[np.arange(k), keep[:, 1]] = 1.0 - a
-        w[binary] = wb
-    return w
-
-
-def make_mixtures(
-    spectra: np.ndarray,
-    y: np.ndarray,
-    n: int,
-    cfg: FractionConfig,
-    rng: np.random.Generator,
-    weights: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Linear mixtures of single-valence spectra sharing one energy axis.
-
-    Parameters
-    ----------
-    spectra : numpy.ndarray
-        Raw [0, 1]-scaled spectra ``(m, C)`` on one common energy axis.
-    y : numpy.ndarray
-        Class index (0, 1, 2 for Mn2+, Mn3+, Mn4+) of each spectrum.
-    n : int
-        Number of mixtures.
-    cfg : FractionConfig
-    rng : numpy.random.Generator
-    weights : numpy.ndarray, optional
-        ``(n, 3)`` atomic fractions; drawn with :func:`draw_weights` if omitted.
-
-    Returns
-    -------
-    mixed : numpy.ndarray
-        ``(n, C)`` mixed spectra, each scaled to a maximum of 1.
-    fractions : numpy.ndarray
-        ``(n, 3)`` float32 atomic fractions (the targets).
-    """
-    w = draw_weights(n, cfg, rng) if weights is None else np.asarray(weights, float)
-    scale = per_atom_scale()
-    mixed = np.zeros((n, spectra.shape[1]))
-    for k in range(3):
-        pool = np.nonzero(y == k)[0]
-        if pool.size == 0:
-            if np.any(w[:, k] > 0):
-                raise ValueError(f"no spectra of class {k} to mix")
-            continue
-        n_avg = rng.integers(1, max(int(cfg.max_average), 1) + 1, size=n)
-        comp = np.zeros((n, spectra.shape[1]))
-        for j in range(int(n_avg.max())):
-            use = n_avg > j
-            comp[use] += spectra[rng.choice(pool, size=int(use.sum()))]
-        comp /= n_avg[:, None]
-        mixed += (w[:, k] * scale[k])[:, None] * comp
-    top = np.abs(mixed).max(1, keepdims=True)
-    return mixed / np.where(top > 0, top, 1.0), w.astype(np.float32)
-
-
-def _predict(models, x: np.ndarray) -> np.ndarray:
-    from .evaluation import predict
-
-    return predict(models, x)
+__all__ = ["fraction_l1", "main", "run", "train_fraction_model"]
 
 
 def fraction_l1(y_true, y_pred):
@@ -361,190 +147,6 @@ def train_fraction_model(
     return model, {"seconds": time.time() - t0, "final_loss": fit["final_loss"]}
 
 
-def _scores(pred: np.ndarray, w: np.ndarray) -> dict:
-    err = np.abs(pred - w)
-    mv_err = np.abs(pred @ CLASSES - w @ CLASSES)
-    return {
-        "mae_mean_valence": float(mv_err.mean()),
-        "mae_fractions": {
-            "Mn2+": float(err[:, 0].mean()),
-            "Mn3+": float(err[:, 1].mean()),
-            "Mn4+": float(err[:, 2].mean()),
-            "overall": float(err.mean()),
-        },
-        "p95_mean_valence_error": float(np.percentile(mv_err, 95)),
-    }
-
-
-def evaluate_mixtures(
-    models,
-    spectra: np.ndarray,
-    y: np.ndarray,
-    energy: np.ndarray,
-    n: int = 2000,
-    seed: int = 4321,
-    cfg: FractionConfig | None = None,
-    noise_values: np.ndarray | None = None,
-) -> dict:
-    """Score on mixtures built from (held-out) spectra.
-
-    Two settings: ``clean`` (mixtures preprocessed as they are) and ``augmented``
-    (:data:`EVAL_AUGMENTATION` applied, as a harder, instrument-varied test).
-
-    Parameters
-    ----------
-    models : keras.Model or list
-    spectra, y, energy : numpy.ndarray
-        Held-out raw spectra, class indices, energy axis.
-    n : int
-        Mixtures per setting.
-    seed : int
-    cfg : FractionConfig, optional
-        Mixture shares (default :class:`FractionConfig`); ``max_average`` is ignored.
-    noise_values : numpy.ndarray, optional
-
-    Returns
-    -------
-    dict
-        ``clean`` and ``augmented`` scores, plus ``true``/``pred`` arrays (clean).
-    """
-    # held-out mixtures always mix single spectra
-    cfg = FractionConfig(**{**asdict(cfg or FractionConfig()), "max_average": 1})
-    rng = np.random.default_rng(seed)
-    mixed, w = make_mixtures(spectra, y, n, cfg, rng)
-    pred = _predict(models, preprocess(mixed, energy, check_edge=False).x)
-    out = {"clean": _scores(pred, w), "true": w, "pred": pred}
-    aug = augmentation_config(EVAL_AUGMENTATION)
-    if noise_values is None:
-        aug["pca_noise"]["enabled"] = False
-    xa = augment_and_preprocess(mixed, energy, aug, rng, noise_values)
-    out["augmented"] = _scores(_predict(models, xa), w)
-    return out
-
-
-def digitized_mean_valence(predict_fn) -> dict:
-    """Mean valence of the 31 digitized references (evaluation only).
-
-    Parameters
-    ----------
-    predict_fn : callable
-        Maps preprocessed input ``(n, L)`` to fractions ``(n, 3)``.
-
-    Returns
-    -------
-    dict
-        ``within_0.35`` (count), ``total``, ``mae``, ``mean_valence``, ``true``,
-        ``ids``, ``outside_ids``.
-    """
-    from .evaluation import digitized_inputs
-
-    x, yc, refs = digitized_inputs()
-    mv = predict_fn(x) @ CLASSES
-    truth = CLASSES[yc]
-    ok = np.abs(mv - truth) <= 0.35
-    return {
-        "within_0.35": int(ok.sum()),
-        "total": int(ok.size),
-        "mae": float(np.mean(np.abs(mv - truth))),
-        "mean_valence": [round(float(v), 4) for v in mv],
-        "true": [int(t) for t in truth],
-        "ids": [int(r["id"]) for r in refs],
-        "outside_ids": [int(refs[i]["id"]) for i in np.nonzero(~ok)[0]],
-    }
-
-
-def evaluate_invariance(
-    predict_fn,
-    spectra: np.ndarray,
-    y: np.ndarray,
-    energy: np.ndarray,
-    n: int = 300,
-    seed: int = 99,
-) -> dict:
-    """Change of the predicted mean valence under calibration changes.
-
-    Held-out mixtures are put on energy axes shifted by -15 ... +15 eV and resampled
-    to dispersions 0.05 ... 0.5 eV per channel, then run through the full
-    preprocessing (edge search, background, window).
-
-    Parameters
-    ----------
-    predict_fn : callable
-        Preprocessed input to fractions.
-    spectra, y, energy : numpy.ndarray
-        Held-out raw spectra, class indices, energy axis.
-    n : int
-    seed : int
-
-    Returns
-    -------
-    dict
-        ``offset_max_abs_change`` / ``dispersion_max_abs_change`` (largest change of
-        the mean valence over spectra and settings), ``..._mean_abs_change`` and the
-        per-setting means.
-    """
-    rng = np.random.default_rng(seed)
-    mixed, w = make_mixtures(spectra, y, n, FractionConfig(), rng)
-    ref = predict_fn(preprocess(mixed, energy, check_edge=False).x) @ CLASSES
-    res: dict = {"offsets_eV": {}, "dispersions_eV": {}}
-    worst_o, mean_o, worst_d, mean_d = 0.0, [], 0.0, []
-    for off in (-15.0, -9.87, -4.63, 3.21, 10.55, 15.0):
-        pre = preprocess(mixed, energy + off, check_edge=False)
-        d = np.abs(predict_fn(pre.x) @ CLASSES - ref)
-        res["offsets_eV"][f"{off:+.2f}"] = float(d.mean())
-        worst_o, mean_o = max(worst_o, float(d.max())), mean_o + [float(d.mean())]
-    for disp in (0.05, 0.15, 0.25, 0.35, 0.5):
-        new_e = np.arange(energy[0], energy[-1] + 1e-9, disp)
-        pre = preprocess(mixed @ resampling_matrix(energy, new_e), new_e, check_edge=False)
-        d = np.abs(predict_fn(pre.x) @ CLASSES - ref)
-        res["dispersions_eV"][f"{disp:.2f}"] = float(d.mean())
-        worst_d, mean_d = max(worst_d, float(d.max())), mean_d + [float(d.mean())]
-    res["offset_max_abs_change"] = worst_o
-    res["offset_mean_abs_change"] = float(np.mean(mean_o))
-    res["dispersion_max_abs_change"] = worst_d
-    res["dispersion_mean_abs_change"] = float(np.mean(mean_d))
-    res["mixture_mae_mean_valence_reference"] = float(np.mean(np.abs(ref - w @ CLASSES)))
-    return res
-
-
-def _figures(report: dict, true: np.ndarray, pred: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    tv, pv = true @ CLASSES, pred @ CLASSES
-    ax[0].scatter(tv, pv, s=3, alpha=0.4)
-    ax[0].plot([2, 4], [2, 4], "k--", lw=1)
-    m = report["metrics"]
-    ax[0].set(
-        xlabel="true mean valence",
-        ylabel="predicted mean valence",
-        title=f"held-out mixtures (out of fold), MAE {m['mixture_mae_mean_valence']:.3f}",
-    )
-    per = m["mixture_mae_fractions"]
-    names = ["Mn2+", "Mn3+", "Mn4+", "overall"]
-    ax[1].bar(names, [per[k] for k in names], color=["C0", "C1", "C2", "grey"])
-    ax[1].axhline(0.07, color="r", ls="--", lw=1, label="target 0.07")
-    ax[1].set(ylabel="MAE of fraction", title="per-fraction MAE (held-out mixtures)")
-    ax[1].legend()
-    dg = report.get("digitized")
-    if dg:
-        mv, tr = np.array(dg["mean_valence"]), np.array(dg["true"])
-        ax[2].scatter(np.arange(mv.size), mv, c=[f"C{t - 2}" for t in tr], s=25)
-        for t in (2, 3, 4):
-            ax[2].axhspan(t - 0.35, t + 0.35, color=f"C{t - 2}", alpha=0.1)
-        ax[2].set(
-            xlabel="digitized reference (index)",
-            ylabel="mean valence",
-            title=f"digitized references: {dg['within_0.35']}/{dg['total']} within 0.35",
-        )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run(
     cfg: FractionConfig,
     folds: int = 5,
@@ -599,7 +201,7 @@ def run(
         fcfg = FractionConfig(**{**asdict(cfg), "seed": cfg.seed + 1000 * (k + 1)})
         model, info = train_fraction_model(fcfg, s[tr], y[tr], e, nv, verbose, f"[fold {k + 1}]")
         ev = evaluate_mixtures(model, s[te], y[te], e, n_eval, 4321 + k, cfg, nv)
-        invs.append(evaluate_invariance(lambda x, m=model: _predict(m, x), s[te], y[te], e))
+        invs.append(evaluate_invariance(lambda x, m=model: predict(m, x), s[te], y[te], e))
         fold_scores.append({"clean": ev["clean"], "augmented": ev["augmented"]})
         trues.append(ev["true"])
         preds.append(ev["pred"])
@@ -617,7 +219,7 @@ def run(
                 flush=True,
             )
     true, pred = np.concatenate(trues), np.concatenate(preds)
-    pooled = _scores(pred, true)
+    pooled = mixture_scores(pred, true)
 
     def _mean(key: str, setting: str = "clean"):
         return float(np.mean([f[setting][key] for f in fold_scores]))
@@ -660,14 +262,14 @@ def run(
     report["fold_invariance"] = invs
     report["fold_info"] = infos
     if digitized:
-        dg = digitized_mean_valence(lambda x: _predict(models, x))
+        dg = digitized_mean_valence(lambda x: predict(models, x))
         report["digitized"] = dg
         metrics["digitized_mean_valence_within_0.35"] = dg["within_0.35"]
         metrics["digitized_total"] = dg["total"]
         metrics["digitized_mae_mean_valence"] = dg["mae"]
         metrics["digitized_outside_ids"] = dg["outside_ids"]
         metrics["fold_digitized_within_0.35"] = [
-            digitized_mean_valence(lambda x, m=m: _predict(m, x))["within_0.35"] for m in models
+            digitized_mean_valence(lambda x, m=m: predict(m, x))["within_0.35"] for m in models
         ]
     report["metrics"] = metrics
     report["training_seconds"] = float(sum(i["seconds"] for i in infos))
@@ -677,7 +279,7 @@ def run(
         rd.mkdir(parents=True, exist_ok=True)
         tag = "" if cfg.loss == "cce" else f"_{cfg.loss}"
         (rd / f"fractions{tag}_report.json").write_text(json.dumps(report, indent=1))
-        _figures(report, true, pred, rd / f"fractions{tag}.png")
+        fraction_figure(report, true, pred, rd / f"fractions{tag}.png")
     if out is not None:
         from .export import build_metadata, export_onnx
 

@@ -34,7 +34,7 @@ _logger = logging.getLogger(__name__)
 class LoopConfig(Protocol):
     """The hyper-parameters :func:`train_loop` reads from a configuration.
 
-    :class:`.cv.TrainConfig` and :class:`.fractions.FractionConfig` have them all.
+    :class:`.cv.TrainConfig` and :class:`.fraction_config.FractionConfig` have them all.
 
     Attributes
     ----------
