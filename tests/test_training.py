@@ -185,12 +185,8 @@ def test_export_matches_keras(tmp_path):
 
 def test_same_shaped_members_run_as_grouped_convolutions(tmp_path):
     from hyperspy_mnvalence.training.architectures import build_model
-    from hyperspy_mnvalence.training.export import (
-        export_onnx,
-        group_ensemble,
-        group_ensemble_file,
-        read_metadata,
-    )
+    from hyperspy_mnvalence.training.export import export_onnx, read_metadata
+    from hyperspy_mnvalence.training.graph_rewrites import group_ensemble, group_ensemble_file
     from hyperspy_mnvalence.training.loop import seed_everything
 
     seed_everything(1)
@@ -222,7 +218,8 @@ def test_same_shaped_members_run_as_grouped_convolutions(tmp_path):
 
 def test_fold_batchnorm_leaves_other_graphs_alone(tmp_path):
     from hyperspy_mnvalence.training.architectures import build_model
-    from hyperspy_mnvalence.training.export import export_onnx, fold_batchnorm
+    from hyperspy_mnvalence.training.export import export_onnx
+    from hyperspy_mnvalence.training.graph_rewrites import fold_batchnorm
 
     m = build_model("dense")
     path = export_onnx(m, tmp_path / "d.onnx", {"test": True})
