@@ -116,7 +116,7 @@ def test_the_suite_at_one_resolution_records_every_condition_there(clean_titan_l
 def test_a_mean_of_predictors_averages_and_keeps_the_flags(clean_titan_like):
     # NAME=DIR1+DIR2: two fold ensembles read as one; the mean of an oracle and a constant
     # model is right wherever the oracle is (its probability 0.5-1 is the largest)
-    from hyperspy_mnvalence.training.suite import mean_predictor
+    from hyperspy_mnvalence.training.predictors import mean_predictor
 
     spectra, labels, e = clean_titan_like
     oracle = _oracle(labels)
@@ -133,3 +133,44 @@ def test_a_mean_of_predictors_averages_and_keeps_the_flags(clean_titan_like):
     np.testing.assert_allclose(p[ok].sum(1), 1.0)
     np.testing.assert_array_equal(p[ok].argmax(1), labels[ok])
     np.testing.assert_allclose(p[ok].max(1), 2.0 / 3.0)
+
+
+def _fold_folder(path, held_out, seed):
+    """A folder like acquisition_cv's: an untrained fcn_lite per fold and folds.json."""
+    import json
+
+    from hyperspy_mnvalence.training.architectures import build_model
+    from hyperspy_mnvalence.training.loop import seed_everything
+
+    path.mkdir()
+    for k in held_out:
+        seed_everything(seed + k)
+        build_model("fcn_lite").save(path / f"fold{k}.keras")
+    folds = {str(k): {"held_out": [int(i) for i in v]} for k, v in held_out.items()}
+    (path / "folds.json").write_text(json.dumps({"folds": folds}))
+
+
+@pytest.mark.training
+def test_fold_predictor_of_two_folders_is_the_mean_of_each(clean_titan_like, tmp_path):
+    # --folds NAME=DIR1+DIR2: one predictor, one preprocessing, the same numbers as the
+    # mean of the two folders' predictors; folders of other folds are refused
+    pytest.importorskip("keras")
+    from hyperspy_mnvalence.training.predictors import keras_fold_predictor, mean_predictor
+
+    spectra, labels, e = clean_titan_like
+    held = {1: np.arange(0, 60, 2), 2: np.arange(1, 60, 2)}
+    _fold_folder(tmp_path / "a", held, 10)
+    _fold_folder(tmp_path / "b", held, 20)
+    source = np.arange(60)
+    a = keras_fold_predictor(tmp_path / "a", 60)(spectra, e, source)
+    b = keras_fold_predictor(tmp_path / "b", 60)(spectra, e, source)
+    both = keras_fold_predictor([tmp_path / "a", tmp_path / "b"], 60)(spectra, e, source)
+    assert np.abs(a - b)[np.isfinite(a)].max() > 1e-4  # the two folders differ
+    np.testing.assert_allclose(both, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    single = [keras_fold_predictor(tmp_path / d, 60) for d in "ab"]
+    np.testing.assert_allclose(mean_predictor(single)(spectra, e, source), both, atol=1e-7)
+    _fold_folder(tmp_path / "c", {1: np.arange(30), 2: np.arange(30, 60)}, 30)
+    with pytest.raises(ValueError, match="same spectra per fold"):
+        keras_fold_predictor([tmp_path / "a", tmp_path / "c"], 60)
+    with pytest.raises(ValueError, match="10 spectra have no held-out fold model"):
+        keras_fold_predictor(tmp_path / "a", 70)

@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .acquisition_report import digitized_through_pipeline, mn2_line
     from .export import build_metadata, export_onnx, read_metadata, write_metadata
+    from .predictors import keras_fold_predictor
     from .suite import (
-        keras_fold_predictor,
         negatives_false_mn,
         run_suite,
         suite_figure,

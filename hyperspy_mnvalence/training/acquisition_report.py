@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .suite import onnx_predictor
+from .predictors import onnx_predictor
 
 __all__ = ["digitized_through_pipeline", "mn2_line", "main"]
 

@@ -24,7 +24,8 @@ import numpy as np
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
 from .acquisitions import TRAINING_CONDITIONS, titan_training_set
-from .suite import BASE, OFFSET_EV, SEED, SUITE, keras_predictor, run_suite
+from .predictors import keras_predictor
+from .suite import BASE, OFFSET_EV, SEED, SUITE, run_suite
 
 __all__ = ["control_conditions", "main"]
 

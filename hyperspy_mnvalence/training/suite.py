@@ -39,6 +39,13 @@ from hyperspy_mnvalence.simulations import (
 )
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
 
+from .predictors import (
+    Predictor,
+    keras_fold_predictor,
+    keras_predictor,
+    onnx_predictor,
+)
+
 __all__ = [
     "BASE",
     "AT_KNOBS",
@@ -49,12 +56,8 @@ __all__ = [
     "ROC_THRESHOLDS",
     "SUITE",
     "edge_roc",
-    "keras_fold_predictor",
-    "keras_predictor",
-    "mean_predictor",
     "main",
     "negatives_false_mn",
-    "onnx_predictor",
     "roc_figure",
     "run_suite",
     "suite_figure",
@@ -139,9 +142,6 @@ def conditions_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]
 def clean_at_dispersion(dispersion_eV: float) -> list[tuple[str, str, dict]]:
     """:func:`clean_at` for the dispersion (eV per channel)."""
     return clean_at("dispersion_eV", dispersion_eV)
-
-
-Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def _record(spectra, energy, cond: dict, seed: int, copies: int):
@@ -479,77 +479,6 @@ def suite_figure(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def keras_fold_predictor(fold_dir: Path, n_spectra: int) -> Predictor:
-    """A predictor that scores each spectrum with the fold model that held it out."""
-    import keras
-
-    from hyperspy_mnvalence.preprocessing import preprocess
-
-    rec = json.loads((fold_dir / "folds.json").read_text())
-    owner = np.full(n_spectra, -1)
-    models = {}
-    for k, f in rec["folds"].items():
-        owner[np.asarray(f["held_out"], int)] = int(k)
-        models[int(k)] = keras.models.load_model(fold_dir / f"fold{k}.keras")
-    if (owner < 0).any():
-        raise ValueError(f"{int((owner < 0).sum())} spectra have no held-out fold model yet.")
-
-    def predict(raw, energy, source):
-        pre = preprocess(raw, energy)
-        out = np.full((raw.shape[0], 3), np.nan, np.float32)
-        # not a recording of the Titan spectra (source None): the first fold model
-        fold = np.full(raw.shape[0], min(models)) if source is None else owner[source]
-        for k, m in models.items():
-            rows = np.nonzero((fold == k) & pre.valid)[0]
-            if rows.size:
-                out[rows] = m.predict(pre.x[rows][..., None], batch_size=2048, verbose=0)
-        return out
-
-    return predict
-
-
-def mean_predictor(predictors: list[Predictor]) -> Predictor:
-    """A predictor that averages the class probabilities of several (one ensemble of two
-    fold folders: ``--folds NAME=DIR1+DIR2``). Every predictor reads the same
-    ``preprocess``, so they flag the same spectra (NaN rows)."""
-
-    def predict(raw, energy, source=None):
-        return np.mean([p(raw, energy, source) for p in predictors], axis=0)
-
-    return predict
-
-
-def keras_predictor(model) -> Predictor:
-    """A predictor of one Keras model (or a saved ``.keras`` file) through ``preprocess``."""
-    from hyperspy_mnvalence.preprocessing import preprocess
-
-    if isinstance(model, str | Path):
-        import keras
-
-        model = keras.models.load_model(model)
-
-    def predict(raw, energy, source=None):
-        pre = preprocess(raw, energy)
-        out = np.full((raw.shape[0], 3), np.nan, np.float32)
-        if pre.valid.any():
-            x = pre.x[pre.valid][..., None]
-            out[pre.valid] = model.predict(x, batch_size=2048, verbose=0)
-        return out
-
-    return predict
-
-
-def onnx_predictor(model: str) -> Predictor:
-    """A predictor through the package's own inference (an ONNX model file or a shipped
-    model's name such as ``"fast"``)."""
-    from hyperspy_mnvalence.classification import classify_spectra
-
-    def predict(raw, energy, source=None):
-        return classify_spectra(raw, energy, model=model)[:, :3]
-
-    return predict
-
-
 def main(argv: list[str] | None = None) -> int:
     """Score models on the suite; write ``<name>.json`` per model and ``suite.png``."""
     ap = argparse.ArgumentParser(
@@ -593,15 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.folds:
         name, path = item.split("=", 1)
         dirs = [Path(d) for d in path.split("+")]
-        held = [json.loads((d / "folds.json").read_text())["folds"] for d in dirs]
-        if any(
-            sorted(h) != sorted(held[0])
-            or any(sorted(h[k]["held_out"]) != sorted(held[0][k]["held_out"]) for k in h)
-            for h in held[1:]
-        ):
-            ap.error(f"{path}: the fold folders must hold out the same spectra per fold")
-        fold_preds = [keras_fold_predictor(d, spectra.shape[0]) for d in dirs]
-        preds[name] = fold_preds[0] if len(dirs) == 1 else mean_predictor(fold_preds)
+        try:  # one preprocessing for every folder's models (a blend of recipes)
+            preds[name] = keras_fold_predictor(dirs, spectra.shape[0])
+        except ValueError as err:
+            ap.error(f"{path}: {err}")
     for item in args.keras:
         name, path = item.split("=", 1)
         preds[name] = keras_predictor(path)
