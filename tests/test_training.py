@@ -299,7 +299,7 @@ def test_robustness_evaluation_fixed_seed():
 
 
 def test_selection_rule():
-    from hyperspy_mnvalence.training.reports import select_candidate
+    from hyperspy_mnvalence.training.robustness_study import select_candidate
 
     runs = {
         "S_shipped": {"cv_accuracy": 0.95, "robust_accuracy": 0.80},
