@@ -174,3 +174,33 @@ def test_fold_predictor_of_two_folders_is_the_mean_of_each(clean_titan_like, tmp
         keras_fold_predictor([tmp_path / "a", tmp_path / "c"], 60)
     with pytest.raises(ValueError, match="10 spectra have no held-out fold model"):
         keras_fold_predictor(tmp_path / "a", 70)
+
+
+@pytest.mark.training
+def test_routed_predictor_reads_weak_edges_with_the_weak_recipe(clean_titan_like, tmp_path):
+    # spectra whose edge statistic is below the threshold are read by the weak folder's
+    # fold model, the others by the general folder's; flagged spectra stay NaN
+    pytest.importorskip("keras")
+    from hyperspy_mnvalence.training.predictors import keras_fold_predictor, routed_fold_predictor
+
+    spectra, labels, e = clean_titan_like
+    rng = np.random.default_rng(3)
+    raw = 1.0 + spectra * rng.uniform(0.02, 0.4, (60, 1))  # edges of many heights
+    raw = rng.poisson(raw * 3e3) / 3e3
+    held = {1: np.arange(0, 60, 2), 2: np.arange(1, 60, 2)}
+    _fold_folder(tmp_path / "g", held, 10)
+    _fold_folder(tmp_path / "w", held, 20)
+    source = np.arange(60)
+    snr = preprocess(raw, e).edge_snr
+    t = float(np.nanmedian(snr))
+    g = keras_fold_predictor(tmp_path / "g", 60)(raw, e, source)
+    w = keras_fold_predictor(tmp_path / "w", 60)(raw, e, source)
+    got = routed_fold_predictor(tmp_path / "g", tmp_path / "w", t, 60)(raw, e, source)
+    low, high = snr < t, snr >= t
+    assert low.sum() >= 10 and high.sum() >= 10
+    np.testing.assert_allclose(got[low], w[low], atol=1e-7)
+    np.testing.assert_allclose(got[high], g[high], atol=1e-7)
+    np.testing.assert_array_equal(np.isnan(got).any(1), np.isnan(g).any(1))
+    _fold_folder(tmp_path / "c", {1: np.arange(30), 2: np.arange(30, 60)}, 30)
+    with pytest.raises(ValueError, match="same spectra per fold"):
+        routed_fold_predictor(tmp_path / "g", tmp_path / "c", t, 60)

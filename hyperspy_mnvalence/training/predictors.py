@@ -22,10 +22,43 @@ __all__ = [
     "keras_predictor",
     "mean_predictor",
     "onnx_predictor",
+    "routed_fold_predictor",
 ]
 
 #: ``predict(raw, energy, source) -> probabilities`` (NaN rows: no Mn edge).
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fold_models(fold_dir: Path | Sequence[Path], n_spectra: int) -> tuple[np.ndarray, dict]:
+    """Which fold holds out each spectrum, and each fold's models (one per folder)."""
+    import keras
+
+    dirs = [Path(fold_dir)] if isinstance(fold_dir, str | Path) else [Path(d) for d in fold_dir]
+    owner = np.full(n_spectra, -1)
+    models: dict[int, list] = {}
+    first = None
+    for d in dirs:
+        folds = json.loads((d / "folds.json").read_text())["folds"]
+        held = {int(k): sorted(f["held_out"]) for k, f in folds.items()}
+        if first is None:
+            first = held
+        elif held != first:
+            raise ValueError(f"{d}: the fold folders must hold out the same spectra per fold")
+        for k in held:
+            owner[np.asarray(held[k], int)] = k
+            models.setdefault(k, []).append(keras.models.load_model(d / f"fold{k}.keras"))
+    if (owner < 0).any():
+        raise ValueError(f"{int((owner < 0).sum())} spectra have no held-out fold model yet.")
+    return owner, models
+
+
+def _fill(out, pre_x, rows_of, models) -> None:
+    """``out[rows] =`` the mean of fold ``k``'s models on its rows, for every fold."""
+    for k, ms in models.items():
+        rows = rows_of(k)
+        if rows.size:
+            x = pre_x[rows][..., None]
+            out[rows] = np.mean([m.predict(x, batch_size=2048, verbose=0) for m in ms], axis=0)
 
 
 def keras_fold_predictor(fold_dir: Path | Sequence[Path], n_spectra: int) -> Predictor:
@@ -45,37 +78,58 @@ def keras_fold_predictor(fold_dir: Path | Sequence[Path], n_spectra: int) -> Pre
     -------
     Predictor
     """
-    import keras
-
     from hyperspy_mnvalence.preprocessing import preprocess
 
-    dirs = [Path(fold_dir)] if isinstance(fold_dir, str | Path) else [Path(d) for d in fold_dir]
-    owner = np.full(n_spectra, -1)
-    models: dict[int, list] = {}
-    first = None
-    for d in dirs:
-        folds = json.loads((d / "folds.json").read_text())["folds"]
-        held = {int(k): sorted(f["held_out"]) for k, f in folds.items()}
-        if first is None:
-            first = held
-        elif held != first:
-            raise ValueError(f"{d}: the fold folders must hold out the same spectra per fold")
-        for k in held:
-            owner[np.asarray(held[k], int)] = k
-            models.setdefault(k, []).append(keras.models.load_model(d / f"fold{k}.keras"))
-    if (owner < 0).any():
-        raise ValueError(f"{int((owner < 0).sum())} spectra have no held-out fold model yet.")
+    owner, models = _fold_models(fold_dir, n_spectra)
 
     def predict(raw, energy, source):
         pre = preprocess(raw, energy)
         out = np.full((raw.shape[0], 3), np.nan, np.float32)
         # not a recording of the Titan spectra (source None): the first fold model
         fold = np.full(raw.shape[0], min(models)) if source is None else owner[source]
-        for k, ms in models.items():
-            rows = np.nonzero((fold == k) & pre.valid)[0]
-            if rows.size:
-                x = pre.x[rows][..., None]
-                out[rows] = np.mean([m.predict(x, batch_size=2048, verbose=0) for m in ms], axis=0)
+        _fill(out, pre.x, lambda k: np.nonzero((fold == k) & pre.valid)[0], models)
+        return out
+
+    return predict
+
+
+def routed_fold_predictor(
+    general: Path | Sequence[Path], weak: Path, threshold: float, n_spectra: int
+) -> Predictor:
+    """Fold models of two recipes, each spectrum read by one of them by its edge statistic.
+
+    A spectrum whose edge statistic (:attr:`Preprocessed.edge_snr
+    <hyperspy_mnvalence.preprocessing.Preprocessed>`) is below ``threshold`` is read by
+    the ``weak`` recipe's fold model that held it out, every other one by the
+    ``general`` recipe's; both from one preprocessing.
+
+    Parameters
+    ----------
+    general, weak : path-like
+        Fold folders of the same folds (:mod:`.acquisition_cv`).
+    threshold : float
+        Edge statistic below which the weak recipe reads.
+    n_spectra : int
+        Number of Titan spectra the folds split.
+
+    Returns
+    -------
+    Predictor
+    """
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    owner, general_models = _fold_models(general, n_spectra)
+    owner_w, weak_models = _fold_models(weak, n_spectra)
+    if not np.array_equal(owner, owner_w):
+        raise ValueError(f"{weak}: the fold folders must hold out the same spectra per fold")
+
+    def predict(raw, energy, source):
+        pre = preprocess(raw, energy)
+        out = np.full((raw.shape[0], 3), np.nan, np.float32)
+        fold = np.full(raw.shape[0], min(general_models)) if source is None else owner[source]
+        low = pre.edge_snr < threshold  # NaN (no edge) is neither
+        for models, pick in ((general_models, ~low), (weak_models, low)):
+            _fill(out, pre.x, lambda k, p=pick: np.nonzero((fold == k) & pre.valid & p)[0], models)
         return out
 
     return predict

@@ -44,6 +44,7 @@ from .predictors import (
     keras_fold_predictor,
     keras_predictor,
     onnx_predictor,
+    routed_fold_predictor,
 )
 
 __all__ = [
@@ -487,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", nargs="*", default=[], metavar="NAME=DIR",
                     help="fold models (folder written by acquisition_cv); NAME=DIR1+DIR2 "
                     "averages the probabilities of several folders of the same folds")  # fmt: skip
+    ap.add_argument("--routed", nargs="*", default=[], metavar="NAME=GENERAL,WEAK,T",
+                    help="two fold folders of the same folds: spectra whose edge statistic is "
+                    "below T read by WEAK's fold models, the others by GENERAL's")  # fmt: skip
     ap.add_argument("--onnx", nargs="*", default=[], metavar="NAME=MODEL",
                     help="ONNX model file or shipped name, scored on every spectrum")  # fmt: skip
     ap.add_argument("--keras", nargs="*", default=[], metavar="NAME=FILE",
@@ -505,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the suite recorded at this zero-loss FWHM (conditions_at), "
                     "with a noise-free row at it (clean_at)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.held_out and args.folds:
+    if args.held_out and (args.folds or args.routed):
         ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
 
     from .acquisitions import titan_training_set
@@ -526,6 +530,15 @@ def main(argv: list[str] | None = None) -> int:
             preds[name] = keras_fold_predictor(dirs, spectra.shape[0])
         except ValueError as err:
             ap.error(f"{path}: {err}")
+    for item in args.routed:
+        name, spec = item.split("=", 1)
+        try:
+            general, weak, t = spec.split(",")
+            preds[name] = routed_fold_predictor(
+                Path(general), Path(weak), float(t), spectra.shape[0]
+            )
+        except ValueError as err:
+            ap.error(f"--routed {item}: {err} (give NAME=GENERAL_DIR,WEAK_DIR,THRESHOLD)")
     for item in args.keras:
         name, path = item.split("=", 1)
         preds[name] = keras_predictor(path)
