@@ -187,19 +187,22 @@ def _neighbour_median(peak: np.ndarray) -> np.ndarray:
             continue
         shifts.append(pad[tuple(slice(o, o + s) for o, s in zip(off, peak.shape, strict=True))])
     nb = np.stack(shifts)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
-        med = np.nanmedian(nb, axis=0)
-    return np.where(np.isfinite(nb).sum(axis=0) >= 2, med, np.nan)
+    # the median only where at least 2 neighbours are valid: an all-NaN neighbourhood
+    # would warn, and silencing that with warnings.catch_warnings is not thread-safe
+    # (dask computes blocks in threads: a filter restored by one thread while another
+    # computes let a warning through as an error under -W error)
+    ok = np.isfinite(nb).sum(axis=0) >= 2
+    med = np.full(peak.shape, np.nan)
+    if ok.any():
+        med[ok] = np.nanmedian(nb[:, ok], axis=0)
+    return med
 
 
 def _scattered_numpy(peak: np.ndarray) -> np.ndarray:
     peak = np.asarray(peak, dtype=np.float64)
     med = _neighbour_median(peak)
     valid = np.isfinite(peak)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no valid peak at all
-        whole = np.nanmedian(peak) if valid.sum() >= 5 else np.nan
+    whole = np.nanmedian(peak) if valid.sum() >= 5 else np.nan  # (no all-NaN warning)
     ref = np.where(np.isfinite(med), med, whole)
     with np.errstate(invalid="ignore"):
         return valid & np.isfinite(ref) & (np.abs(peak - ref) > FAR_FROM_NEIGHBOURS_EV)
