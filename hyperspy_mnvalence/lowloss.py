@@ -380,7 +380,8 @@ def _deconvolve_eager(core, ll, remove_spikes: bool):
         tl = BaseSignal(np.atleast_1d(t))
     tl.set_signal_type("")
     tl.metadata.General.title = "t/lambda"
-    _logger.debug("deconvolved %d spectra; median t/lambda %.3g", t.size, np.nanmedian(t))
+    if _logger.isEnabledFor(logging.DEBUG) and np.isfinite(t).any():  # no all-NaN median
+        _logger.debug("deconvolved %d spectra; median t/lambda %.3g", t.size, np.nanmedian(t))
     result = core._deepcopy_with_new_data(out)
     result.metadata.set_item(FWHM_KEY, fwhm)
     if remove_spikes:
