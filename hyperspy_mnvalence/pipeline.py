@@ -89,6 +89,11 @@ class Preprocessed:
     edge_snr : numpy.ndarray
         The edge test's L3 height over the noise of the smoothed spectrum (NaN where
         not tested); ``valid`` needs it above ``min_snr`` and the shape tests passed.
+    l3_over_background : numpy.ndarray
+        The measured L3 height above the fitted background over the background at the
+        L3 peak (the smoothed height the edge test reads; ``inf`` where no background
+        is left under the edge, e.g. background-subtracted input; NaN where not
+        tested): the acquisition's edge contrast, whatever the dose.
     """
 
     x: np.ndarray
@@ -98,6 +103,7 @@ class Preprocessed:
     params: dict = field(default_factory=dict)
     n_spikes: np.ndarray | None = None
     edge_snr: np.ndarray | None = None
+    l3_over_background: np.ndarray | None = None
 
 
 def _bridge_gaps(spectra: np.ndarray, read: slice, rows: np.ndarray, e: np.ndarray):
@@ -283,17 +289,22 @@ def preprocess(
     edge_snr = np.full(n, np.nan)
     features: dict[str, np.ndarray] = {}
     has_edge = np.ones(n, dtype=bool)
+    contrast = np.full(n, np.nan)
     x = np.empty((n, n_win), dtype=np.float32)
 
     def finish(rows, yy, gg, pk):
         # background, edge test and window of some rows, in double precision (log fit)
-        yy = subtract_background(
-            np.asarray(yy, np.float64), gg, pk, background, window=background_window
-        )
+        raw = np.asarray(yy, np.float64)
+        yy = subtract_background(raw, gg, pk, background, window=background_window)
         if check_edge:
             feats = edge_features(yy, grid, pk, lag_eV=noise_lag(disp), dispersion=disp)
             for k, v in feats.items():
                 features.setdefault(k, np.full(n, np.nan))[rows] = v
+            # the edge's contrast: its height over the background fitted under the peak
+            at = np.arange(len(pk))
+            bg = raw[at, pk] - yy[at, pk]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                contrast[rows] = np.where(bg > 0, (feats["h3"] - feats["pre"]) / bg, np.inf)
         start = pk + np.round((w0 + off[rows]) / step).astype(int)
         x[rows] = normalise(extract_window(yy, start, n_win))
 
@@ -352,4 +363,5 @@ def preprocess(
         params=p,
         n_spikes=n_spikes,
         edge_snr=edge_snr,
+        l3_over_background=np.where(reason == 0, contrast, np.nan) if check_edge else contrast,
     )

@@ -172,3 +172,23 @@ def test_detection_at_coarse_dispersion(dispersion):
         300, l3_over_background=0.06, detector="white", dispersion_eV=dispersion, rng=61
     )
     assert preprocess(acq.spectra, acq.energy).valid.mean() >= 0.965
+
+
+def test_measured_l3_over_background_follows_the_recorded_contrast(clean_titan_like):
+    # Preprocessed.l3_over_background: the edge test's height over the background fitted
+    # under the L3 peak reads the simulator's L3/background within a few per cent at any
+    # level, is inf where no background is left, and NaN where no edge is found
+    from hyperspy_mnvalence.simulations.edge_cases import edge_positives
+
+    for ratio in (0.03, 0.06, 0.12, 0.25):
+        acq = edge_positives(300, l3_over_background=ratio, rng=11)
+        pre = preprocess(acq.spectra, acq.energy)
+        got = np.median(pre.l3_over_background[pre.valid])
+        assert abs(got / ratio - 1.0) < 0.08, (ratio, got)
+        assert np.all(np.isnan(pre.l3_over_background[~pre.valid]))
+    # background-free edges (the Titan spectra as given): nothing under the peak
+    spectra, _, e = clean_titan_like
+    none = preprocess(spectra, e, background="none")
+    assert none.valid.all() and np.all(np.isinf(none.l3_over_background))
+    auto = preprocess(spectra, e)
+    assert auto.valid.all() and np.all(auto.l3_over_background > 1.0)

@@ -201,6 +201,18 @@ def test_routed_predictor_reads_weak_edges_with_the_weak_recipe(clean_titan_like
     np.testing.assert_allclose(got[low], w[low], atol=1e-7)
     np.testing.assert_allclose(got[high], g[high], atol=1e-7)
     np.testing.assert_array_equal(np.isnan(got).any(1), np.isnan(g).any(1))
+    # routed by the measured edge contrast instead
+    pre = preprocess(raw, e)
+    tc = float(np.nanmedian(pre.l3_over_background))
+    got = routed_fold_predictor(tmp_path / "g", tmp_path / "w", tc, 60, "l3_over_background")(
+        raw, e, source
+    )
+    low = pre.l3_over_background < tc
+    assert 10 <= low.sum() <= 50
+    np.testing.assert_allclose(got[low], w[low], atol=1e-7)
+    np.testing.assert_allclose(got[~low & pre.valid], g[~low & pre.valid], atol=1e-7)
     _fold_folder(tmp_path / "c", {1: np.arange(30), 2: np.arange(30, 60)}, 30)
     with pytest.raises(ValueError, match="same spectra per fold"):
         routed_fold_predictor(tmp_path / "g", tmp_path / "c", t, 60)
+    with pytest.raises(ValueError, match="statistic must be"):
+        routed_fold_predictor(tmp_path / "g", tmp_path / "w", t, 60, "dose")

@@ -94,23 +94,31 @@ def keras_fold_predictor(fold_dir: Path | Sequence[Path], n_spectra: int) -> Pre
 
 
 def routed_fold_predictor(
-    general: Path | Sequence[Path], weak: Path, threshold: float, n_spectra: int
+    general: Path | Sequence[Path],
+    weak: Path,
+    threshold: float,
+    n_spectra: int,
+    statistic: str = "edge_snr",
 ) -> Predictor:
-    """Fold models of two recipes, each spectrum read by one of them by its edge statistic.
+    """Fold models of two recipes, each spectrum read by one of them by a statistic.
 
-    A spectrum whose edge statistic (:attr:`Preprocessed.edge_snr
-    <hyperspy_mnvalence.preprocessing.Preprocessed>`) is below ``threshold`` is read by
-    the ``weak`` recipe's fold model that held it out, every other one by the
-    ``general`` recipe's; both from one preprocessing.
+    A spectrum whose ``statistic`` (an attribute of
+    :class:`~hyperspy_mnvalence.preprocessing.Preprocessed`: ``"edge_snr"``, the edge
+    test's height over the noise, or ``"l3_over_background"``, the measured edge
+    contrast) is below ``threshold`` is read by the ``weak`` recipe's fold model that
+    held it out, every other one by the ``general`` recipe's; both from one
+    preprocessing.
 
     Parameters
     ----------
     general, weak : path-like
         Fold folders of the same folds (:mod:`.acquisition_cv`).
     threshold : float
-        Edge statistic below which the weak recipe reads.
+        Value of the statistic below which the weak recipe reads.
     n_spectra : int
         Number of Titan spectra the folds split.
+    statistic : {"edge_snr", "l3_over_background"}
+        What decides.
 
     Returns
     -------
@@ -118,6 +126,8 @@ def routed_fold_predictor(
     """
     from hyperspy_mnvalence.preprocessing import preprocess
 
+    if statistic not in ("edge_snr", "l3_over_background"):
+        raise ValueError(f"statistic must be 'edge_snr' or 'l3_over_background', not {statistic!r}")
     owner, general_models = _fold_models(general, n_spectra)
     owner_w, weak_models = _fold_models(weak, n_spectra)
     if not np.array_equal(owner, owner_w):
@@ -127,7 +137,7 @@ def routed_fold_predictor(
         pre = preprocess(raw, energy)
         out = np.full((raw.shape[0], 3), np.nan, np.float32)
         fold = np.full(raw.shape[0], min(general_models)) if source is None else owner[source]
-        low = pre.edge_snr < threshold  # NaN (no edge) is neither
+        low = getattr(pre, statistic) < threshold  # NaN (no edge) is neither
         for models, pick in ((general_models, ~low), (weak_models, low)):
             _fill(out, pre.x, lambda k, p=pick: np.nonzero((fold == k) & pre.valid & p)[0], models)
         return out

@@ -488,9 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", nargs="*", default=[], metavar="NAME=DIR",
                     help="fold models (folder written by acquisition_cv); NAME=DIR1+DIR2 "
                     "averages the probabilities of several folders of the same folds")  # fmt: skip
-    ap.add_argument("--routed", nargs="*", default=[], metavar="NAME=GENERAL,WEAK,T",
-                    help="two fold folders of the same folds: spectra whose edge statistic is "
-                    "below T read by WEAK's fold models, the others by GENERAL's")  # fmt: skip
+    ap.add_argument("--routed", nargs="*", default=[], metavar="NAME=GENERAL,WEAK,T[,STAT]",
+                    help="two fold folders of the same folds: spectra whose STAT (edge_snr, "
+                    "the default, or l3_over_background) is below T read by WEAK's fold "
+                    "models, the others by GENERAL's")  # fmt: skip
     ap.add_argument("--onnx", nargs="*", default=[], metavar="NAME=MODEL",
                     help="ONNX model file or shipped name, scored on every spectrum")  # fmt: skip
     ap.add_argument("--keras", nargs="*", default=[], metavar="NAME=FILE",
@@ -533,12 +534,15 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.routed:
         name, spec = item.split("=", 1)
         try:
-            general, weak, t = spec.split(",")
+            general, weak, t, *stat = spec.split(",")
             preds[name] = routed_fold_predictor(
-                Path(general), Path(weak), float(t), spectra.shape[0]
+                Path(general), Path(weak), float(t), spectra.shape[0], *stat
             )
-        except ValueError as err:
-            ap.error(f"--routed {item}: {err} (give NAME=GENERAL_DIR,WEAK_DIR,THRESHOLD)")
+        except (ValueError, TypeError) as err:
+            ap.error(
+                f"--routed {item}: {err} (give NAME=GENERAL_DIR,WEAK_DIR,THRESHOLD"
+                "[,edge_snr|l3_over_background])"
+            )
     for item in args.keras:
         name, path = item.split("=", 1)
         preds[name] = keras_predictor(path)
