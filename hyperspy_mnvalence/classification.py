@@ -288,7 +288,11 @@ def classify_mn_valence(
         networks trained at 1.4-2 eV resolution (used when ``resolution_eV`` of 1.4 eV or
         more is given), ``"1ev"`` for five networks trained at 1 eV per channel (used for
         spectra at 0.95-1.05 eV per channel unless a model, a low loss or such a
-        resolution is given), or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
+        resolution is given), ``"weak"`` for five networks trained on weak edges only
+        (L3 2-5 % above the background: several points better than the default on
+        dilute or weak-signal maps whose measured L3/background,
+        ``preprocess(...).l3_over_background``, is below 4.9 %, and worse on strong
+        edges; ``mnv.model_card("weak")``), or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
     {run_parameters}
     low_loss : exspy.signals.EELSSpectrum, optional
         The low-loss spectrum image of the same area (same navigation shape, zero-loss

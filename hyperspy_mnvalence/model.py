@@ -40,6 +40,8 @@ __all__ = [
     "THIN_MODEL",
     "ONE_EV_DISPERSION",
     "ONE_EV_MODEL",
+    "WEAK_CONTRAST",
+    "WEAK_MODEL",
     "METADATA_KEY",
     "SHIPPED_MODELS",
     "ModelError",
@@ -82,6 +84,13 @@ BROAD_RESOLUTION_EV = 1.4
 ONE_EV_MODEL = "mn_valence_fcn_1ev.onnx"
 #: Dispersions (eV per channel) the 1-eV model reads by default.
 ONE_EV_DISPERSION = (0.95, 1.05)
+#: Five networks trained on weak edges only, L3 2-5 % above the background (chosen by the
+#: rule ``weak_contrast_route``): the better reader of dilute or weak-signal maps whose
+#: measured L3/background is below :data:`WEAK_CONTRAST` (``model="weak"``).
+WEAK_MODEL = "mn_valence_fcn_weak.onnx"
+#: Measured L3/background (``Preprocessed.l3_over_background``) below which the weak-edge
+#: model reads better than the default (the rule's threshold, fixed from the simulator).
+WEAK_CONTRAST = 0.049
 #: Names accepted for ``model`` instead of a path: the shipped models.
 SHIPPED_MODELS = {
     "ensemble": ENSEMBLE_MODEL,
@@ -91,6 +100,7 @@ SHIPPED_MODELS = {
     "thin": THIN_MODEL,
     "broad": BROAD_MODEL,
     "1ev": ONE_EV_MODEL,
+    "weak": WEAK_MODEL,
     "fractions": FRACTIONS_MODEL,
 }
 _REQUIRED = ("classes", "energy_step_eV", "preprocessing", "input_name", "outputs")

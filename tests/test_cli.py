@@ -280,7 +280,8 @@ def test_output_format_and_model_name_checked_before_any_work(
     _assert_one_error_line(capsys.readouterr().err, "written as .hspy")
     assert main(["classify", str(demo_file), "-o", str(tmp_path / "x.hspy"), "--model", "FAST"])
     _assert_one_error_line(
-        capsys.readouterr().err, "ensemble, fast, lite, acquisition, thin, broad, 1ev, fractions"
+        capsys.readouterr().err,
+        "ensemble, fast, lite, acquisition, thin, broad, 1ev, weak, fractions",
     )
     assert not list(tmp_path.iterdir())
 
