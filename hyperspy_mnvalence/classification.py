@@ -22,6 +22,7 @@ from ._docstrings import share_parameters
 from .blocks import in_memory_blocks, navigation_chunks
 from .decisions import (
     EDGE_MIN_SNR,
+    WEAK_EDGE_FLAG,
     out_of_range,
     spectrum_range_flags,
     thick_sample_condition,
@@ -34,6 +35,8 @@ from .model import (
     DEFAULT_MODEL,
     FRACTIONS_MODEL,
     ONE_EV_DISPERSION,
+    WEAK_CONTRAST,
+    WEAK_MODEL,
     MnValenceModel,
     load_model,
     resolve_threads,
@@ -106,6 +109,8 @@ def classify_spectra(
     show_progressbar: bool = False,
     n_threads: int | None = None,
     remove_spikes: bool = True,
+    weak_model: str | MnValenceModel | None = None,
+    weak_below: float = WEAK_CONTRAST,
 ) -> np.ndarray:
     """Classify an array of spectra that share one energy axis.
 
@@ -129,6 +134,14 @@ def classify_spectra(
         Batches processed at once in threads (numpy, scipy and onnxruntime release the
         GIL). Default: the number of CPUs, at most 4; dask blocks use 1 because the
         scheduler already runs blocks in parallel.
+    weak_model : str, MnValenceModel or None
+        A second classifier for weak edges (``"weak"``): spectra whose measured L3
+        height over the background (``Preprocessed.l3_over_background``) is below
+        ``weak_below`` are read by it, every other one by ``model``, from one
+        preprocessing; their range flags carry bit 16. ``None``: ``model`` reads all.
+    weak_below : float
+        The measured L3/background below which ``weak_model`` reads
+        (:data:`~hyperspy_mnvalence.model.WEAK_CONTRAST`).
 
     Returns
     -------
@@ -137,10 +150,11 @@ def classify_spectra(
         ensemble standard deviations, the L3 peak energy, the reason code (0: valid;
         see ``preprocessing.REASONS``), the number of channels replaced as spikes and
         the out-of-range flags of the spectrum (bits 1, 2 and 4 of
-        ``decisions.RANGE_FLAGS``).
+        ``decisions.RANGE_FLAGS``; bit 16 where ``weak_model`` read it).
         Probabilities, spread and peak are NaN where the spectrum is not valid.
     """
     m = load_model(model, name=model_name)
+    weak = None if weak_model is None else load_model(weak_model)
     per_call = onnx_batch(m, batch_size)
     spectra = np.asarray(spectra)
     lead = spectra.shape[:-1]
@@ -170,13 +184,18 @@ def classify_spectra(
             flat[i : i + batch_size], energy, m.preprocessing, m.metadata, pre.peak_eV
         )
         ok = pre.valid
-        if np.any(ok):
-            # onnxruntime runs one thread per call, so batches preprocess and infer side
-            # by side (measured, 2 cores, fcn_lite: 0.70 -> 0.60 CPU s per 16k spectra)
-            probs, spread = m.predict(pre.x[ok], batch_size=per_call, n_threads=1)
-            block[ok, 0:3] = probs
-            block[ok, 3:6] = spread
-            block[ok, 6] = pre.peak_eV[ok]
+        low = np.zeros_like(ok)
+        if weak is not None:
+            low = ok & (pre.l3_over_background < weak_below)  # weak edges: the specialist
+            block[low, 9] += WEAK_EDGE_FLAG
+        # onnxruntime runs one thread per call, so batches preprocess and infer side
+        # by side (measured, 2 cores, fcn_lite: 0.70 -> 0.60 CPU s per 16k spectra)
+        for net, rows in ((m, ok & ~low), (weak, low)):
+            if np.any(rows):
+                probs, spread = net.predict(pre.x[rows], batch_size=per_call, n_threads=1)
+                block[rows, 0:3] = probs
+                block[rows, 3:6] = spread
+        block[ok, 6] = pre.peak_eV[ok]
 
     # one BLAS thread while batches run side by side (their products are small)
     with single_threaded_blas():
@@ -289,10 +308,12 @@ def classify_mn_valence(
         more is given), ``"1ev"`` for five networks trained at 1 eV per channel (used for
         spectra at 0.95-1.05 eV per channel unless a model, a low loss or such a
         resolution is given), ``"weak"`` for five networks trained on weak edges only
-        (L3 2-5 % above the background: several points better than the default on
-        dilute or weak-signal maps whose measured L3/background,
-        ``preprocess(...).l3_over_background``, is below 4.9 %, and worse on strong
-        edges; ``mnv.model_card("weak")``), or a retrained ``.onnx`` model. The speed of each is in ``benchmarks/RESULTS.md``.
+        (L3 2-5 % above the background; ``mnv.model_card("weak")``), or a retrained
+        ``.onnx`` model. When no model is given and the default reads, the pixels whose
+        measured L3/background (``preprocess(...).l3_over_background``) is below 4.9 %
+        (:data:`~hyperspy_mnvalence.model.WEAK_CONTRAST`) are read by ``"weak"``, which
+        reads them several points better (range flag 16); ``model="acquisition"`` reads
+        every pixel with the default. The speed of each is in ``benchmarks/RESULTS.md``.
     {run_parameters}
     low_loss : exspy.signals.EELSSpectrum, optional
         The low-loss spectrum image of the same area (same navigation shape, zero-loss
@@ -412,8 +433,13 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
         if deconvolved_out is not None:
             deconvolved_out.append(s)
     energy = energy_axis(s)  # (the deconvolved spectra keep the core loss's axis)
+    weak = None
     if model is None and task == "classification":
         model = _specialist(low_loss is not None, resolution_eV, energy)
+        if model is None:
+            # the default reads; weak edges go to the weak-edge model (rule
+            # weak_contrast_route: selection_outcome.json)
+            weak = str(load_model("weak").path)
     m = load_model(model, name=model_name)
     if (m.metadata.get("training") or {}).get("smoke"):
         warnings.warn(
@@ -449,6 +475,8 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
         min_snr=min_snr,
         remove_spikes=bool(remove_spikes),
     )
+    if weak is not None:
+        kwargs.update(weak_model=weak, weak_below=WEAK_CONTRAST)
     model_ref = None if model is None else str(m.path)
     stack = _compute(s, energy, m, model_ref, kwargs, lazy, show_progressbar)
     if not lazy:
@@ -481,6 +509,10 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
         "remove_spikes": bool(remove_spikes),
         "low_loss": low_loss is not None,
         "resolution_eV": resolution_eV,
+        # weak edges read by the weak-edge model (range flag 16), or None
+        "weak_edge_model": None
+        if weak is None
+        else {"model": WEAK_MODEL, "below_l3_over_background": WEAK_CONTRAST},
     }
     return result_signal(
         stack,

@@ -29,7 +29,7 @@ def _flags(p):
 
 def test_legend_is_bits():
     bits = [k for k in RANGE_FLAGS if k]
-    assert bits == [1, 2, 4, 8]
+    assert bits == [1, 2, 4, 8, 16]
 
 
 def test_spectrum_flags_dispersion_pre_edge_and_magnitude():

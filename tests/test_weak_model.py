@@ -46,3 +46,47 @@ def test_weak_model_reads_weak_edges_at_least_as_well_as_the_default():
     acq = edge_positives(300, l3_over_background=0.03, rng=7)
     pre = preprocess(acq.spectra, acq.energy)
     assert np.median(pre.l3_over_background[pre.valid]) < WEAK_CONTRAST
+
+
+def _probs(result):
+    # (rows, columns, 3): the probabilities of a result (a stack of maps, one per class)
+    axis = result.axes_manager.navigation_axes[0].index_in_array  # the class axis
+    return np.moveaxis(result.data, axis, -1)
+
+
+def test_default_reads_weak_edges_with_the_weak_model():
+    # no model given: pixels whose measured contrast is below WEAK_CONTRAST are read by
+    # the weak-edge model (range flag 16), the others by the default, eager and lazy
+    from hyperspy_mnvalence.decisions import WEAK_EDGE_FLAG
+    from hyperspy_mnvalence.simulations.acquisition import Acquisition
+
+    weak = edge_positives(48, l3_over_background=0.03, rng=21)
+    strong = edge_positives(48, l3_over_background=0.12, rng=22)
+    np.testing.assert_array_equal(weak.energy, strong.energy)
+    truth = {"valence": np.concatenate([weak.truth["valence"], strong.truth["valence"]])}
+    both = Acquisition(np.concatenate([weak.spectra, strong.spectra]), weak.energy, truth)
+    s = both.to_signal((12, 8))
+    p = s.classify_mn_valence(show_progressbar=False)
+    flags = p.metadata.MnValence.range_flags.data.astype(int)
+    routed = (flags & WEAK_EDGE_FLAG) > 0
+    found = np.isfinite(_probs(p)[..., 0])  # the edge decision's (same for both models)
+    # every 3 % edge found is read by the weak model, no 12 % one
+    assert found[:6].mean() > 0.7
+    np.testing.assert_array_equal(routed[:6], found[:6])
+    assert not routed[6:].any() and found[6:].all()
+    by_default = _probs(s.classify_mn_valence(model="acquisition", show_progressbar=False))
+    by_weak = _probs(s.classify_mn_valence(model="weak", show_progressbar=False))
+    got = _probs(p)
+    np.testing.assert_allclose(got[routed], by_weak[routed], atol=1e-6)
+    np.testing.assert_allclose(got[~routed], by_default[~routed], atol=1e-6, equal_nan=True)
+    assert p.metadata.MnValence.parameters.weak_edge_model.below_l3_over_background == (
+        WEAK_CONTRAST
+    )
+    # a model given by name reads every pixel: nothing is routed
+    q = s.classify_mn_valence(model="acquisition", show_progressbar=False)
+    assert not (q.metadata.MnValence.range_flags.data.astype(int) & WEAK_EDGE_FLAG).any()
+    assert q.metadata.MnValence.parameters.weak_edge_model is None
+    # lazily, block by block: the same numbers and flags
+    lazy = mnv.compute_result(s.as_lazy().classify_mn_valence(show_progressbar=False))
+    np.testing.assert_allclose(_probs(lazy), got, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(lazy.metadata.MnValence.range_flags.data, flags)

@@ -34,8 +34,9 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         "given); 'broad' for those trained at 1.4-2 eV resolution (used with --resolution "
         f"{BROAD_RESOLUTION_EV:g} or more); '1ev' for those trained at 1 eV per channel "
         "(used for inputs at 0.95-1.05 eV per channel); 'weak' for those trained on weak "
-        "edges, L3 2-5 %% above the background (better on dilute or weak-signal maps, "
-        "worse on strong edges); or a retrained .onnx file",
+        "edges, L3 2-5 %% above the background (without --model the default's pixels "
+        "whose L3 stands less than 4.9 %% above the background are read by it, range "
+        "flag 16); or a retrained .onnx file",
     )
 
 

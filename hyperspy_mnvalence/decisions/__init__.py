@@ -44,7 +44,7 @@ from ._range import (
     trained_resolution_range,
     warn_out_of_range,
 )
-from ._reasons import RANGE_FLAGS, REASONS
+from ._reasons import RANGE_FLAGS, REASONS, WEAK_EDGE_FLAG
 from ._spikes import SPIKE_SIGMAS, find_spikes, remove_spikes
 from ._thickness import (
     THICK_MIN_PIXELS,
@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_DISPERSION_RANGE_EV",
     "FAR_FROM_NEIGHBOURS_EV",
     "RANGE_FLAGS",
+    "WEAK_EDGE_FLAG",
     "TITAN_RESOLUTION_EV",
     "out_of_range",
     "resolution_condition",

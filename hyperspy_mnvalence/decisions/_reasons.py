@@ -20,4 +20,8 @@ RANGE_FLAGS = {
     "(the result is that of the unscaled spectrum)",
     8: "L3 peak more than 5 eV from the median of its neighbours' (scattered L3 peaks: "
     "noise or a spike may have been taken for the edge)",
+    16: "a weak edge (measured L3 height under 4.9 % of the background): read by the "
+    "weak-edge model, not the default (inside its validated range)",
 }
+#: The bit of :data:`RANGE_FLAGS` set where the weak-edge model read the pixel.
+WEAK_EDGE_FLAG = 16
