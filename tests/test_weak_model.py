@@ -90,3 +90,26 @@ def test_default_reads_weak_edges_with_the_weak_model():
     lazy = mnv.compute_result(s.as_lazy().classify_mn_valence(show_progressbar=False))
     np.testing.assert_allclose(_probs(lazy), got, atol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(lazy.metadata.MnValence.range_flags.data, flags)
+
+
+def test_command_line_reports_the_pixels_read_by_the_weak_model(tmp_path, capsys):
+    # mnvalence classify routes like classify_mn_valence and says how many pixels
+    from hyperspy_mnvalence.cli import main
+    from hyperspy_mnvalence.decisions import WEAK_EDGE_FLAG
+
+    s = edge_positives(32, l3_over_background=0.03, rng=31).to_signal((4, 8))
+    s.save(tmp_path / "weak.hspy")
+    expected = s.classify_mn_valence(show_progressbar=False)
+    flags = expected.metadata.MnValence.range_flags.data.astype(int)
+    n = int(np.count_nonzero(flags & WEAK_EDGE_FLAG))
+    assert n > 0
+    assert main(["classify", str(tmp_path / "weak.hspy"), "-o", str(tmp_path / "r.hspy")]) == 0
+    out = capsys.readouterr().out
+    assert f"{n} pixels read by the weak-edge model (range flag 16)" in out
+    # with the default named, none
+    assert (
+        main(["classify", str(tmp_path / "weak.hspy"), "-o", str(tmp_path / "d.hspy"),
+              "--model", "acquisition"])
+        == 0
+    )  # fmt: skip
+    assert "weak-edge model" not in capsys.readouterr().out

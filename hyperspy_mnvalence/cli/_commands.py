@@ -218,6 +218,9 @@ def _process_one(
         print(f"{inp} -> {', '.join(written)}")
         summary = _fraction_summary(p) if fractions else _format_counts(_counts(p))
         print(f"  {summary} [{time.perf_counter() - t0:.1f} s]")
+        weak = None if fractions else _weak_edge_line(p)
+        if weak:
+            print(f"  {weak}")
 
 
 def _process_files(args: argparse.Namespace, fractions: bool) -> int:
@@ -277,6 +280,23 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_decompose(args: argparse.Namespace) -> int:
     """Decompose each input file into valence fractions and write them."""
     return _process_files(args, fractions=True)
+
+
+def _weak_edge_line(p) -> str | None:
+    """How many pixels of a classification result the weak-edge model read (flag 16)."""
+    from ..decisions import WEAK_EDGE_FLAG
+    from ..model import WEAK_CONTRAST
+
+    flags = p.metadata.get_item("MnValence.range_flags")
+    if flags is None:
+        return None
+    n = int(np.count_nonzero(np.asarray(flags.data).astype(np.int64) & WEAK_EDGE_FLAG))
+    if not n:
+        return None
+    return (
+        f"weak edges (L3 under {100 * WEAK_CONTRAST:.1f} % above the background): {n} pixels "
+        f"read by the weak-edge model (range flag {WEAK_EDGE_FLAG})"
+    )
 
 
 def _demo_summary(s, p) -> list[str]:
