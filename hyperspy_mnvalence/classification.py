@@ -38,6 +38,7 @@ from .model import (
     WEAK_CONTRAST,
     WEAK_MODEL,
     MnValenceModel,
+    default_model_path,
     load_model,
     resolve_threads,
 )
@@ -155,6 +156,12 @@ def classify_spectra(
     """
     m = load_model(model, name=model_name)
     weak = None if weak_model is None else load_model(weak_model)
+    if weak is not None and weak.preprocessing != m.preprocessing:
+        raise ValueError(
+            f"The weak-edge model {weak.path.name} preprocesses spectra differently from "
+            f"{m.path.name}; both read the same preprocessed spectra, so give models "
+            "with the same preprocessing (or no weak_model)."
+        )
     per_call = onnx_batch(m, batch_size)
     spectra = np.asarray(spectra)
     lead = spectra.shape[:-1]
@@ -439,7 +446,7 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
         if model is None:
             # the default reads; weak edges go to the weak-edge model (rule
             # weak_contrast_route: selection_outcome.json)
-            weak = str(load_model("weak").path)
+            weak = str(default_model_path(WEAK_MODEL))  # loaded where it reads
     m = load_model(model, name=model_name)
     if (m.metadata.get("training") or {}).get("smoke"):
         warnings.warn(

@@ -363,5 +363,5 @@ def preprocess(
         params=p,
         n_spikes=n_spikes,
         edge_snr=edge_snr,
-        l3_over_background=np.where(reason == 0, contrast, np.nan) if check_edge else contrast,
+        l3_over_background=np.where(reason == 0, contrast, np.nan),
     )

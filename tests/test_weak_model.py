@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import hyperspy_mnvalence as mnv
 from hyperspy_mnvalence.classification import classify_spectra
@@ -113,3 +114,24 @@ def test_command_line_reports_the_pixels_read_by_the_weak_model(tmp_path, capsys
         == 0
     )  # fmt: skip
     assert "weak-edge model" not in capsys.readouterr().out
+
+
+def test_weak_model_must_read_the_same_preprocessing():
+    # both models read one preprocessing of each batch: a weak model trained with other
+    # preprocessing parameters is refused, not silently fed the default's inputs
+    from hyperspy_mnvalence.model import MnValenceModel, default_model_path
+
+    other = MnValenceModel(default_model_path(mnv.model.WEAK_MODEL))
+    other.metadata = {**other.metadata}
+    other.metadata["preprocessing"] = {**other.metadata["preprocessing"], "window_eV": [-8, 22]}
+    acq = edge_positives(8, l3_over_background=0.03, rng=3)
+    with pytest.raises(ValueError, match="preprocesses spectra differently"):
+        classify_spectra(acq.spectra, acq.energy, weak_model=other)
+    # the shipped pair is accepted
+    classify_spectra(acq.spectra, acq.energy, weak_model="weak")
+
+
+def test_range_flag_legend_quotes_the_weak_contrast():
+    from hyperspy_mnvalence.decisions import RANGE_FLAGS, WEAK_EDGE_FLAG
+
+    assert f"{100 * WEAK_CONTRAST:.1f} %" in RANGE_FLAGS[WEAK_EDGE_FLAG]

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..decisions import EDGE_MIN_SNR
-from ..model import BROAD_RESOLUTION_EV
+from ..model import BROAD_RESOLUTION_EV, WEAK_CONTRAST
 from ._commands import (
     cmd_classify,
     cmd_decompose,
@@ -35,8 +35,8 @@ def _add_model_option(parser: argparse.ArgumentParser) -> None:
         f"{BROAD_RESOLUTION_EV:g} or more); '1ev' for those trained at 1 eV per channel "
         "(used for inputs at 0.95-1.05 eV per channel); 'weak' for those trained on weak "
         "edges, L3 2-5 %% above the background (without --model the default's pixels "
-        "whose L3 stands less than 4.9 %% above the background are read by it, range "
-        "flag 16); or a retrained .onnx file",
+        f"whose L3 stands less than {100 * WEAK_CONTRAST:.1f} %% above the background are "
+        "read by it, range flag 16); or a retrained .onnx file",
     )
 
 
