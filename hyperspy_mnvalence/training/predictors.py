@@ -21,6 +21,7 @@ __all__ = [
     "keras_fold_predictor",
     "keras_predictor",
     "mean_predictor",
+    "onnx_fold_predictor",
     "onnx_predictor",
     "routed_fold_predictor",
 ]
@@ -171,6 +172,94 @@ def keras_predictor(model) -> Predictor:
         if pre.valid.any():
             x = pre.x[pre.valid][..., None]
             out[pre.valid] = model.predict(x, batch_size=2048, verbose=0)
+        return out
+
+    return predict
+
+
+def member_session(model: str | Path):
+    """An onnxruntime session of an exported ensemble that also returns each member's
+    probabilities (the graph's per-member softmax, ``(n, members, 3)``, as a second
+    output), and that output's name."""
+    import onnx
+    import onnxruntime as ort
+
+    from hyperspy_mnvalence.model import load_model
+
+    m = onnx.load(str(load_model(model).path))
+    soft = [node for node in m.graph.node if node.op_type == "Softmax"]
+    if len(soft) != 1:
+        raise ValueError(f"{model}: expected one Softmax node (the members'), found {len(soft)}")
+    name = soft[0].output[0]
+    m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(
+        m.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    ), name
+
+
+def onnx_fold_predictor(
+    model: str | Path,
+    labels: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+    weak: str | Path | None = None,
+    weak_below: float | None = None,
+) -> Predictor:
+    """Held-out predictions from an exported ensemble of fold models.
+
+    An acquisition-trained ensemble (:mod:`.acquisition_export`) holds the fold models
+    of ``StratifiedKFold(folds, seed)`` over the Titan spectra as its members, in fold
+    order. Each recording of a Titan spectrum is read by the member that held that
+    spectrum out, exactly as :func:`keras_fold_predictor` reads the fold folders, so the
+    suite can be re-run from the shipped file alone. With ``weak`` (an ensemble of the
+    same folds), spectra whose measured contrast (``Preprocessed.l3_over_background``)
+    is below ``weak_below`` are read by its held-out member instead (the weak-edge
+    route of ``classify_mn_valence``).
+
+    Parameters
+    ----------
+    model : str or path-like
+        A shipped model's name or an ONNX file.
+    labels : numpy.ndarray
+        Class index of every Titan spectrum (the split is stratified by it).
+    folds, seed : int
+        The split (:func:`.cv.cv_splits`).
+    weak : str or path-like, optional
+        The weak-edge ensemble of the same folds.
+    weak_below : float, optional
+        Its threshold on the measured contrast.
+
+    Returns
+    -------
+    Predictor
+    """
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    from .cv import cv_splits
+
+    owner = np.full(len(labels), -1)
+    for k, (_, held) in enumerate(cv_splits(np.asarray(labels), None, folds, seed)):
+        owner[held] = k
+    nets = [member_session(model)] + ([member_session(weak)] if weak is not None else [])
+
+    def predict(raw, energy, source):
+        pre = preprocess(raw, energy)
+        out = np.full((raw.shape[0], 3), np.nan, np.float32)
+        if source is None:
+            raise ValueError("onnx_fold_predictor reads recordings of the Titan spectra only")
+        fold = owner[source]
+        low = np.zeros(raw.shape[0], bool)
+        if weak is not None:
+            low = pre.l3_over_background < weak_below  # NaN (no edge) is neither
+        for (sess, name), pick in zip(nets, (~low, low)[: len(nets)], strict=True):
+            rows = np.nonzero(pre.valid & pick)[0]
+            if rows.size:
+                mem = sess.run([name], {"spectra": pre.x[rows]})[0]
+                if mem.shape[1] != folds:
+                    raise ValueError(f"{mem.shape[1]} ensemble members, not one per fold ({folds})")
+                out[rows] = mem[np.arange(rows.size), fold[rows]]
         return out
 
     return predict
