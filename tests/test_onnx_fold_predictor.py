@@ -36,3 +36,11 @@ def test_each_spectrum_is_read_by_its_held_out_member(real_data):
     ens = classify_spectra(raw, acq.energy, model="acquisition")[:, :3]
     np.testing.assert_allclose(ens[ok], members[ok].mean(1), atol=1e-5)
     assert np.abs(p[ok] - ens[ok]).max() > 1e-3
+
+
+def test_suite_command_line_needs_model_or_model_weak_threshold(tmp_path, real_data, capsys):
+    from hyperspy_mnvalence.training.suite import main
+
+    with pytest.raises(SystemExit):
+        main(["--onnx-folds", "r=acquisition,weak", "--out", str(tmp_path), "--negatives", "0"])
+    assert "NAME=MODEL,WEAK,THRESHOLD" in capsys.readouterr().err

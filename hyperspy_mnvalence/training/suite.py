@@ -43,6 +43,7 @@ from .predictors import (
     Predictor,
     keras_fold_predictor,
     keras_predictor,
+    onnx_fold_predictor,
     onnx_predictor,
     routed_fold_predictor,
 )
@@ -494,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
                     "models, the others by GENERAL's")  # fmt: skip
     ap.add_argument("--onnx", nargs="*", default=[], metavar="NAME=MODEL",
                     help="ONNX model file or shipped name, scored on every spectrum")  # fmt: skip
+    ap.add_argument("--onnx-folds", nargs="*", default=[], metavar="NAME=MODEL[,WEAK,T]",
+                    help="an exported ensemble of the fold models (a shipped name such as "
+                    "acquisition, or a file): each spectrum read by the member that held it "
+                    "out, so the held-out suite needs no fold folders; with WEAK and T, "
+                    "spectra whose measured L3/background is below T read by WEAK's member "
+                    "(the weak-edge route)")  # fmt: skip
     ap.add_argument("--keras", nargs="*", default=[], metavar="NAME=FILE",
                     help="one saved Keras model, scored on every spectrum")  # fmt: skip
     ap.add_argument("--held-out", metavar="DIR=K",
@@ -510,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the suite recorded at this zero-loss FWHM (conditions_at), "
                     "with a noise-free row at it (clean_at)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.held_out and (args.folds or args.routed):
+    if args.held_out and (args.folds or args.routed or args.onnx_folds):
         ap.error("--held-out scores single models (--keras, --onnx), not fold folders")
 
     from .acquisitions import titan_training_set
@@ -543,6 +550,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"--routed {item}: {err} (give NAME=GENERAL_DIR,WEAK_DIR,THRESHOLD"
                 "[,edge_snr|l3_over_background])"
             )
+    for item in args.onnx_folds:
+        name, spec = item.split("=", 1)
+        model, *route = spec.split(",")
+        if len(route) not in (0, 2):
+            ap.error(f"--onnx-folds {item}: give NAME=MODEL or NAME=MODEL,WEAK,THRESHOLD")
+        weak, t = (route[0], float(route[1])) if route else (None, None)
+        preds[name] = onnx_fold_predictor(model, labels, weak=weak, weak_below=t)
     for item in args.keras:
         name, path = item.split("=", 1)
         preds[name] = keras_predictor(path)
