@@ -44,3 +44,15 @@ def test_suite_command_line_needs_model_or_model_weak_threshold(tmp_path, real_d
     with pytest.raises(SystemExit):
         main(["--onnx-folds", "r=acquisition,weak", "--out", str(tmp_path), "--negatives", "0"])
     assert "NAME=MODEL,WEAK,THRESHOLD" in capsys.readouterr().err
+
+
+def test_spectra_of_no_titan_source_are_read_by_the_first_fold(real_data):
+    from hyperspy_mnvalence.simulations import simulate_acquisition
+    from hyperspy_mnvalence.training.acquisitions import titan_training_set
+    from hyperspy_mnvalence.training.predictors import onnx_fold_predictor, onnx_predictor
+
+    _, _, labels = titan_training_set()
+    acq = simulate_acquisition(valence=[2, 3, 4] * 4, l3_over_background=0.25, rng=5)
+    p = onnx_fold_predictor("acquisition", labels)(acq.spectra, acq.energy, None)
+    fast = onnx_predictor("fast")(acq.spectra, acq.energy)  # the fold-1 network alone
+    np.testing.assert_allclose(p, fast, atol=1e-5)

@@ -247,9 +247,9 @@ def onnx_fold_predictor(
     def predict(raw, energy, source):
         pre = preprocess(raw, energy)
         out = np.full((raw.shape[0], 3), np.nan, np.float32)
-        if source is None:
-            raise ValueError("onnx_fold_predictor reads recordings of the Titan spectra only")
-        fold = owner[source]
+        # not a recording of the Titan spectra (source None): the first fold model, as
+        # keras_fold_predictor reads them (the negatives' false-Mn rate)
+        fold = np.zeros(raw.shape[0], int) if source is None else owner[source]
         low = np.zeros(raw.shape[0], bool)
         if weak is not None:
             low = pre.l3_over_background < weak_below  # NaN (no edge) is neither
