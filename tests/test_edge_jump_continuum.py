@@ -76,3 +76,12 @@ def test_real_o_k_edge_is_still_not_mn(real_data):
     data = rng.poisson(np.broadcast_to(s.data[below], (30, below.sum()))).astype(np.float32)
     for shift in np.arange(88.0, 113.0, 2.0):  # the O K edge at 620-645 eV
         assert not preprocess(data, e[below] + shift).valid.any(), shift
+
+
+def test_coarse_dispersion_keeps_the_bound_alone():
+    """At 0.75 eV per channel and coarser the continuum is read on a few channels: the
+    jump bound alone decides there."""
+    f = _features(0.5, 0.4)
+    assert edge.edge_decision(f, dispersion=0.25)[1][0]
+    assert edge.edge_decision(f, dispersion=0.5)[1][0]
+    assert not edge.edge_decision(f, dispersion=0.75)[1][0]
