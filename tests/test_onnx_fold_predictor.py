@@ -56,3 +56,17 @@ def test_spectra_of_no_titan_source_are_read_by_the_first_fold(real_data):
     p = onnx_fold_predictor("acquisition", labels)(acq.spectra, acq.energy, None)
     fast = onnx_predictor("fast")(acq.spectra, acq.energy)  # the fold-1 network alone
     np.testing.assert_allclose(p, fast, atol=1e-5)
+
+
+def test_card_cv_figures_are_those_of_the_shipped_members(real_data):
+    """The default's card quotes the held-out accuracy its members give now (refreshed
+    with the edge decision, acquisition_export --refresh)."""
+    import hyperspy_mnvalence as mnv
+    from hyperspy_mnvalence.training.acquisitions import titan_training_set
+    from hyperspy_mnvalence.training.predictors import fold_clean_accuracy
+
+    spectra, energy, labels = titan_training_set()
+    acc = fold_clean_accuracy("acquisition", spectra, energy, labels)
+    card = mnv.model_card("acquisition")["metrics"]
+    np.testing.assert_allclose(acc, card["cv_fold_accuracy"], atol=1e-12)
+    assert card["acquisition"]["clean"] == pytest.approx(np.average(acc, weights=[316] * 4 + [315]))

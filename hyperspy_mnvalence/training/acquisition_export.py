@@ -66,6 +66,7 @@ def refresh(
     card: str = "model_card.json",
     also: dict[str, Path] | None = None,
     digitized: bool = False,
+    cv_from: str | None = None,
 ) -> dict:
     """Replace an exported model's suite figures by those of a new suite run.
 
@@ -92,6 +93,11 @@ def refresh(
         Also score the digitized literature references and the Titan Mn2+ line afresh
         through the inference path (evaluation data; the card's ``digitized_pipeline``
         and ``mn2_wide_line``).
+    cv_from : str, optional
+        The exported fold ensemble whose members give the held-out accuracy on the
+        spectra as given (``cv_accuracy``, ``cv_fold_accuracy``), measured afresh: by
+        default the model itself where it holds one member per fold; for a single
+        network of a recipe (``fast``), that recipe's ensemble.
 
     Returns
     -------
@@ -112,6 +118,18 @@ def refresh(
             str(model), d["spectra"].astype(np.float64), d["valence"].astype(int) - 2, d["energy"]
         )
     meta["metrics"]["acquisition"] = acq
+    folds = int(meta["metrics"].get("cv_folds", 0))
+    source = cv_from or (str(model) if int(meta.get("n_members", 1)) == folds > 1 else None)
+    if source is not None:
+        from .predictors import fold_clean_accuracy
+
+        acc = fold_clean_accuracy(
+            source, d["spectra"].astype(np.float64), d["energy"], d["valence"].astype(int) - 2
+        )
+        meta["metrics"].update(
+            cv_accuracy=float(np.mean(acc)), cv_accuracy_std=float(np.std(acc)),
+            cv_fold_accuracy=acc,
+        )  # fmt: skip
     for key, path in (also or {}).items():
         meta["metrics"][key] = also_suite_metrics(json.loads(Path(path).read_text()))
     if digitized:
@@ -142,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--digitized", action="store_true",
                     help="with --refresh: also score the digitized references and the Mn2+ "
                     "line afresh (evaluation data)")  # fmt: skip
+    ap.add_argument("--cv-from", metavar="MODEL",
+                    help="with --refresh: the fold ensemble whose members give the held-out "
+                    "CV figures afresh (default: --out itself if it has one member per "
+                    "fold; e.g. acquisition for fast)")  # fmt: skip
     ap.add_argument("--suite", type=Path, metavar="SUITE_JSON",
                     help="the suite run of these fold models (suite_<name>.json written by "
                     "training.suite), used instead of scoring them again")  # fmt: skip
@@ -154,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.refresh is not None:
         also = dict(item.split("=", 1) for item in args.also_suite)
-        acq = refresh(args.out, args.refresh, args.reports, args.card, also, args.digitized)
+        acq = refresh(
+            args.out, args.refresh, args.reports, args.card, also, args.digitized, args.cv_from
+        )
         print(json.dumps(acq, indent=1, default=str))
         return 0
     if not args.folds:

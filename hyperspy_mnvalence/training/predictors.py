@@ -20,7 +20,9 @@ __all__ = [
     "Predictor",
     "keras_fold_predictor",
     "keras_predictor",
+    "fold_clean_accuracy",
     "mean_predictor",
+    "member_session",
     "onnx_fold_predictor",
     "onnx_predictor",
     "routed_fold_predictor",
@@ -263,6 +265,48 @@ def onnx_fold_predictor(
         return out
 
     return predict
+
+
+def fold_clean_accuracy(
+    model: str | Path,
+    spectra: np.ndarray,
+    energy: np.ndarray,
+    labels: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+) -> list[float]:
+    """Held-out accuracy on the clean spectra as given, per fold, from an exported
+    ensemble of fold models (as :mod:`.acquisition_export` measures it on the fold
+    folders: a spectrum flagged "no Mn edge" counts as wrong).
+
+    Parameters
+    ----------
+    model : str or path-like
+        A shipped model's name or an ONNX file whose members are the fold models.
+    spectra, energy, labels : numpy.ndarray
+        The Titan spectra, their energy axis and class indices.
+    folds, seed : int
+        The split (:func:`.cv.cv_splits`).
+
+    Returns
+    -------
+    list of float
+        One accuracy per fold.
+    """
+    from hyperspy_mnvalence.preprocessing import preprocess
+
+    from .cv import cv_splits
+
+    sess, name = member_session(model)
+    out = []
+    for k, (_, held) in enumerate(cv_splits(np.asarray(labels), None, folds, seed)):
+        pre = preprocess(spectra[held], energy)
+        mem = sess.run([name], {"spectra": pre.x})[0]
+        if mem.shape[1] != folds:
+            raise ValueError(f"{mem.shape[1]} ensemble members, not one per fold ({folds})")
+        right = (mem[:, k].argmax(1) == labels[held]) & pre.valid
+        out.append(float(right.mean()))
+    return out
 
 
 def onnx_predictor(model: str) -> Predictor:
