@@ -1,6 +1,8 @@
 """The edge decision admits a high edge jump only where the continuum above the edge
-confirms it (decisions.JUMP_CONTINUUM): real Mn3+/Mn4+ spectra with a strong continuum
-are kept, O K-like edges whose signal falls back after their fine structure are not."""
+confirms it (decisions.JUMP_CONTINUUM), and a weak L2 where nothing rises beyond it
+(L2_MIN_RISE): real Mn3+/Mn4+ spectra with a strong continuum and Mn2+ spectra with a
+weak L2 are kept; O K-like edges whose signal falls back after their fine structure, and
+La M-like pairs, are not."""
 
 from __future__ import annotations
 
@@ -50,17 +52,37 @@ def test_the_continuum_must_stand_beyond_the_noise():
 
 
 def test_labelled_titan_spectra_are_kept(real_data, monkeypatch):
-    """Of the 1579 labelled Mn spectra, 35 were flagged "no Mn edge" with the jump bound
-    alone (22 of them by the bound), 16 now."""
+    """Of the 1579 labelled Mn spectra, 35 were flagged "no Mn edge" by the earlier tests
+    (jump bound 0.42 alone, L2 rise 0.1 everywhere), 16 with the continuum-confirmed
+    jump, 12 with the weaker L2 rise where nothing rises beyond L2."""
     from hyperspy_mnvalence.datasets import load_titan_valence
 
     d = load_titan_valence()
     spectra, energy = d["spectra"], d["energy"]
-    flagged = int((~preprocess(spectra, energy).valid).sum())
+
+    def flagged() -> int:
+        return int((~preprocess(spectra, energy).valid).sum())
+
+    assert flagged() == 12
+    monkeypatch.setattr(edge, "L2_MIN_RISE", 0.1)
+    assert flagged() == 16
     monkeypatch.setattr(edge, "JUMP_CONTINUUM", (0.0, 0.0))  # the bound alone
-    before = int((~preprocess(spectra, energy).valid).sum())
-    assert before == 35
-    assert flagged == 16
+    assert flagged() == 35
+
+
+def test_weak_l2_passes_only_where_nothing_rises_beyond_it():
+    """A Mn2+-like weak L2, 0.06 of the L3 height above the trough, is an edge; the same
+    L2 with a stronger line 15-17.5 eV above L3 (La M4-like) needs 0.1."""
+    f = _features(0.2, 0.2)
+    f["l2"] = f["trough"] + 0.06
+    f["beyond"] = f["trough"]
+    assert edge.edge_decision(f)[1][0]
+    f["beyond"] = f["l2"] + 0.1
+    assert not edge.edge_decision(f)[1][0]
+    f = _features(0.2, 0.2)
+    f["l2"] = f["trough"] + 0.03  # below 0.04 of the height
+    f["beyond"] = f["trough"]
+    assert not edge.edge_decision(f)[1][0]
 
 
 def test_real_o_k_edge_is_still_not_mn(real_data):

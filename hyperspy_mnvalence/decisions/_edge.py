@@ -71,6 +71,22 @@ JUMP_CONTINUUM = (0.6, 0.3)
 #: continuum is read on a few coarse channels: there the bound alone decides.
 JUMP_CONTINUUM_MAX_DISPERSION = 0.5
 
+#: Least rise of the L2 maximum (8-14 eV above L3) above the L3-L2 trough, as a share of
+#: the L3 height (and at least the noise): 0.1 where something rises 15-17.5 eV above L3
+#: beyond the L2 maximum (a La M4-like second line, or a thick sample's plasmon replica),
+#: ``L2_MIN_RISE`` where nothing does. Mn2+ has the weakest L2 (MnO: L3/L2 about 4-5):
+#: recorded at L3/background 25 %, 16 of the 33 labelled Titan spectra still flagged rose
+#: only 0.06-0.09 above their trough. Lowered only where nothing rises beyond L2 because a
+#: lower bound everywhere let La M-like pairs through (0.73-0.80 -> 0.88-0.90 % at 8e4
+#: e-/eV with +-15 eV offsets; their M4 line rises there). Calibrated as the jump test
+#: (simulator seed 500; 0.08 / 0.06 / 0.04, the criterion fixed before the run): at each
+#: the worst negative cell stays 0.5 % at 0.05-1 eV per channel, the La M-like pairs at
+#: 8e4 e-/eV and +-15 eV called Mn stay 147 of 16000, exspy's O K is never Mn; 0.04
+#: detects the most Titan spectra (mean over the as-given set and ten recorded suite
+#: conditions 0.9279 -> 0.9349; as given 0.9899 -> 0.9924; L3/background 25 % 97.9 ->
+#: 98.7 %).
+L2_MIN_RISE = 0.04
+
 #: The L3 line's flanks at coarse dispersion: ``(dispersion eV/channel, flank distance eV,
 #: least flank height as a share of the L3 height)``, interpolated linearly between rows
 #: and held beyond the ends (:func:`flank_test`). Up to 0.25 eV per channel the flanks
@@ -349,7 +365,8 @@ def edge_decision(
     shape_ok = (
         (f["flanks"] - pre > flank_test(dispersion)[1] * height)
         & (h3 - trough > 0.3 * height)
-        & (l2 - trough > np.maximum(0.1 * height, noise))
+        # the L2 line above the trough: a weak one suffices where nothing rises beyond it
+        & (l2 - trough > np.maximum(np.where(f["beyond"] <= l2, L2_MIN_RISE, 0.1) * height, noise))
         & (trough - pre > -2 * noise)
         & (
             (trough - pre < JUMP_MAX * height)
@@ -573,8 +590,9 @@ def edge_present(
     (edge jump) but well below the L3 height (rejects broad edges such as O K, whose
     fine structure otherwise resembles a white-line pair; a jump up to 0.6 of the height
     passes where the continuum 17-22 eV above L3 stays up, as a Mn edge's does and O K's
-    does not, up to 0.5 eV per channel: :data:`JUMP_CONTINUUM`), and no large drop after
-    the edge. The default threshold is calibrated on the acquisition simulator's negatives
+    does not, up to 0.5 eV per channel: :data:`JUMP_CONTINUUM`), an L2 that rises at least
+    0.04 of the L3 height above the trough where nothing rises beyond it (0.1 where
+    something does: :data:`L2_MIN_RISE`), and no large drop after the edge. The default threshold is calibrated on the acquisition simulator's negatives
     (see ``benchmarks/edge_decision.py`` and the user guide).
 
     Parameters
