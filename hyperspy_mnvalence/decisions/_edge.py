@@ -72,9 +72,9 @@ JUMP_CONTINUUM = (0.6, 0.3)
 JUMP_CONTINUUM_MAX_DISPERSION = 0.5
 
 #: Least rise of the L2 maximum (8-14 eV above L3) above the L3-L2 trough, as a share of
-#: the L3 height (and at least the noise): 0.1 where something rises 15-17.5 eV above L3
-#: beyond the L2 maximum (a La M4-like second line, or a thick sample's plasmon replica),
-#: ``L2_MIN_RISE`` where nothing does. Mn2+ has the weakest L2 (MnO: L3/L2 about 4-5):
+#: the L3 height (and at least the noise): :data:`L2_MIN_RISE_BESIDE_A_LINE` where
+#: something rises 15-17.5 eV above L3 beyond the L2 maximum (a La M4-like second line, or
+#: a thick sample's plasmon replica), ``L2_MIN_RISE`` where nothing does. Mn2+ has the weakest L2 (MnO: L3/L2 about 4-5):
 #: recorded at L3/background 25 %, 16 of the 33 labelled Titan spectra still flagged rose
 #: only 0.06-0.09 above their trough. Lowered only where nothing rises beyond L2 because a
 #: lower bound everywhere let La M-like pairs through (0.73-0.80 -> 0.88-0.90 % at 8e4
@@ -86,6 +86,8 @@ JUMP_CONTINUUM_MAX_DISPERSION = 0.5
 #: conditions 0.9279 -> 0.9349; as given 0.9899 -> 0.9924; L3/background 25 % 97.9 ->
 #: 98.7 %).
 L2_MIN_RISE = 0.04
+#: The least L2 rise where a line rises beyond L2 (the bound everywhere before 2026-11-28).
+L2_MIN_RISE_BESIDE_A_LINE = 0.1
 
 #: The L3 line's flanks at coarse dispersion: ``(dispersion eV/channel, flank distance eV,
 #: least flank height as a share of the L3 height)``, interpolated linearly between rows
@@ -356,6 +358,8 @@ def edge_decision(
     # digitized/noise-free data: noise ~ 0; use a small fraction of the height
     noise = np.maximum(noise, 1e-3 * np.abs(h3))
     height = h3 - pre
+    # the L2 line's least rise: a weak one (Mn2+) where nothing rises beyond it
+    l2_rise = np.where(f["beyond"] <= l2, L2_MIN_RISE, L2_MIN_RISE_BESIDE_A_LINE)
     # the tests of the edge jump and of the post-edge allow for the noise of the
     # background extrapolated from the pre-edge (about the noise of the smoothed spectrum);
     # the upper bound of the jump does not: a real O K edge (exspy's test spectrum moved
@@ -365,8 +369,7 @@ def edge_decision(
     shape_ok = (
         (f["flanks"] - pre > flank_test(dispersion)[1] * height)
         & (h3 - trough > 0.3 * height)
-        # the L2 line above the trough: a weak one suffices where nothing rises beyond it
-        & (l2 - trough > np.maximum(np.where(f["beyond"] <= l2, L2_MIN_RISE, 0.1) * height, noise))
+        & (l2 - trough > np.maximum(l2_rise * height, noise))
         & (trough - pre > -2 * noise)
         & (
             (trough - pre < JUMP_MAX * height)
@@ -592,8 +595,9 @@ def edge_present(
     passes where the continuum 17-22 eV above L3 stays up, as a Mn edge's does and O K's
     does not, up to 0.5 eV per channel: :data:`JUMP_CONTINUUM`), an L2 that rises at least
     0.04 of the L3 height above the trough where nothing rises beyond it (0.1 where
-    something does: :data:`L2_MIN_RISE`), and no large drop after the edge. The default threshold is calibrated on the acquisition simulator's negatives
-    (see ``benchmarks/edge_decision.py`` and the user guide).
+    something does: :data:`L2_MIN_RISE`), and no large drop after the edge. The default
+    threshold is calibrated on the acquisition simulator's negatives (see
+    ``benchmarks/edge_decision.py`` and the user guide).
 
     Parameters
     ----------
