@@ -104,18 +104,17 @@ def refresh(
     dict
         The new ``metrics["acquisition"]``.
     """
-    from hyperspy_mnvalence.datasets import load_titan_valence
-
+    from .acquisitions import titan_training_set
     from .export import read_metadata, write_metadata
     from .suite import uncertainty_quartiles
 
     suite = json.loads(Path(suite_json).read_text())
-    d = load_titan_valence()
+    spectra, energy, labels = titan_training_set()
     meta = read_metadata(model)
     acq = suite_metrics(suite)
     if int(meta.get("n_members", 1)) > 1:
         acq["error_by_uncertainty_quartile"] = uncertainty_quartiles(
-            str(model), d["spectra"].astype(np.float64), d["valence"].astype(int) - 2, d["energy"]
+            str(model), spectra, labels, energy
         )
     meta["metrics"]["acquisition"] = acq
     folds = int(meta["metrics"].get("cv_folds", 0))
@@ -123,9 +122,7 @@ def refresh(
     if source is not None:
         from .predictors import fold_clean_accuracy
 
-        acc = fold_clean_accuracy(
-            source, d["spectra"].astype(np.float64), d["energy"], d["valence"].astype(int) - 2
-        )
+        acc = fold_clean_accuracy(source, spectra, energy, labels)
         meta["metrics"].update(
             cv_accuracy=float(np.mean(acc)), cv_accuracy_std=float(np.std(acc)),
             cv_fold_accuracy=acc,

@@ -293,18 +293,14 @@ def fold_clean_accuracy(
     list of float
         One accuracy per fold.
     """
-    from hyperspy_mnvalence.preprocessing import preprocess
-
     from .cv import cv_splits
 
-    sess, name = member_session(model)
+    labels = np.asarray(labels)
+    predict = onnx_fold_predictor(model, labels, folds, seed)
     out = []
-    for k, (_, held) in enumerate(cv_splits(np.asarray(labels), None, folds, seed)):
-        pre = preprocess(spectra[held], energy)
-        mem = sess.run([name], {"spectra": pre.x})[0]
-        if mem.shape[1] != folds:
-            raise ValueError(f"{mem.shape[1]} ensemble members, not one per fold ({folds})")
-        right = (mem[:, k].argmax(1) == labels[held]) & pre.valid
+    for _, held in cv_splits(labels, None, folds, seed):  # each fold preprocessed alone
+        p = predict(spectra[held], energy, held)
+        right = np.isfinite(p).all(1) & (np.nan_to_num(p).argmax(1) == labels[held])
         out.append(float(right.mean()))
     return out
 
