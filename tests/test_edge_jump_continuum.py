@@ -23,6 +23,7 @@ def _features(trough: float, post: float, noise: float = 0.01) -> dict:
         "pre": one(0.0),
         "trough": one(trough),
         "l2": one(trough + 0.3),
+        "l2_core": one(trough + 0.25),
         "post": one(post),
         "beyond": one(trough),
         "flanks": one(0.9),
