@@ -68,9 +68,20 @@ LINE_BEYOND_L2 = (0.1, 0.4, 0.5)
 
 
 #: Noise allowances (in noise sigmas of the smoothed spectrum) of the tests that read the
-#: background extrapolated from the pre-edge: the edge jump (trough 4.5-7 eV above L3 not
-#: below the pre-edge) and the post-edge (17-22 eV above L3 not far below it).
-NOISE_ALLOWANCE = {"jump": 2.0, "post": 2.0}
+#: background extrapolated from the pre-edge: the edge jump (the trough 4.5-7 eV above L3
+#: not below the pre-edge) and the post-edge (17-22 eV above L3 not far below it). The
+#: power law fitted 4-19 eV below L3 is extrapolated 5-22 eV past the peak, where its
+#: error grows with the distance: at L3/background 6 % (the background 16 times the L3
+#: height) 71 of the 72 Titan recordings flagged "no Mn edge" of 3158 failed a shape
+#: test, not ``min_snr``, 40 of them the post-edge test and 30 the jump's with 2 sigmas
+#: each. Calibrated on the acquisition simulator (seeds 500-531, distinct from the
+#: benchmark's and the suite's; criterion fixed before the run): of 2 / 3 / 4 sigmas for
+#: the jump and 2 / 3 / 4 / 6 for the post-edge, the most Titan detection (mean over the
+#: set as given and the suite's 21 conditions 0.9593 -> 0.9653; L3/background 6 %
+#: 0.970 -> 0.985) with no negative cell of the 0.05-1 eV per channel grid above the
+#: 2-sigma decision's (6 sigmas for the post-edge raised one at 0.05 eV per channel from 0
+#: to 0.25 %), no La M-like pair and no exspy O K edge called Mn.
+NOISE_ALLOWANCE = {"jump": 4.0, "post": 4.0}
 
 
 #: Largest edge jump (the trough 4.5-7 eV above L3 over the pre-edge, as a share of the
@@ -388,9 +399,9 @@ def edge_decision(
     height = h3 - pre
     # the L2 line's least rise: a weak one (Mn2+) where nothing rises beyond it
     l2_rise = np.where(f["beyond"] <= l2, L2_MIN_RISE, L2_MIN_RISE_BESIDE_A_LINE)
-    # the tests of the edge jump and of the post-edge allow for the noise of the
-    # background extrapolated from the pre-edge (about the noise of the smoothed spectrum);
-    # the upper bound of the jump does not: a real O K edge (exspy's test spectrum moved
+    # the tests of the edge jump and of the post-edge allow for the error of the
+    # background extrapolated from the pre-edge (NOISE_ALLOWANCE sigmas of the smoothed
+    # spectrum's noise); the upper bound of the jump does not: a real O K edge (exspy's test spectrum moved
     # into the Mn window, tests/test_realdata.py) reads 0.43-0.54 of its height there,
     # within half a noise sigma of the bound, and would be called Mn; above the bound
     # only a continuum that stays up after the edge (beyond the noise) admits a jump
