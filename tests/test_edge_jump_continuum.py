@@ -128,3 +128,13 @@ def test_noise_allowance_of_the_extrapolated_background(trough, post, passes, mo
     if passes:
         monkeypatch.setattr(edge, "NOISE_ALLOWANCE", {"jump": 2.0, "post": 2.0})
         assert not edge.edge_decision(_features(trough, post, noise=0.01))[1][0]
+
+
+def test_l2_rise_is_measured_against_the_noise():
+    """An L2 rising 1.1 noise sigmas (and more than 0.04 of the height) above the trough
+    passes; 0.9 sigmas does not (L2_RISE_NOISE, 1)."""
+    f = _features(0.2, 0.2, noise=0.1)
+    f["l2"] = f["trough"] + 0.11
+    assert edge.edge_decision(f)[1][0]
+    f["l2"] = f["trough"] + 0.09
+    assert not edge.edge_decision(f)[1][0]
