@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _edge_features import white_line_features
 
 import hyperspy_mnvalence.decisions._edge as edge
 from hyperspy_mnvalence.preprocessing import preprocess
@@ -62,12 +63,7 @@ def test_la_m_like_pairs_are_not_mn(det, monkeypatch):
 
 def _pair(l2_core: float, beyond: float, post: float) -> dict:
     """Features of a white-line pair (L3 height 1, trough 0.1, L2 maximum 0.5)."""
-    one = lambda v: np.array([float(v)])  # noqa: E731
-    return {
-        "h3": one(1.0), "pre": one(0.0), "flanks": one(0.9), "trough": one(0.1),
-        "l2": one(0.5), "l2_core": one(l2_core), "beyond": one(beyond),
-        "post": one(post), "noise": one(0.01),
-    }  # fmt: skip
+    return white_line_features(0.1, post, l2=0.5, l2_core=l2_core, beyond=beyond)
 
 
 @pytest.mark.parametrize(

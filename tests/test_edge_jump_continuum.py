@@ -10,25 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _edge_features import white_line_features as _features
 
 import hyperspy_mnvalence.decisions._edge as edge
 from hyperspy_mnvalence.preprocessing import preprocess
-
-
-def _features(trough: float, post: float, noise: float = 0.01) -> dict:
-    """Edge features of one white-line pair: L3 height 1 above a pre-edge at 0."""
-    one = lambda v: np.array([float(v)])  # noqa: E731
-    return {
-        "h3": one(1.0),
-        "pre": one(0.0),
-        "trough": one(trough),
-        "l2": one(trough + 0.3),
-        "l2_core": one(trough + 0.25),
-        "post": one(post),
-        "beyond": one(trough),
-        "flanks": one(0.9),
-        "noise": one(noise),
-    }
 
 
 @pytest.mark.parametrize(

@@ -654,7 +654,8 @@ def edge_present(
     above L3 by more than 0.5 of the L3 height (a La M5,4-like pair), nor a second line
     there beyond an empty L2 place (10-12 eV) followed by no continuum
     (:data:`LINE_BEYOND_L2`: a weaker La M4-like line), a trough above the pre-edge
-    (edge jump) but well below the L3 height (rejects broad edges such as O K, whose
+    (edge jump; within :data:`NOISE_ALLOWANCE` noise sigmas, as the post-edge below, for
+    the error of the background extrapolated from the pre-edge) but well below the L3 height (rejects broad edges such as O K, whose
     fine structure otherwise resembles a white-line pair; a jump up to 0.6 of the height
     passes where the continuum 17-22 eV above L3 stays up, as a Mn edge's does and O K's
     does not, up to 0.5 eV per channel: :data:`JUMP_CONTINUUM`), an L2 that rises at least
