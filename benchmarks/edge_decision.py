@@ -17,7 +17,7 @@ Prints tables and writes ``benchmarks/edge_decision.json``:
 * **cost** - CPU microseconds per 2048-channel spectrum of :func:`preprocess`
   (``time.process_time``, one BLAS thread, batches of 512, the eager benchmark's data).
 
-Usage: ``python benchmarks/edge_decision.py [--n 400] [--quick]``.
+Usage: ``python benchmarks/edge_decision.py [--n 400] [--min-snr 8] [--no-cost]``.
 """
 
 from __future__ import annotations
@@ -160,8 +160,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--dispersions", type=float, nargs="*", default=[0.05, 0.25, 0.5, 0.75, 1.0, 1.5],
                     help="eV per channel of the by-dispersion table (none: skip it)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=HERE / "edge_decision.json")
+    ap.add_argument("--min-snr", type=float, default=EDGE_MIN_SNR,
+                    help="threshold of the tables (default: the shipped EDGE_MIN_SNR)")  # fmt: skip
     args = ap.parse_args(argv)
-    t = EDGE_MIN_SNR
+    t = args.min_snr
     neg, pos = negatives(args.n), positives(args.n)
 
     print(f"False Mn (share called valid), min_snr={t}, {args.n} spectra per cell")

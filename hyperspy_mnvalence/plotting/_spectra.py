@@ -131,6 +131,7 @@ def plot_pixel_spectra(
     -------
     matplotlib.figure.Figure
     """
+    from ..decisions import EDGE_MIN_SNR
     from ..preprocessing import preprocess
     from ..signal_checks import energy_axis
 
@@ -166,7 +167,7 @@ def plot_pixel_spectra(
     params = _result_parameters(p)
     pre_kw = {k: v for k, v in params.items() if k != "min_snr"}
     try:
-        pre = preprocess(spectra, energy, min_snr=params.get("min_snr", 8.0), **pre_kw)
+        pre = preprocess(spectra, energy, min_snr=params.get("min_snr", EDGE_MIN_SNR), **pre_kw)
         peaks = np.asarray(pre.peak_eV, dtype=float)
     except ValueError as err:  # the range holds no edge: draw the spectra alone
         _logger.info("no L3 peaks for the figure: %s", err)
