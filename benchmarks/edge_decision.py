@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperspy_mnvalence.decisions import EDGE_MIN_SNR
+from hyperspy_mnvalence.decisions import EDGE_MIN_SNR, snr_threshold
 from hyperspy_mnvalence.preprocessing import preprocess, single_threaded_blas
 from hyperspy_mnvalence.simulations import NEGATIVE_FAMILIES, edge_negatives, edge_positives
 from hyperspy_mnvalence.simulations.conditions import DETECTORS
@@ -120,10 +120,14 @@ def cost_us_per_spectrum(repeat: int = 3) -> dict:
     return out
 
 
-def by_dispersion(n: int, dispersions: tuple[float, ...], t: float = EDGE_MIN_SNR) -> list[dict]:
-    """Worst-cell false Mn and detection (3, 6, 12 %) at each dispersion."""
+def by_dispersion(
+    n: int, dispersions: tuple[float, ...], min_snr: float = EDGE_MIN_SNR
+) -> list[dict]:
+    """Worst-cell false Mn and detection (3, 6, 12 %) at each dispersion, at the threshold
+    ``preprocess(min_snr=min_snr)`` applies there (:func:`snr_threshold`)."""
     out = []
     for disp in dispersions:
+        t = snr_threshold(min_snr, disp)
         neg = negatives(n, dispersion=disp)
         worst = max(neg, key=lambda r: rate(r, t))
         pos = positives(n, dispersion=disp, ratios=(0.03, 0.06, 0.12))
@@ -135,6 +139,7 @@ def by_dispersion(n: int, dispersions: tuple[float, ...], t: float = EDGE_MIN_SN
         }
         row = {
             "dispersion_eV": disp,
+            "threshold": t,
             "false_mn_worst": rate(worst, t),
             "false_mn_worst_cell": {
                 k: worst[k] for k in ("family", "detector", "dose_per_channel", "spikes")
@@ -144,7 +149,7 @@ def by_dispersion(n: int, dispersions: tuple[float, ...], t: float = EDGE_MIN_SN
         }
         out.append(row)
         print(
-            f"{disp:5.2f} eV/channel: false Mn worst {100 * row['false_mn_worst']:.2f}% "
+            f"{disp:5.2f} eV/channel (min_snr {t:.2f}): false Mn worst {100 * row['false_mn_worst']:.2f}% "
             f"({worst['family']}, {worst['detector']}, {worst['dose_per_channel']:g}/channel"
             f"{', spike' if worst['spikes'] else ''}), mean {100 * row['false_mn_mean']:.2f}%; "
             "detection " + ", ".join(f"{k}: {100 * v:.1f}%" for k, v in det.items()),

@@ -33,8 +33,9 @@ batch_size : int
     Spectra per preprocessing/inference batch.
 min_snr : float
     Minimum L3 height over the noise of the smoothed spectrum for a pixel to count
-    as having a Mn edge; the default, 8.0, is calibrated on simulated negatives
-    (see the user guide, "What the no-edge flag guarantees").
+    as having a Mn edge; the default, 7.0 (scaled to 8 from 0.75 eV per channel on),
+    is calibrated on simulated negatives (see the user guide, "What the no-edge flag
+    guarantees").
 show_progressbar : bool, optional
     Default: HyperSpy's ``preferences.General.show_progressbar``.
 lazy_output : bool, optional

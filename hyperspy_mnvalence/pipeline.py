@@ -186,8 +186,9 @@ def preprocess(
     min_snr : float
         Threshold of the edge decision on the L3 height over the noise of the smoothed
         spectrum (:func:`~hyperspy_mnvalence.decisions.decide_edges`); the default
-        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 8.0) is calibrated on the
-        acquisition simulator's negatives.
+        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 7.0) is calibrated on the
+        acquisition simulator's negatives; from 0.75 eV per channel on it is scaled to
+        8/7 of itself (:func:`~hyperspy_mnvalence.decisions.snr_threshold`).
     check_edge : bool
         If False, every finite non-constant spectrum counts as valid (training data).
     remove_spikes : bool

@@ -190,7 +190,7 @@ def white_line_ratio(
         Energies (eV) between which the L3 edge is looked for.
     min_snr : float
         Threshold of the edge decision; the default is the network's
-        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 8.0), so that the ratio is
+        (:data:`~hyperspy_mnvalence.decisions.EDGE_MIN_SNR`, 7.0), so that the ratio is
         NaN exactly where ``classify_mn_valence`` finds no Mn edge.
 
     Returns

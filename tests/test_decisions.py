@@ -115,6 +115,24 @@ def test_default_threshold_is_the_calibrated_one():
     np.testing.assert_array_equal(a.valid, a.valid & (a.edge_snr > EDGE_MIN_SNR))
 
 
+@pytest.mark.parametrize(("dispersion", "factor"), [(0.25, 1.0), (0.5, 1.0), (1.0, 8 / 7)])
+def test_threshold_rises_at_coarse_dispersion(dispersion, factor):
+    from hyperspy_mnvalence.decisions import snr_threshold
+
+    assert snr_threshold(7.0, dispersion) == pytest.approx(7.0 * factor)
+    assert snr_threshold(7.0, 0.625) == pytest.approx(7.5)  # linear between
+    # weak edges, many near the threshold: preprocess decides at the scaled threshold
+    acq = simulate_acquisition(
+        400, valence=2, l3_over_background=0.03, dose=8e4, dispersion_eV=dispersion, rng=4
+    )
+    a = preprocess(acq.spectra, acq.energy, min_snr=0.0)
+    b = preprocess(acq.spectra, acq.energy, min_snr=7.0)
+    np.testing.assert_array_equal(b.valid, a.valid & (a.edge_snr > 7.0 * factor))
+    # spectra between 7 and the scaled threshold exist at 1 eV per channel only
+    between = a.valid & (a.edge_snr > 7.0) & (a.edge_snr <= 7.0 * factor)
+    assert between.any() == (factor > 1)
+
+
 @pytest.mark.parametrize("dispersion", [0.05, 0.25, 0.5, 1.0])
 def test_aligned_rows_give_the_features_of_the_smoothed_spectrum(dispersion):
     # rows sharing one peak channel are read by one matrix product; rows with their own

@@ -37,7 +37,9 @@ def test_spikes_on_broad_edges_are_not_mn(monkeypatch):
         "broad_edge", 3000, detector="white", dose_per_channel=50.0, spikes=3.0,
         dispersion_eV=0.25, rng=7,
     )  # fmt: skip
-    called = preprocess(acq.spectra, acq.energy).valid.mean()
-    assert called <= 0.005  # the bound; 0.33 % measured
+    # at min_snr 8, where the test was calibrated (three spikes a spectrum, more than the
+    # benchmark's one, to show the effect on few spectra)
+    called = preprocess(acq.spectra, acq.energy, min_snr=8.0).valid.mean()
+    assert called <= 0.005  # 0.33 % measured
     monkeypatch.setattr(edge, "FLANK_ABOVE_TROUGH", 0.0)
-    assert preprocess(acq.spectra, acq.energy).valid.mean() >= 0.006  # 0.70 % measured
+    assert preprocess(acq.spectra, acq.energy, min_snr=8.0).valid.mean() >= 0.006  # 0.70 %

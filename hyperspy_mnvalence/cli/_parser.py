@@ -115,7 +115,8 @@ def _add_file_options(parser: argparse.ArgumentParser, fractions: bool) -> None:
         type=float,
         metavar="X",
         help="minimum L3 height over the noise for a pixel to count as having a Mn edge "
-        f"(default {EDGE_MIN_SNR:g}, calibrated on simulated negatives; see the user guide)",
+        f"(default {EDGE_MIN_SNR:g}, times 8/7 from 0.75 eV per channel on; calibrated on "
+        "simulated negatives, see the user guide)",
     )
     parser.add_argument(
         "--low-loss",

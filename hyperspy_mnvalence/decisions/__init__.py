@@ -32,6 +32,7 @@ from ._edge import (  # noqa: F401
     noise_lag,
     pooled_noise,
     raw_channel_noise,
+    snr_threshold,
 )
 from ._range import (
     DEFAULT_DISPERSION_RANGE_EV,
@@ -76,6 +77,7 @@ __all__ = [
     "edge_decision",
     "edge_features",
     "flank_test",
+    "snr_threshold",
     "pooled_noise",
     "raw_channel_noise",
     "REASONS",
