@@ -58,6 +58,7 @@ def snr_threshold(min_snr: float, dispersion: float | None = None) -> float:
     x, f = (np.array(c) for c in zip(*SNR_DISPERSION_FACTOR, strict=True))
     return float(min_snr) * float(np.interp(float(dispersion), x, f))
 
+
 #: An L3 peak closer than this (eV) to an end of the search range is not an edge.
 SEARCH_END_EV = 1.0
 
