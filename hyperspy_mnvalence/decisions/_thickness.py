@@ -13,7 +13,8 @@ a background of exponent 2-5, 1e4 and 8e4 electrons per eV, plasmons 15-25 eV an
 4-10 eV wide, resolution 0.1-2 eV, dispersion 0.1-1 eV per channel, one set of
 conditions per map, 40 maps per cell): no warning on any of the 720 maps at t/lambda
 <= 0.5; a warning on every map at t/lambda 1-1.5 with enough pixels with an edge to
-decide (90 % of the maps of 128 pixels, 53 % of those of 64; min_snr 8). Without the
+decide (94 % of the maps of 128 pixels, 65 % of those of 64 with the default edge
+decision of 2026-11-28; 90 and 53 % at min_snr 8). Without the
 minimum of 64 pixels, maps of 16 pixels gave 8.7 % false warnings at t/lambda 0.5, L3 6 %
 and 1e4 electrons per eV. On the real Titan MnO spectra
 (``titan_mn2_wide``) the median ratio is 0.13 for the thinnest regions and 0.19 for the
