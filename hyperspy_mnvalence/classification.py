@@ -24,6 +24,7 @@ from .decisions import (
     EDGE_MIN_SNR,
     WEAK_EDGE_FLAG,
     out_of_range,
+    snr_threshold,
     spectrum_range_flags,
     thick_sample_condition,
     warn_out_of_range,
@@ -513,6 +514,8 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
         "background_window": list(background_window) if background_window else None,
         "energy_window": list(energy_window) if energy_window else None,
         "min_snr": float(min_snr),
+        # the threshold applied at the input's dispersion (decisions.snr_threshold)
+        "edge_snr_threshold": _applied_threshold(min_snr, energy),
         "remove_spikes": bool(remove_spikes),
         "low_loss": low_loss is not None,
         "resolution_eV": resolution_eV,
@@ -531,6 +534,12 @@ show_progressbar, lazy_output, remove_spikes, low_loss, resolution_eV
         spikes_before=spikes_before,
         t_over_lambda=t_over_lambda,
     )
+
+
+def _applied_threshold(min_snr: float, energy: np.ndarray) -> float:
+    """``min_snr`` as the edge decision applies it at the input's median dispersion."""
+    disp = median_step(energy)
+    return snr_threshold(float(min_snr), None if not np.isfinite(disp) else disp)
 
 
 def _deconvolve(s, low_loss, remove_spikes: bool):

@@ -210,3 +210,14 @@ def test_measured_l3_over_background_follows_the_recorded_contrast(clean_titan_l
     assert none.valid.all() and np.all(np.isinf(none.l3_over_background))
     auto = preprocess(spectra, e)
     assert auto.valid.all() and np.all(auto.l3_over_background > 1.0)
+
+
+@pytest.mark.parametrize(("dispersion", "applied"), [(0.25, 7.0), (1.0, 8.0)])
+def test_result_records_the_threshold_applied(dispersion, applied):
+    import hyperspy_mnvalence as mnv
+
+    acq = simulate_acquisition(16, valence=3, dose=8e4, dispersion_eV=dispersion, rng=5)
+    p = mnv.classify_mn_valence(acq.to_signal((4, 4)), model="lite", show_progressbar=False)
+    par = p.metadata.MnValence.parameters
+    assert par.min_snr == EDGE_MIN_SNR == 7.0
+    assert par.edge_snr_threshold == pytest.approx(applied)
