@@ -702,9 +702,11 @@ def edge_present(
 
     Tests, on the spectrum smoothed by 0.3 eV: an L3 peak well above the noise
     (``min_snr`` times the noise of the smoothed spectrum, measured at that scale, see
-    :func:`edge_features`) and wider than a spike (its mean 0.6 eV either side at least
-    0.4 of its height; read farther and higher at coarse dispersion, where a spike one
-    or two channels wide is as wide as that: :func:`flank_test`), clearly above the trough between L3 and L2 (a white line), an L2
+    :func:`edge_features`; scaled at coarse dispersion, :func:`snr_threshold`) and wider
+    than a spike (its mean 0.6 eV either side at least 0.4 of its height; read farther
+    and higher at coarse dispersion, where a spike one or two channels wide is as wide
+    as that: :func:`flank_test`; where the trough stands above the pre-edge, also
+    :data:`FLANK_ABOVE_TROUGH` of that limit above the trough), clearly above the trough between L3 and L2 (a white line), an L2
     maximum 8-14 eV above L3 that rises above that trough and is not exceeded 15-17.5 eV
     above L3 by more than 0.5 of the L3 height (a La M5,4-like pair), nor a second line
     there beyond an empty L2 place (10-12 eV) followed by no continuum

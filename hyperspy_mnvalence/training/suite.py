@@ -287,7 +287,9 @@ def edge_roc(
 
     A spectrum is called "Mn edge" at threshold ``x`` when its shape tests pass and its
     edge statistic (``Preprocessed.edge_snr``) exceeds ``x``, exactly as
-    ``preprocess(min_snr=x)`` decides.
+    ``preprocess(min_snr=x)`` decides at the suite's 0.25 eV per channel (coarser than
+    0.5 eV per channel the decision scales ``x``:
+    :func:`~hyperspy_mnvalence.decisions.snr_threshold`).
 
     Parameters
     ----------
